@@ -1,0 +1,341 @@
+"""The client every service uses to talk to the hub's broker.
+
+- MQTT 5 over paho-mqtt 2.x (callback API v2): the broker answers a refused publish or
+  subscription with a reason code instead of dropping it silently.
+- A fixed client id and a persistent session (`clean_start=False`, 14-day expiry): QoS 1 messages
+  sent while this service was down are kept for it by the broker.
+- Subscriptions are (re)made in on_connect; reconnects back off from 0.5 s to 30 s.
+- Last will `offline` on `<service>/available`, `online` on connect, `stopped` on a clean exit.
+- Receive: size, JSON, version and schema checks; a malformed or unknown payload is logged with
+  its reason (never its content) and dropped; a handler's exception is logged; the network thread
+  never dies. Repeated ids are dropped before the handler (persistently for QoS 1 events).
+- Publish: QoS 1 messages are written to the SQLite outbox before they are sent and removed on
+  PUBACK, so a broker restart or a service crash loses nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import BaseModel, ValidationError
+
+from . import contract, schemas
+from .broker_config import Credentials
+from .errors import ContractError, NotPermitted, PayloadRejected
+from .store import OutboxRow, Store
+
+log = logging.getLogger(__name__)
+
+MAX_PAYLOAD = 16 * 1024
+SESSION_EXPIRY_S = 14 * 24 * 3600
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str                       # relative to timeout/<household>/
+    payload: BaseModel | str         # a schema model, or the availability word
+    partner: str | None              # from the topic, the only source of a partner's identity
+    retained: bool
+
+
+Handler = Callable[[Message], None]
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "payload"
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"
+
+
+def parse_payload(concrete: contract.Concrete, raw: bytes) -> BaseModel | str:
+    """Validate one received payload against the contract; raise PayloadRejected with the reason."""
+    if len(raw) > MAX_PAYLOAD:
+        raise PayloadRejected(f"payload of {len(raw)} bytes is over the {MAX_PAYLOAD}-byte limit")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadRejected("payload is not UTF-8 text") from None
+    schema = concrete.spec.schema
+    if schema is None:
+        if text not in schemas.AVAILABILITY:
+            raise PayloadRejected(f"availability must be one of {', '.join(schemas.AVAILABILITY)}")
+        return text
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise PayloadRejected(f"payload is not JSON ({type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise PayloadRejected("payload is not a JSON object")
+    if obj.get("v") != schemas.SCHEMA_VERSION:
+        raise PayloadRejected(f"unsupported schema version {obj.get('v')!r} "
+                              f"(this service speaks v{schemas.SCHEMA_VERSION})")
+    try:
+        return schema.model_validate(obj)
+    except ValidationError as e:
+        raise PayloadRejected(f"invalid {schema.__name__}: {_first_error(e)}") from None
+    except (RecursionError, ValueError, TypeError) as e:
+        raise PayloadRejected(f"invalid {schema.__name__}: {type(e).__name__}") from None
+
+
+class BusClient:
+    def __init__(self, service: str, household: str, credentials: Credentials, *,
+                 state_dir: Path, host: str = "127.0.0.1", port: int = 1883,
+                 tls_ca: Path | None = None, client_id: str | None = None,
+                 reconnect_min: float = 0.5, reconnect_max: float = 30.0, keepalive: int = 30,
+                 clock: Callable[[], datetime] = schemas.now_utc):
+        if service not in schemas.SERVICES:
+            raise ContractError(f"unknown service {service!r}; one of {', '.join(schemas.SERVICES)}")
+        self.service = service
+        self.household = contract.check_household(household)
+        self.prefix = contract.prefix(household)
+        self.clock = clock
+        self.host, self.port, self.keepalive = host, port, keepalive
+        self.stats: Counter[str] = Counter()
+        self.rejections: Counter[str] = Counter()
+        self.connected = threading.Event()
+        self._handlers: dict[str, list[Handler]] = {}
+        # Never held while calling into paho: paho calls on_publish holding its own mutex.
+        self._lock = threading.Lock()
+        self._inflight: dict[int, str] = {}          # mid -> outbox id, until PUBACK
+        self._early: OrderedDict[int, object] = OrderedDict()  # PUBACKs that beat the mid's record
+        self._last_retained: dict[str, str] = {}
+        self._started = False
+        self.store = Store(Path(state_dir) / f"{service}-bus.sqlite3")
+
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"{household}-{service}",
+                        protocol=paho.MQTTv5)
+        c.username_pw_set(credentials.username, credentials.password)
+        c.will_set(self._abs(f"{service}/available"), "offline", qos=1, retain=True)
+        c.reconnect_delay_set(min_delay=reconnect_min, max_delay=reconnect_max)
+        c.max_inflight_messages_set(100)
+        if tls_ca is not None:
+            c.tls_set(ca_certs=str(tls_ca))
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_publish = self._on_publish
+        c.on_subscribe = self._on_subscribe
+        c.suppress_exceptions = True
+        self._client = c
+
+    # -- public API ---------------------------------------------------------------------------
+    def make(self, schema: type[M], **fields: object) -> M:
+        """A payload stamped by this service's (injectable) clock."""
+        fields.setdefault("ts", self.clock())
+        return schema(**fields)
+
+    def on(self, pattern: str, handler: Handler) -> None:
+        """Call `handler` for every valid message on the topic(s); `{partner}` means both."""
+        topics = contract.expand_pattern(pattern)
+        for t in topics:
+            if self.service not in contract.lookup(t).subscribers:
+                raise NotPermitted(f"{self.service} may not subscribe to {t} (docs/mqtt.md)")
+        with self._lock:
+            for t in topics:
+                self._handlers.setdefault(t, []).append(handler)
+        if self.connected.is_set():
+            self._client.subscribe([(self._abs(t), contract.lookup(t).spec.qos) for t in topics])
+
+    def publish(self, topic: str, payload: BaseModel) -> uuid.UUID:
+        """Publish per the contract's QoS and retain; QoS 1 goes through the persistent outbox.
+        Returns the message id (receivers use it to drop repeats)."""
+        concrete = contract.lookup(topic)
+        if self.service not in concrete.publishers:
+            raise NotPermitted(f"{self.service} may not publish on {topic} (docs/mqtt.md)")
+        schema = concrete.spec.schema
+        if schema is None or not isinstance(payload, schema):
+            raise ContractError(f"{topic} takes a {schema.__name__ if schema else 'availability word'}, "
+                                f"not {type(payload).__name__}")
+        data = payload.model_dump_json().encode()
+        spec = concrete.spec
+        if spec.durable:
+            row = self.store.add(str(payload.id), self._abs(topic), data, spec.qos, spec.retain)
+            if row is not None:
+                self._send(row)
+            self.stats["published"] += 1
+        else:
+            self._client.publish(self._abs(topic), data, qos=spec.qos, retain=spec.retain)
+            self.stats["published"] += 1
+        return payload.id
+
+    def start(self) -> "BusClient":
+        if self._started:
+            return self
+        self._started = True
+        pending = self.store.pending()
+        for row in pending:      # from before a restart: queued in order, sent on connect
+            self._send(row)
+        if pending:
+            log.info("%s: %d unsent message(s) from before the restart queued", self.service, len(pending))
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._client.connect_async(self.host, self.port, self.keepalive, clean_start=False,
+                                   properties=props)
+        self._client.loop_start()
+        return self
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        return self.connected.wait(timeout)
+
+    def outbox_size(self) -> int:
+        return self.store.outbox_size()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Clean exit: `stopped` on availability (no last will), then disconnect."""
+        if not self._started:
+            self.store.close()
+            return
+        if self.connected.is_set():
+            info = self._client.publish(self._abs(f"{self.service}/available"), "stopped",
+                                        qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+        self._started = False
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+        self.store.close()
+
+    def kill(self) -> None:
+        """Drop the connection without a clean exit (the broker sends the last will); tests use it."""
+        self._client.loop_stop()
+        try:
+            self._client.socket().close()  # type: ignore[union-attr]
+        except (AttributeError, OSError):
+            pass
+        self._started = False
+        self.connected.clear()
+        self.store.close()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _abs(self, relative: str) -> str:
+        return self.prefix + relative
+
+    def _send(self, row: OutboxRow) -> None:
+        info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+        with self._lock:
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._inflight[info.mid] = row.id
+        if early is not None:   # the PUBACK arrived before publish() returned
+            self._settle(row.id, early)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.stats["connect_refused"] += 1
+            log.error("%s: broker refused the connection: %s (check credentials/%s.json)",
+                      self.service, reason_code, self.service)
+            return
+        self.stats["connects"] += 1
+        client.publish(self._abs(f"{self.service}/available"), "online", qos=1, retain=True)
+        with self._lock:
+            topics = list(self._handlers)
+        if topics:
+            client.subscribe([(self._abs(t), contract.lookup(t).spec.qos) for t in topics])
+        self.connected.set()
+        log.info("%s: connected to %s:%s (session present: %s)", self.service, self.host,
+                 self.port, flags.session_present)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        if self._started:
+            self.stats["disconnects"] += 1
+            log.warning("%s: disconnected (%s); reconnecting with backoff", self.service, reason_code)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        for rc in reason_codes:
+            if rc.is_failure:
+                self.stats["subscribe_refused"] += 1
+                log.error("%s: broker refused a subscription: %s", self.service, rc)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            msg_id = self._inflight.pop(mid, None)
+            if msg_id is None:  # QoS 0 / availability, or an outbox send still recording its mid
+                self._early[mid] = reason_code
+                while len(self._early) > 1024:
+                    self._early.popitem(last=False)
+                return
+        self._settle(msg_id, reason_code)
+
+    def _settle(self, msg_id: str, reason_code) -> None:
+        if reason_code.is_failure:
+            # Retrying a refused message forever would block nothing but fill the log; keep it.
+            self.store.dead_letter(msg_id, str(reason_code))
+            self.stats["dead_letter"] += 1
+            log.error("%s: broker refused message %s: %s (kept as dead letter)",
+                      self.service, msg_id, reason_code)
+        else:
+            self.store.remove([msg_id])
+            self.stats["acked"] += 1
+
+    def _reject(self, topic: str, reason: str) -> None:
+        self.stats["rejected"] += 1
+        self.rejections[reason.split(":")[0]] += 1
+        n = self.rejections[reason.split(":")[0]]
+        if n <= 10 or n % 1000 == 0:
+            # Never the payload itself: it may hold what must not be logged.
+            log.warning("%s: dropped message on %s: %s (%d of this kind)", self.service, topic, reason, n)
+
+    def _on_message(self, client, userdata, msg: paho.MQTTMessage) -> None:
+        try:
+            self._receive(msg)
+        except Exception:  # the network thread must survive anything a peer sends
+            self.stats["internal_errors"] += 1
+            log.exception("%s: error while receiving on %s", self.service, msg.topic)
+
+    def _receive(self, msg: paho.MQTTMessage) -> None:
+        self.stats["received"] += 1
+        if not msg.topic.startswith(self.prefix):
+            return self._reject(msg.topic, "topic outside this household")
+        rel = msg.topic[len(self.prefix):]
+        with self._lock:
+            handlers = list(self._handlers.get(rel, ()))
+        if not handlers:
+            return self._reject(rel, "no handler for this topic")
+        concrete = contract.lookup(rel)
+        try:
+            payload = parse_payload(concrete, msg.payload)
+        except PayloadRejected as e:
+            return self._reject(rel, e.reason)
+
+        msg_id = str(payload.id) if isinstance(payload, BaseModel) else None
+        if msg_id is not None:
+            if concrete.spec.retain:
+                # A retained value comes again after every reconnect: that is not a duplicate
+                # for a service that restarted, only for one that already holds it.
+                if self._last_retained.get(rel) == msg_id:
+                    self.stats["duplicates"] += 1
+                    return
+            elif self.store.seen(msg_id):
+                self.stats["duplicates"] += 1
+                return
+        message = Message(rel, payload, concrete.partner, bool(msg.retain))
+        for handler in handlers:
+            try:
+                handler(message)
+            except Exception:
+                self.stats["handler_errors"] += 1
+                log.exception("%s: handler for %s failed", self.service, rel)
+        self.stats["delivered"] += 1
+        if msg_id is not None:
+            if concrete.spec.retain:
+                self._last_retained[rel] = msg_id
+            else:
+                self.store.mark_seen(msg_id, persist=concrete.spec.qos == 1)

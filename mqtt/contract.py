@@ -1,0 +1,173 @@
+"""The topic contract: one table from which the broker ACL, the client's checks and the generated
+part of docs/mqtt.md are all made, so they cannot drift apart.
+
+Topics are relative to `timeout/<household>/`. `{partner}` stands for `a` or `b`, `{service}` for
+a service name; the roles allowed on such a topic are expanded with the same value, which is how
+"partner a's wearable can only write partner/a/..." is enforced by the broker.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+from pydantic import BaseModel
+
+from . import schemas
+from .errors import ContractError
+
+CONTRACT_VERSION = 1
+ROOT = "timeout"
+HOUSEHOLD_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+
+ALL = frozenset(schemas.SERVICES)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    pattern: str
+    schema: type[BaseModel] | None  # None: plain-text availability
+    qos: int
+    retain: bool
+    publishers: frozenset[str]
+    subscribers: frozenset[str]
+    description: str
+
+    @property
+    def durable(self) -> bool:
+        """Goes through the sender's persistent outbox (must not be lost)."""
+        return self.qos == 1 and self.schema is not None
+
+    def expand(self) -> Iterator[tuple[str, frozenset[str], frozenset[str]]]:
+        """Concrete topics with the roles allowed on each."""
+        if "{partner}" in self.pattern:
+            for p in schemas.PARTNERS:
+                yield (self.pattern.replace("{partner}", p),
+                       frozenset(r.replace("{partner}", p) for r in self.publishers),
+                       frozenset(r.replace("{partner}", p) for r in self.subscribers))
+        elif "{service}" in self.pattern:
+            for s in schemas.SERVICES:
+                def sub(roles: frozenset[str], s: str = s) -> frozenset[str]:
+                    return frozenset(s if r == "{service}" else r for r in roles)
+                yield self.pattern.replace("{service}", s), sub(self.publishers), sub(self.subscribers)
+        else:
+            yield self.pattern, self.publishers, self.subscribers
+
+
+def _roles(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("{service}/available", None, 1, True, _roles("{service}"), _roles("hub"),
+              "`online` while connected, `offline` (last will), `stopped` on a clean exit. "
+              "Everyone may read `hub/available` (see below)."),
+    TopicSpec("{service}/health", schemas.Health, 1, True, _roles("{service}"), _roles("hub"),
+              "A service's current faults; the hub folds them into `state.faults`."),
+    TopicSpec("state", schemas.State, 1, True, _roles("hub"),
+              _roles("hub", "panel", "wearable-a", "wearable-b"),
+              "Everything the panel shows. Only the joint check-in verdict, never one partner's answer (R9)."),
+    TopicSpec("events", schemas.Event, 1, False, _roles("hub"), _roles("hub", "bridge"),
+              "Every procedure event, for the event log and (consented categories only) the care organisation."),
+    TopicSpec("sensor/sound", schemas.Sound, 0, False, _roles("hub"), _roles("hub", "panel"),
+              "Derived sound numbers at most once per second; local only, never bridged (R1)."),
+    TopicSpec("partner/{partner}/presence", schemas.Presence, 1, True, _roles("hub"), _roles("hub"),
+              "Home/away of that partner's tag, from BLE. Presence, never location (R4)."),
+    TopicSpec("partner/{partner}/apart", schemas.Apart, 1, True, _roles("wearable-{partner}"), _roles("hub"),
+              "The wearable's verdict \"at least 100 m from home\"; never coordinates (R4)."),
+    TopicSpec("partner/{partner}/input", schemas.PartnerInput, 1, False,
+              _roles("wearable-{partner}", "caller"), _roles("hub"),
+              "That partner's button or answer (wearable, or an SMS reply relayed by the caller)."),
+    TopicSpec("partner/{partner}/prompt", schemas.PartnerPrompt, 1, False, _roles("hub"),
+              _roles("hub", "wearable-{partner}", "caller"),
+              "A check-in, evaluation question or calming-task reminder for that partner only."),
+    TopicSpec("panel/press", schemas.PanelPress, 1, False, _roles("panel"), _roles("hub"),
+              "The time-out button: long press (start) or short press (ignored, counted)."),
+    TopicSpec("panel/answer", schemas.PanelAnswer, 1, False, _roles("panel"), _roles("hub"),
+              "A mood button pressed while a question is open."),
+    TopicSpec("call/request", schemas.CallRequest, 1, False, _roles("hub"), _roles("hub", "caller"),
+              "Reach a partner's contact persons; contacts referenced as (partner, index)."),
+    TopicSpec("call/result", schemas.CallResult, 1, False, _roles("caller"), _roles("hub"),
+              "Each step of the ladder, with `request_id` of the request it answers."),
+)
+
+# Every service may see whether the hub is there (the panel shows "hub offline").
+HUB_AVAILABILITY_READERS = ALL
+
+
+def check_household(household: str) -> str:
+    if not HOUSEHOLD_RE.match(household or ""):
+        raise ContractError(
+            f"household id {household!r} is not valid: use 2-32 lowercase letters, digits or '-', "
+            "starting with a letter or digit (it becomes part of every topic)")
+    return household
+
+
+def prefix(household: str) -> str:
+    return f"{ROOT}/{check_household(household)}/"
+
+
+@dataclass(frozen=True)
+class Concrete:
+    topic: str  # relative
+    spec: TopicSpec
+    publishers: frozenset[str]
+    subscribers: frozenset[str]
+    partner: str | None
+
+
+def _build_index() -> dict[str, Concrete]:
+    index: dict[str, Concrete] = {}
+    for spec in TOPICS:
+        for topic, pubs, subs in spec.expand():
+            if topic == "hub/available":
+                subs = HUB_AVAILABILITY_READERS
+            parts = topic.split("/")
+            partner = parts[1] if parts[0] == "partner" else None
+            index[topic] = Concrete(topic, spec, pubs, subs, partner)
+    return index
+
+
+CONCRETE: dict[str, Concrete] = _build_index()
+
+
+def lookup(relative_topic: str) -> Concrete:
+    try:
+        return CONCRETE[relative_topic]
+    except KeyError:
+        raise ContractError(f"topic {relative_topic!r} is not in the contract") from None
+
+
+def expand_pattern(pattern: str) -> list[str]:
+    """`partner/{partner}/input` -> both partners' concrete topics (the broker ACL does not let a
+    reader subscribe with wildcards it has no entry for, so we never subscribe with `+`)."""
+    out = [c.topic for c in CONCRETE.values()
+           if c.spec.pattern == pattern or c.topic == pattern]
+    if not out:
+        raise ContractError(f"topic {pattern!r} is not in the contract")
+    return out
+
+
+def permissions(role: str) -> dict[str, str]:
+    """Relative topic -> mosquitto ACL access (`read`, `write`, `readwrite`) for one role."""
+    if role not in ALL:
+        raise ContractError(f"unknown role {role!r}")
+    out: dict[str, str] = {}
+    for c in CONCRETE.values():
+        r, w = role in c.subscribers, role in c.publishers
+        if r or w:
+            out[c.topic] = "readwrite" if r and w else ("read" if r else "write")
+    return out
+
+
+def acl_text(household: str) -> str:
+    """The mosquitto ACL file: one block per role, nothing for anonymous clients."""
+    pre = prefix(household)
+    lines = [f"# timeout-hub ACL, contract v{CONTRACT_VERSION}, household {household}.",
+             "# Generated by `timeout-hub broker-config`; edit mqtt/contract.py instead.", ""]
+    for role in schemas.SERVICES:
+        lines.append(f"user {role}")
+        for topic, access in sorted(permissions(role).items()):
+            lines.append(f"topic {access} {pre}{topic}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""Payload schemas of the MQTT contract, version 1 (docs/mqtt.md).
+
+Every JSON payload carries `v` (schema version), `id` (uuid) and `ts` (ISO 8601 with offset).
+Models are strict: unknown fields are refused, so a payload cannot smuggle in data the contract
+does not name. No model has a field for names, phone numbers, audio or coordinates, and a last
+guard refuses any free text that looks like a phone number (R4, R8, R14).
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints,
+                      model_validator)
+
+SCHEMA_VERSION = 1
+
+Partner = Literal["a", "b"]
+Service = Literal["hub", "panel", "caller", "wearable-a", "wearable-b", "bridge"]
+SERVICES: tuple[str, ...] = ("hub", "panel", "caller", "wearable-a", "wearable-b", "bridge")
+PARTNERS: tuple[str, ...] = ("a", "b")
+
+# Machine words only (codes, keys): no spaces, no digits runs that could carry a number.
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,47}$")]
+# Short human-readable reason for a fault, for installers; checked for phone numbers below.
+Reason = Annotated[str, StringConstraints(max_length=160)]
+Choice = Annotated[int, Field(ge=1, le=3, description="mood button / SMS digit 1..3")]
+ContactIndex = Annotated[int, Field(ge=1, le=3, description="contact 1..3 of that partner")]
+
+_PHONE_LIKE = re.compile(r"(?:\+|\b)\d(?:[\s().\-/]*\d){7,}")
+
+
+def _looks_like_phone_number(text: str) -> bool:
+    return bool(_PHONE_LIKE.search(text))
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Envelope(BaseModel):
+    """Fields every JSON message has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = Field(SCHEMA_VERSION, description="schema version of this contract")
+    id: uuid.UUID = Field(default_factory=uuid.uuid4,
+                          description="unique message id; receivers drop a repeated id")
+    ts: AwareDatetime = Field(default_factory=now_utc,
+                              description="when the message was made, ISO 8601 with offset")
+
+    @model_validator(mode="after")
+    def _no_phone_numbers(self) -> "Envelope":
+        for path, text in _strings(self):
+            if _looks_like_phone_number(text):
+                raise ValueError(f"{path} looks like a phone number; numbers never travel on the bus")
+        return self
+
+
+def _strings(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """Every free-text string inside a model, with its field path."""
+    found: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        found.append((path or "payload", value))
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            found += _strings(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            found += _strings(v, f"{path}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found += _strings(v, f"{path}[{i}]")
+    return found
+
+
+class Fault(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: Code = Field(description="fault class, e.g. `mic.unplugged`, `modem.no_sim`, `ble.adapter_down`")
+    service: Service
+    since: AwareDatetime
+    reason: Reason = Field(description="one sentence for the installer; never personal data")
+
+
+Phase = Literal["monitoring", "suggestion", "announced", "leaving", "timeout", "checkin",
+                "extended", "reunion", "evaluation"]
+
+
+class OpenQuestion(BaseModel):
+    """A question the mood buttons may answer now (the panel lights them only then)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    kind: Literal["checkin", "evaluation"]
+    key: Code = Field(description="which question, e.g. `checkin.how_do_you_feel`; the text lives on the device")
+    options: Annotated[int, Field(ge=1, le=3)]
+
+
+class State(Envelope):
+    """Everything the panel needs to show the truth; retained."""
+
+    phase: Phase
+    since: AwareDatetime
+    ends_at: AwareDatetime | None = Field(None, description="earliest end of the time-out, if one runs")
+    leaver: Partner | None = None
+    thermometer: Annotated[int, Field(ge=0, le=10)] = 0
+    sensing: bool = Field(True, description="sound and presence sensing on (R5 indicator)")
+    suggestion: bool = False
+    both_calm: bool | None = Field(
+        None, description="only the joint verdict; one partner's answers never appear here (R9)")
+    question: OpenQuestion | None = None
+    faults: list[Fault] = Field(default_factory=list, max_length=32)
+
+
+EventType = Literal[
+    "suggestion", "suggestion_expired", "started", "left", "leave_overdue", "returned_early",
+    "reminder", "checkin_requested", "checkin_answered", "checkin_unanswered", "both_calm",
+    "not_calm", "extended", "overnight_suggested", "may_meet_again", "evaluation", "ended",
+    "call_requested", "call_result", "fault", "fault_cleared", "access", "service",
+]
+EventCategory = Literal["procedure", "checkin", "call", "sensing", "presence", "evaluation",
+                        "fault", "access", "service"]
+Scalar = Union[bool, int, float, Annotated[str, StringConstraints(max_length=64)], None]
+DataKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+_FORBIDDEN_KEYS = {"lat", "lon", "lng", "latitude", "longitude", "coords", "coordinates",
+                   "position", "location", "phone", "number", "msisdn", "name", "audio",
+                   "samples", "text", "message"}
+
+
+class Event(Envelope):
+    """One procedure event (QoS 1, through the outbox); what evaluation is made of."""
+
+    type: EventType
+    category: EventCategory
+    partner: Partner | None = Field(None, description="whose input or state the event is about")
+    timeout_id: uuid.UUID | None = Field(None, description="the time-out episode it belongs to")
+    data: dict[DataKey, Scalar] = Field(default_factory=dict, max_length=16,
+                                        description="small typed details: numbers, codes, flags")
+
+    @model_validator(mode="after")
+    def _no_personal_keys(self) -> "Event":
+        bad = sorted(_FORBIDDEN_KEYS.intersection(self.data))
+        if bad:
+            raise ValueError(f"data.{bad[0]} is not allowed: events never carry names, numbers, "
+                             "text, audio or coordinates")
+        return self
+
+
+class Sound(Envelope):
+    """Derived sound numbers, at most 1 per second, local only (R1: never audio)."""
+
+    level_db: Annotated[float, Field(ge=-200, le=200)]
+    unit: Literal["dBA", "dBFS"] = Field(description="dBA when the installer calibrated, else dBFS")
+    shout: Annotated[float, Field(ge=0, le=1)]
+    thermometer: Annotated[int, Field(ge=0, le=10)]
+
+
+class Presence(Envelope):
+    presence: Literal["home", "away", "unknown"]
+    since: AwareDatetime
+
+
+class Apart(Envelope):
+    """The wearable's own verdict; coordinates never leave the wearable (R4)."""
+
+    apart: bool | None = Field(description="at least 100 m from home; null without a GPS fix")
+    fix: bool
+
+
+class PanelPress(Envelope):
+    press: Literal["long", "short"]
+    held_s: Annotated[float, Field(ge=0, le=600)]
+    queued: bool = Field(False, description="held back while the hub was offline, sent on its return")
+
+
+class PanelAnswer(Envelope):
+    question_id: uuid.UUID
+    choice: Choice
+
+
+class PartnerInput(Envelope):
+    """A partner's own input. Which partner is taken from the topic, never from the payload."""
+
+    kind: Literal["button", "answer"]
+    via: Literal["wearable", "sms"]
+    question_id: uuid.UUID | None = None
+    choice: Choice | None = None
+
+    @model_validator(mode="after")
+    def _answer_needs_question(self) -> "PartnerInput":
+        if self.kind == "answer" and (self.question_id is None or self.choice is None):
+            raise ValueError("an answer needs question_id and choice")
+        if self.kind == "button" and (self.question_id is not None or self.choice is not None):
+            raise ValueError("a button press carries no question_id or choice")
+        return self
+
+
+class PartnerPrompt(Envelope):
+    """Something the hub asks or tells one partner; texts live on the device, keyed."""
+
+    question_id: uuid.UUID
+    kind: Literal["checkin", "evaluation", "reminder", "notice"]
+    key: Code
+    options: Annotated[int, Field(ge=0, le=3)] = 0
+    task: Annotated[int, Field(ge=1, le=10)] | None = Field(
+        None, description="which of the partner's own calming tasks to remind of")
+
+
+class CallRequest(Envelope):
+    """Ask the caller to reach a partner's contacts; contacts are referenced, never numbers."""
+
+    partner: Partner
+    reason: Literal["early_return", "not_calm", "no_answer", "test"]
+    timeout_id: uuid.UUID | None = None
+    contact: ContactIndex | None = Field(None, description="only this contact (test call); else the ladder")
+
+
+class CallResult(Envelope):
+    """One step of the escalation ladder, answering a request by its id."""
+
+    request_id: uuid.UUID
+    partner: Partner
+    contact: ContactIndex | None = None
+    round: Annotated[int, Field(ge=1, le=10)] = 1
+    step: Literal["dial", "sms", "ladder"]
+    outcome: Literal["acknowledged", "answered_no_ack", "busy", "no_answer", "rejected",
+                     "failed", "sms_sent", "sms_failed", "exhausted"]
+    final: bool = Field(description="true on the last result for this request")
+    error: Reason | None = None
+
+
+class Health(Envelope):
+    """A service's own current faults; retained. An empty list means healthy."""
+
+    faults: list[Fault] = Field(default_factory=list, max_length=32)
+
+
+AVAILABILITY = ("online", "offline", "stopped")

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian / Raspberry Pi OS machine: the Debian packages the hub and
+# its tests use, then a .venv/ in the repository root with the project installed in it.
+# Called by `make demo`, `make test` and `make bench`; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  mosquitto mosquitto-clients          # the broker every service talks through
+  gpsd gpsd-clients                    # GPS daemon; gpsfake feeds it NMEA in tests
+  portaudio19-dev pulseaudio pulseaudio-utils   # pyaudio build + null-sink audio tests
+  python3-venv python3-dev build-essential      # venv and compiling pyaudio
+  sqlite3 openssl
+)
+
+fail() { echo "bootstrap: $*" >&2; exit 1; }
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || fail "apt-get not found; install by hand: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=(); else
+    command -v sudo >/dev/null || fail "not root and no sudo; as root run: apt-get install ${missing[*]}"
+    SUDO=(sudo)
+  fi
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  "${SUDO[@]}" apt-get update -qq || fail "apt-get update failed (network or sources.list?)"
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || fail "apt-get install failed for: ${missing[*]}"
+fi
+# The Debian package starts a system broker on :1883; the hub's own broker is configured by
+# `timeout-hub broker-config`, and tests start private brokers on free ports, so it is not needed.
+
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || fail "$("$PY" --version 2>&1) is too old: Python >= 3.11 is needed"
+
+stamp=.venv/.installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv || fail "could not create .venv (is python3-venv installed?)"
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "bootstrap: installing Python dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip || fail "pip upgrade failed"
+  .venv/bin/python -m pip install -q -e '.[dev]' || fail "pip install of the project failed (see above)"
+  echo "$want" > "$stamp"
+fi
