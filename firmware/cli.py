@@ -1,0 +1,85 @@
+"""`timeout-hub` command line. Sub-commands that are not built yet are not listed."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mqtt.broker_config import TlsListener, write_broker_config
+from mqtt.errors import BrokerConfigError, BrokerStartError
+
+EXIT_USAGE = 2
+
+
+def _broker_config(args: argparse.Namespace) -> int:
+    tls = None
+    if args.tls_port:
+        tls = TlsListener(args.tls_port, bind=args.tls_bind, certfile=args.tls_cert,
+                          keyfile=args.tls_key, names=tuple(args.tls_name or ()))
+    elif args.tls_cert or args.tls_key:
+        raise BrokerConfigError("--tls-cert/--tls-key need --tls-port")
+    creds = write_broker_config(Path(args.out), args.household, port=args.port, rotate=args.rotate,
+                                tls=tls, broker_user=args.broker_user, rotate_tls=args.rotate_tls)
+    out = Path(args.out).resolve()
+    print(f"broker configuration for household {args.household} written to {out}")
+    print(f"  mosquitto.conf  listener 127.0.0.1:{args.port}"
+          + (f", TLS {args.tls_bind}:{args.tls_port}" if tls else ""))
+    print(f"  passwd, acl     {len(creds)} services: {', '.join(creds)}")
+    print(f"  credentials/    one JSON file per service (mode 0600)"
+          + ("; new passwords" if args.rotate else "; existing passwords kept"))
+    if tls and not args.tls_cert:
+        print(f"  tls/ca.crt      copy this to a panel on another device")
+    print(f"start it with: mosquitto -c {out / 'mosquitto.conf'}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo(speed=args.speed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="timeout-hub",
+                                description="Home hub for the time-out procedure (see README.md).")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("broker-config", help="write the Mosquitto configuration, passwords and ACL",
+                       description="Write DIR/mosquitto.conf, DIR/passwd, DIR/acl and "
+                                   "DIR/credentials/<service>.json. Existing passwords are kept "
+                                   "unless --rotate.")
+    b.add_argument("--household", required=True, help="household id: 2-32 of a-z, 0-9, '-'")
+    b.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
+    b.add_argument("--port", type=int, default=1883, help="localhost listener port (default 1883)")
+    b.add_argument("--rotate", action="store_true", help="make new passwords for every service")
+    b.add_argument("--tls-port", type=int, help="also listen with TLS on this port (remote panel)")
+    b.add_argument("--tls-bind", default="0.0.0.0", help="address of the TLS listener")
+    b.add_argument("--tls-cert", type=Path, help="server certificate (default: generate one)")
+    b.add_argument("--tls-key", type=Path, help="server key (default: generate one)")
+    b.add_argument("--tls-name", action="append", help="host name or IP for a generated certificate")
+    b.add_argument("--rotate-tls", action="store_true", help="generate a new CA and certificate")
+    b.add_argument("--broker-user", help="user mosquitto runs as (default: mosquitto when root)")
+    b.set_defaults(func=_broker_config)
+
+    d = sub.add_parser("demo", help="run the simulated household on a private broker")
+    d.add_argument("--speed", type=float, default=1.0, help="pause multiplier (0 = no pauses)")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (BrokerConfigError, BrokerStartError) as e:
+        print(f"timeout-hub {args.command}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The generated broker configuration on a real Mosquitto: no anonymous access, and every role
+limited to the topics the contract gives it. The expected table is written out here by hand, so a
+wrong change to mqtt/contract.py fails this test instead of silently widening the ACL."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mqtt.broker_process import PrivateBroker
+from tests.conftest import HOUSEHOLD, wait_until
+from tests.helpers.rawmqtt import Raw
+
+ROLES = ("hub", "panel", "caller", "wearable-a", "wearable-b", "bridge")
+ALL = set(ROLES)
+
+# relative topic: (who may publish, who may read)
+TABLE: dict[str, tuple[set[str], set[str]]] = {
+    "state": ({"hub"}, {"hub", "panel", "wearable-a", "wearable-b"}),
+    "events": ({"hub"}, {"hub", "bridge"}),
+    "sensor/sound": ({"hub"}, {"hub", "panel"}),
+    "partner/a/presence": ({"hub"}, {"hub"}),
+    "partner/b/presence": ({"hub"}, {"hub"}),
+    "partner/a/apart": ({"wearable-a"}, {"hub"}),
+    "partner/b/apart": ({"wearable-b"}, {"hub"}),
+    "partner/a/input": ({"wearable-a", "caller"}, {"hub"}),
+    "partner/b/input": ({"wearable-b", "caller"}, {"hub"}),
+    "partner/a/prompt": ({"hub"}, {"hub", "wearable-a", "caller"}),
+    "partner/b/prompt": ({"hub"}, {"hub", "wearable-b", "caller"}),
+    "panel/press": ({"panel"}, {"hub"}),
+    "panel/answer": ({"panel"}, {"hub"}),
+    "call/request": ({"hub"}, {"hub", "caller"}),
+    "call/result": ({"caller"}, {"hub"}),
+    "hub/available": ({"hub"}, ALL),
+    "panel/available": ({"panel"}, {"hub"}),
+    "caller/available": ({"caller"}, {"hub"}),
+    "wearable-a/available": ({"wearable-a"}, {"hub"}),
+    "wearable-b/available": ({"wearable-b"}, {"hub"}),
+    "bridge/available": ({"bridge"}, {"hub"}),
+    "panel/health": ({"panel"}, {"hub"}),
+    "caller/health": ({"caller"}, {"hub"}),
+    "wearable-a/health": ({"wearable-a"}, {"hub"}),
+    # not in the contract: nobody
+    "partner/a": (set(), set()),
+    "partner/c/input": (set(), set()),
+    "debug/audio": (set(), set()),
+}
+OUTSIDE = ["timeout/other-home/state", "timeout/other-home/panel/press", "homeassistant/x", "state"]
+
+
+@pytest.fixture
+def clients(broker: PrivateBroker):
+    made = {}
+    for role in ROLES:
+        c = Raw(broker.port, role, broker.creds(role).password, f"probe-{role}")
+        assert str(c.wait_connack()) == "Success", f"{role}: {c.connack}"
+        made[role] = c
+    yield made
+    for c in made.values():
+        c.close()
+
+
+def test_anonymous_and_wrong_password_are_refused(broker: PrivateBroker):
+    anon = Raw(broker.port, None, None, "anonymous")
+    assert str(anon.wait_connack()) == "Not authorized"
+    anon.close()
+    wrong = Raw(broker.port, "hub", "not-the-password", "wrong")
+    assert str(wrong.wait_connack()) in {"Bad user name or password", "Not authorized"}
+    wrong.close()
+    # a partner's wearable cannot log in as the hub with its own password
+    swapped = Raw(broker.port, "hub", broker.creds("wearable-a").password, "swapped")
+    assert str(swapped.wait_connack()) in {"Bad user name or password", "Not authorized"}
+    swapped.close()
+
+
+def test_publish_allowed_only_per_table(clients):
+    wrong = []
+    for role, c in clients.items():
+        for rel, (writers, _) in TABLE.items():
+            rc = c.publish_and_ack(f"timeout/{HOUSEHOLD}/{rel}", b"probe")
+            allowed = not rc.is_failure
+            if allowed != (role in writers):
+                wrong.append(f"{role} publish {rel}: broker said {rc}, expected "
+                             f"{'allowed' if role in writers else 'denied'}")
+        for topic in OUTSIDE:
+            rc = c.publish_and_ack(topic, b"probe")
+            if not rc.is_failure:
+                wrong.append(f"{role} could publish outside the household: {topic}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_each_role_reads_only_per_table(broker: PrivateBroker, clients):
+    # Everyone subscribes to everything; the broker must filter on delivery.
+    for c in clients.values():
+        c.c.subscribe("#", qos=1)
+    time.sleep(0.3)
+    publisher = {rel: next(iter(sorted(w))) for rel, (w, _) in TABLE.items() if w}
+    for rel, role in publisher.items():
+        assert not clients[role].publish_and_ack(f"timeout/{HOUSEHOLD}/{rel}", b"probe").is_failure
+    expected = {role: {f"timeout/{HOUSEHOLD}/{rel}" for rel, (_, r) in TABLE.items()
+                       if role in r and rel in publisher} for role in ROLES}
+    assert wait_until(lambda: all(expected[r] <= clients[r].topics() for r in ROLES), 10), \
+        {r: sorted(expected[r] - clients[r].topics()) for r in ROLES}
+    time.sleep(0.5)  # anything a role must not read would have arrived by now
+    extra = {r: sorted(clients[r].topics() - expected[r]) for r in ROLES}
+    assert all(not v for v in extra.values()), f"read outside the ACL: {extra}"
+
+
+def test_wearable_cannot_speak_for_the_other_partner(broker: PrivateBroker, clients):
+    hub = clients["hub"]
+    hub.c.subscribe(f"timeout/{HOUSEHOLD}/partner/+/input", qos=1)
+    time.sleep(0.2)
+    rc = clients["wearable-a"].publish_and_ack(f"timeout/{HOUSEHOLD}/partner/b/input", b"forged")
+    assert str(rc) == "Not authorized"
+    assert not clients["wearable-a"].publish_and_ack(
+        f"timeout/{HOUSEHOLD}/partner/a/input", b"own").is_failure
+    assert wait_until(lambda: hub.topics() == {f"timeout/{HOUSEHOLD}/partner/a/input"}, 5)
+    time.sleep(0.3)
+    assert hub.topics() == {f"timeout/{HOUSEHOLD}/partner/a/input"}
