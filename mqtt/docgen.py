@@ -1,0 +1,71 @@
+"""Generates the reference part of docs/mqtt.md from mqtt/contract.py and mqtt/schemas.py.
+
+    python -m mqtt.docgen --write docs/mqtt.md     (or `make docs`)
+
+Only the text between the BEGIN/END markers is replaced; tests fail when it is out of date.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import contract, schemas
+
+BEGIN = "<!-- BEGIN GENERATED: python -m mqtt.docgen --write docs/mqtt.md -->"
+END = "<!-- END GENERATED -->"
+
+
+def _roles(roles: frozenset[str]) -> str:
+    return ", ".join(sorted(roles)) or "—"
+
+
+def generate() -> str:
+    out = [f"### Topic table (contract v{contract.CONTRACT_VERSION})", "",
+           "All topics are below `timeout/<household>/`. `{partner}` is `a` or `b`; "
+           "`{service}` is one of " + ", ".join(f"`{s}`" for s in schemas.SERVICES) + ".", "",
+           "| topic | payload | QoS | retained | outbox | published by | read by | meaning |",
+           "|---|---|---|---|---|---|---|---|"]
+    for spec in contract.TOPICS:
+        name = spec.schema.__name__ if spec.schema else "`online` / `offline` / `stopped`"
+        readers = _roles(spec.subscribers)
+        if spec.pattern == "{service}/available":
+            readers += " (all services read `hub/available`)"
+        out.append(f"| `{spec.pattern}` | {name} | {spec.qos} | {'yes' if spec.retain else 'no'} | "
+                   f"{'yes' if spec.durable else 'no'} | {_roles(spec.publishers)} | {readers} | "
+                   f"{spec.description} |")
+    out += ["", "### Access per role (the generated Mosquitto ACL, household `home`)", "",
+            "```", contract.acl_text("home").strip(), "```", "", "### Payload schemas (JSON Schema)", ""]
+    seen: set[str] = set()
+    for spec in contract.TOPICS:
+        if spec.schema is None or spec.schema.__name__ in seen:
+            continue
+        seen.add(spec.schema.__name__)
+        schema = spec.schema.model_json_schema()
+        out += [f"#### {spec.schema.__name__}", "", (spec.schema.__doc__ or "").strip(), "",
+                "```json", json.dumps(schema, indent=2, sort_keys=True), "```", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def splice(doc: str) -> str:
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"docs/mqtt.md has no generated section (markers {BEGIN!r} ... {END!r})")
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{generate()}{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = argparse.ArgumentParser(prog="python -m mqtt.docgen")
+    a.add_argument("--write", type=Path, help="splice into this markdown file")
+    args = a.parse_args(argv)
+    if args.write:
+        args.write.write_text(splice(args.write.read_text()))
+    else:
+        sys.stdout.write(generate())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
