@@ -1,0 +1,35 @@
+"""docs/mqtt.md is the contract users read; it must say what the code does."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mqtt import contract, docgen, schemas
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "mqtt.md"
+
+FORBIDDEN_FIELDS = {"name", "phone", "number", "lat", "lon", "latitude", "longitude", "audio",
+                    "samples", "location", "position", "address"}
+
+
+def test_generated_part_of_docs_is_current():
+    text = DOC.read_text()
+    assert docgen.splice(text) == text, "docs/mqtt.md is out of date: run `make docs`"
+
+
+def test_no_payload_has_a_field_for_personal_data():
+    for spec in contract.TOPICS:
+        if spec.schema is None:
+            continue
+        props = set(spec.schema.model_json_schema().get("properties", {}))
+        assert not props & FORBIDDEN_FIELDS, (spec.pattern, props & FORBIDDEN_FIELDS)
+        assert {"v", "id", "ts"} <= props, spec.pattern
+
+
+def test_only_the_hub_writes_state_and_events_and_nobody_reads_sound_remotely():
+    assert contract.lookup("state").publishers == {"hub"}
+    assert contract.lookup("events").publishers == {"hub"}
+    assert "bridge" not in contract.lookup("sensor/sound").subscribers
+    for p in schemas.PARTNERS:
+        other = "b" if p == "a" else "a"
+        assert f"wearable-{other}" not in contract.lookup(f"partner/{p}/input").publishers
+        assert f"wearable-{other}" not in contract.lookup(f"partner/{p}/prompt").subscribers
