@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import logging
+import sys
+
+from . import mqtt_bench
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.ERROR)
+    print("timeout-hub benchmarks (this machine; baselines measured in the same run)\n")
+    ok = mqtt_bench.run()
+    print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
