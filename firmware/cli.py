@@ -34,6 +34,24 @@ def _broker_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    from .plan import PlanError, load_plan
+    try:
+        plan = load_plan(args.plan)
+    except PlanError as e:
+        print(f"{e.source}: {len(e.problems)} problem(s) in the household plan:", file=sys.stderr)
+        for path, sentence in e.problems:
+            print(f"  - {path}: {sentence}", file=sys.stderr)
+        return EXIT_USAGE
+    t = plan.timeout
+    print(f"{args.plan}: the household plan for {plan.household} is valid.")
+    print(f"  time-out at least {t.minimum_minutes} min, {t.leave_grace_minutes} min to leave, "
+          f"leaver: {t.leaver}; contacts: a {len(plan.partners['a'].contacts)}, "
+          f"b {len(plan.partners['b'].contacts)}; children present: "
+          f"{'yes' if plan.children.present else 'no'}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     return run_demo(speed=args.speed)
@@ -61,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rotate-tls", action="store_true", help="generate a new CA and certificate")
     b.add_argument("--broker-user", help="user mosquitto runs as (default: mosquitto when root)")
     b.set_defaults(func=_broker_config)
+
+    c = sub.add_parser("check-config", help="check a household plan (exit 0 valid, 2 not)",
+                       description="Check a household plan TOML file; every problem is listed.")
+    c.add_argument("plan", type=Path, metavar="PLAN")
+    c.set_defaults(func=_check_config)
 
     d = sub.add_parser("demo", help="run the simulated household on a private broker")
     d.add_argument("--speed", type=float, default=1.0, help="pause multiplier (0 = no pauses)")

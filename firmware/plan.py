@@ -1,0 +1,256 @@
+"""The household plan: the agreements the installer records with both partners (PROCEDURE.md).
+
+One TOML file per household (`examples/household.toml`). `load_plan()` returns a validated,
+immutable `HouseholdPlan` or raises `PlanError` listing *every* problem by field path in a sentence
+an installer understands; `timeout-hub check-config PLAN` prints them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
+
+MIN_TIMEOUT_MINUTES = 20  # the procedure's floor; a plan may ask for more, never less
+
+Partner = Literal["a", "b"]
+Language = Literal["nl", "en"]
+
+_MAC = r"(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}"
+_UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+TAG_ID_RE = re.compile(
+    rf"^(?:{_MAC}|ibeacon:{_UUID}:\d{{1,5}}:\d{{1,5}}|eddystone:[0-9A-Fa-f]{{20}}:[0-9A-Fa-f]{{12}}"
+    r"|irk:[0-9A-Fa-f]{32})$")
+
+
+class PlanError(ValueError):
+    """The plan is not valid; `problems` holds one (path, sentence) per problem."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "plan"):
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: {len(problems)} problem(s): " +
+                         "; ".join(f"{p}: {m}" for p, m in problems))
+
+
+class _Strict(BaseModel):
+    # strict: "yes" is not true, "20" is not 20 — an installer's typo must not pass as intent
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+
+
+class Contact(_Strict):
+    """A contact person, by reference only: the phone number lives in the caller's own file."""
+
+    ref: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = Field(
+        description="the key of this contact in the caller's configuration")
+    language: Language = "nl"
+
+
+class PartnerPlan(_Strict):
+    language: Language = "nl"
+    tags: list[str] = Field(default_factory=list, max_length=3)
+    wearable: bool = False
+    calming_tasks: list[Text] = Field(min_length=1, max_length=10)
+    contacts: list[Contact] = Field(default_factory=list, max_length=3)
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_forms(cls, tags: list[str]) -> list[str]:
+        for t in tags:
+            if not TAG_ID_RE.match(t):
+                raise ValueError(f"tag {t!r} is not a MAC address, ibeacon:UUID:MAJOR:MINOR, "
+                                 "eddystone:NAMESPACE:INSTANCE or irk:KEY")
+        return tags
+
+
+class TimeoutPlan(_Strict):
+    leaver: Literal["announcer", "a", "b"] = "announcer"
+    minimum_minutes: int = Field(MIN_TIMEOUT_MINUTES)
+    leave_grace_minutes: int = Field(5, ge=1, le=30)
+    indoor_separation: bool = False
+    checkin_every_minutes: int = Field(10, ge=5, le=60)
+    extension_minutes: int = Field(20, ge=10, le=120)
+    rounds_before_overnight: int = Field(2, ge=1, le=5)
+    suggestion_expires_minutes: int = Field(5, ge=1, le=30)
+
+    @field_validator("minimum_minutes")
+    @classmethod
+    def _floor(cls, v: int) -> int:
+        if v < MIN_TIMEOUT_MINUTES:
+            raise ValueError(f"a time-out lasts at least {MIN_TIMEOUT_MINUTES} minutes; "
+                             f"{v} is too short")
+        if v > 240:
+            raise ValueError(f"{v} minutes is more than 4 hours; agree on staying elsewhere instead")
+        return v
+
+
+class CallsPlan(_Strict):
+    on_early_return: bool = True
+    on_not_calm: bool = True
+    on_no_answer: bool = True
+
+
+class ChildrenPlan(_Strict):
+    present: bool
+    protection: Annotated[str, StringConstraints(strip_whitespace=True, max_length=400)] = ""
+
+    @model_validator(mode="after")
+    def _protection_when_present(self) -> "ChildrenPlan":
+        if self.present and not self.protection:
+            raise ValueError("children are present: write down how they are protected during a "
+                             "time-out (who stays with them)")
+        return self
+
+
+class Consent(_Strict):
+    """What this partner allows to be shared with the care worker, per event category (R9)."""
+
+    procedure: bool = False
+    checkin: bool = False
+    call: bool = False
+    sensing: bool = False
+    presence: bool = False
+    evaluation: bool = False
+
+
+class HouseholdPlan(_Strict):
+    household: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]
+    partners: dict[Partner, PartnerPlan]
+    timeout: TimeoutPlan = Field(default_factory=TimeoutPlan)
+    calls: CallsPlan = Field(default_factory=CallsPlan)
+    lead_when_disagreeing: Literal["a", "b", "stayer", "leaver"] = "stayer"
+    evaluation_dates: list[dt.date] = Field(default_factory=list, max_length=24)
+    children: ChildrenPlan
+    consent: dict[Partner, Consent]
+    retention_days: int = Field(90, ge=7, le=730)
+
+    @field_validator("partners", "consent")
+    @classmethod
+    def _both_partners(cls, v: dict[str, Any]) -> dict[str, Any]:
+        missing = [p for p in ("a", "b") if p not in v]
+        if missing:
+            raise ValueError(f"partner {' and '.join(missing)} is missing: the plan is made with both")
+        return v
+
+    @field_validator("evaluation_dates")
+    @classmethod
+    def _ahead(cls, dates: list[dt.date], info: ValidationInfo) -> list[dt.date]:
+        today = (info.context or {}).get("today") or dt.date.today()
+        past = [d.isoformat() for d in dates if d < today]
+        if past:
+            raise ValueError(f"{', '.join(past)} {'is' if len(past) == 1 else 'are'} in the past; "
+                             "plan evaluations ahead")
+        return dates
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "HouseholdPlan":
+        problems = []
+        tags = [(p, t.upper()) for p, pp in self.partners.items() for t in pp.tags]
+        seen: dict[str, str] = {}
+        for p, t in tags:
+            if t in seen and seen[t] != p:
+                problems.append(f"tag {t} is given to both partners")
+            seen[t] = p
+        for p, pp in self.partners.items():
+            if not pp.tags and not pp.wearable:
+                problems.append(f"partner {p} has no tag and no wearable: the hub cannot tell "
+                                "whether they left")
+            calls_on = self.calls.on_early_return or self.calls.on_not_calm or self.calls.on_no_answer
+            if calls_on and not pp.contacts:
+                problems.append(f"partner {p} has no contact person, but the plan says contacts "
+                                "are called")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+_FRIENDLY = {
+    "extra_forbidden": "is not a known setting (a typing error?)",
+    "missing": "is missing",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "date_type": "must be a date like 2026-12-01",
+    "date_parsing": "must be a date like 2026-12-01",
+    "date_from_datetime_parsing": "must be a date like 2026-12-01",
+    "list_type": "must be a list [ ... ]",
+    "dict_type": "must be a table [ ... ]",
+    "string_type": "must be text in quotes",
+    "model_type": "must be a table [ ... ]",
+}
+
+
+def _sentence(err: dict[str, Any]) -> str:
+    t, ctx = err["type"], err.get("ctx", {})
+    if t in _FRIENDLY:
+        return _FRIENDLY[t]
+    if t == "too_long":
+        return (f"has {ctx.get('actual_length')} entries; at most {ctx.get('max_length')} are allowed")
+    if t == "too_short":
+        return f"needs at least {ctx.get('min_length')} entr{'y' if ctx.get('min_length') == 1 else 'ies'}"
+    if t == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}"
+    if t == "less_than_equal":
+        return f"must be at most {ctx.get('le')}"
+    if t == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    if t == "string_pattern_mismatch":
+        return "has characters that are not allowed (use a-z, 0-9 and '-')"
+    if t == "string_too_long":
+        return f"is too long (at most {ctx.get('max_length')} characters)"
+    if t == "string_too_short":
+        return "must not be empty"
+    if t == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return err["msg"]
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p + 1}]")  # installers count from 1
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts) or "(plan)"
+
+
+def validate_plan(data: dict[str, Any], *, today: dt.date | None = None,
+                  source: str = "plan") -> HouseholdPlan:
+    today = today or dt.date.today()
+    problems: list[tuple[str, str]] = []
+    plan = None
+    try:
+        plan = HouseholdPlan.model_validate(data, context={"today": today})
+    except ValidationError as e:
+        for err in e.errors():
+            msg = _sentence(err)
+            path = _path(err["loc"])
+            for part in msg.split("\n"):
+                problems.append((path, part))
+    if problems:
+        raise PlanError(problems, source)
+    assert plan is not None
+    return plan
+
+
+def load_plan(path: Path, *, today: dt.date | None = None) -> HouseholdPlan:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanError([("(file)", f"{path} does not exist")], str(path)) from None
+    except UnicodeDecodeError:
+        raise PlanError([("(file)", "the file is not UTF-8 text")], str(path)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise PlanError([("(file)", f"this is not valid TOML: {e}")], str(path)) from None
+    return validate_plan(data, today=today, source=str(path))
