@@ -11,7 +11,7 @@ def main() -> int:
     print("timeout-hub benchmarks (this machine; baselines measured in the same run)\n")
     ok = mqtt_bench.run()
     print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def _latency_bus(broker: PrivateBroker, tmp: Path) -> list[float]:
     arrived = threading.Event()
     hub = BusClient("hub", HOUSEHOLD, broker.creds("hub"), port=broker.port, state_dir=tmp / "hub")
     hub.on("panel/press", lambda m: arrived.set())
-    hub.start().wait_connected(10)
+    hub.start().wait_subscribed(10)
     panel = BusClient("panel", HOUSEHOLD, broker.creds("panel"), port=broker.port,
                       state_dir=tmp / "panel").start()
     panel.wait_connected(10)
@@ -76,7 +76,8 @@ def _latency_raw(broker: PrivateBroker) -> list[float]:
         arrived.clear()
         t = time.perf_counter()
         pub.c.publish(f"timeout/{HOUSEHOLD}/panel/press", payload, qos=1)
-        arrived.wait(5)
+        if not arrived.wait(5):
+            raise RuntimeError("bench: a baseline message did not arrive")
         lat.append((time.perf_counter() - t) * 1000)
     pub.close()
     sub.close()
@@ -84,8 +85,7 @@ def _latency_raw(broker: PrivateBroker) -> list[float]:
 
 
 def _throughput_bus(broker: PrivateBroker, tmp: Path) -> tuple[float, float]:
-    hub = BusClient("hub", HOUSEHOLD, broker.creds("hub"), port=broker.port, state_dir=tmp / "hub2",
-                    client_id="bench-throughput-hub")
+    hub = BusClient("hub", HOUSEHOLD, broker.creds("hub"), port=broker.port, state_dir=tmp / "hub2")
     hub.start().wait_connected(10)
     events = [schemas.Event(type="service", category="service", data={"seq": i})
               for i in range(N_THROUGHPUT)]
@@ -93,7 +93,10 @@ def _throughput_bus(broker: PrivateBroker, tmp: Path) -> tuple[float, float]:
     for e in events:
         hub.publish("events", e)
     enq = time.perf_counter() - t
+    deadline = time.monotonic() + 120
     while hub.outbox_size():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bench: outbox did not drain ({hub.outbox_size()} left)")
         time.sleep(0.002)
     total = time.perf_counter() - t
     hub.stop()
@@ -114,7 +117,8 @@ def _throughput_raw(broker: PrivateBroker) -> float:
     t = time.perf_counter()
     for _ in range(N_THROUGHPUT):
         pub.c.publish(f"timeout/{HOUSEHOLD}/events", payload, qos=1)
-    done.wait(60)
+    if not done.wait(60):
+        raise RuntimeError("bench: baseline publishes were not all acknowledged")
     total = time.perf_counter() - t
     pub.close()
     return N_THROUGHPUT / total

@@ -16,7 +16,7 @@ import os
 import pwd
 import secrets
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import contract, schemas
@@ -28,7 +28,7 @@ PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default; passwords are 192-bit ran
 @dataclass(frozen=True)
 class Credentials:
     username: str
-    password: str
+    password: str = field(repr=False)
 
     @classmethod
     def load(cls, path: Path) -> "Credentials":
@@ -175,6 +175,11 @@ def write_broker_config(out: Path, household: str, *, port: int = 1883, rotate: 
         "# Re-run it instead of editing: passwords are kept unless --rotate.",
         "per_listener_settings false",
         "allow_anonymous false",
+        # The client id is the username: one service cannot take over another's session (and
+        # its queued messages) by connecting with that service's client id.
+        "use_username_as_clientid true",
+        # Refuse oversized packets at the broker, before any service reads them into memory.
+        "max_packet_size 32768",
         f"password_file {out / 'passwd'}",
         f"acl_file {out / 'acl'}",
         "persistence true",

@@ -91,6 +91,15 @@ class PrivateBroker:
             self._proc.wait()
         self._proc = None
 
+    def freeze(self) -> None:
+        """SIGSTOP: the broker holds its sockets but answers nothing (a hung broker)."""
+        if self._proc:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc:
+            self._proc.send_signal(signal.SIGCONT)
+
     def restart(self, down_for: float = 0.0) -> None:
         self.stop()
         time.sleep(down_for)

@@ -2,7 +2,7 @@
 
 - MQTT 5 over paho-mqtt 2.x (callback API v2): the broker answers a refused publish or
   subscription with a reason code instead of dropping it silently.
-- A fixed client id and a persistent session (`clean_start=False`, 14-day expiry): QoS 1 messages
+- The service name as client id (the broker enforces it) and a persistent session (`clean_start=False`, 14-day expiry): QoS 1 messages
   sent while this service was down are kept for it by the broker.
 - Subscriptions are (re)made in on_connect; reconnects back off from 0.5 s to 30 s.
 - Last will `offline` on `<service>/available`, `online` on connect, `stopped` on a clean exit.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from .store import OutboxRow, Store
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 16 * 1024
+# PUBACK reasons that will not change by sending again: not authorized, bad topic, bad payload
+PERMANENT_REFUSALS = frozenset({0x87, 0x90, 0x99})
 SESSION_EXPIRY_S = 14 * 24 * 3600
 
 M = TypeVar("M", bound=BaseModel)
@@ -54,34 +57,48 @@ class Message:
 Handler = Callable[[Message], None]
 
 
+_FIELD_NAMES = frozenset(name for m in (*(s.schema for s in contract.TOPICS if s.schema),
+                                         schemas.Fault, schemas.OpenQuestion)
+                         for name in m.model_fields)
+
+
 def _first_error(e: ValidationError) -> str:
+    """The first problem, naming only our own field names: a sender chooses unknown keys and
+    values, and they must not reach the log."""
     err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "payload"
+    if err["type"] == "extra_forbidden":
+        return "a field that is not in the contract" + (
+            f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else "")
+    where = ".".join(str(p) if (isinstance(p, int) or p in _FIELD_NAMES) else "?"
+                     for p in err["loc"]) or "payload"
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    return f"{where}: {err['msg']}{more}"
+    return f"{where}: {err['type']}{more}"
 
 
 def parse_payload(concrete: contract.Concrete, raw: bytes) -> BaseModel | str:
     """Validate one received payload against the contract; raise PayloadRejected with the reason."""
     if len(raw) > MAX_PAYLOAD:
-        raise PayloadRejected(f"payload of {len(raw)} bytes is over the {MAX_PAYLOAD}-byte limit")
+        raise PayloadRejected(f"too large: {len(raw)} bytes, over the {MAX_PAYLOAD}-byte limit")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise PayloadRejected("payload is not UTF-8 text") from None
+        raise PayloadRejected("not UTF-8: payload is not UTF-8 text") from None
     schema = concrete.spec.schema
     if schema is None:
         if text not in schemas.AVAILABILITY:
-            raise PayloadRejected(f"availability must be one of {', '.join(schemas.AVAILABILITY)}")
+            raise PayloadRejected(f"bad availability: must be one of {', '.join(schemas.AVAILABILITY)}")
         return text
     try:
         obj = json.loads(text)
     except (ValueError, RecursionError) as e:
-        raise PayloadRejected(f"payload is not JSON ({type(e).__name__})") from None
+        raise PayloadRejected(f"not JSON: payload is not JSON ({type(e).__name__})") from None
     if not isinstance(obj, dict):
-        raise PayloadRejected("payload is not a JSON object")
+        raise PayloadRejected("not an object: payload is not a JSON object")
     if obj.get("v") != schemas.SCHEMA_VERSION:
-        raise PayloadRejected(f"unsupported schema version {obj.get('v')!r} "
+        v = obj.get("v")
+        shown = repr(v) if isinstance(v, int) and not isinstance(v, bool) and abs(v) < 1000 \
+            else f"of type {type(v).__name__}"
+        raise PayloadRejected(f"version: unsupported schema version {shown} "
                               f"(this service speaks v{schemas.SCHEMA_VERSION})")
     try:
         return schema.model_validate(obj)
@@ -94,7 +111,7 @@ def parse_payload(concrete: contract.Concrete, raw: bytes) -> BaseModel | str:
 class BusClient:
     def __init__(self, service: str, household: str, credentials: Credentials, *,
                  state_dir: Path, host: str = "127.0.0.1", port: int = 1883,
-                 tls_ca: Path | None = None, client_id: str | None = None,
+                 tls_ca: Path | None = None,
                  reconnect_min: float = 0.5, reconnect_max: float = 30.0, keepalive: int = 30,
                  clock: Callable[[], datetime] = schemas.now_utc):
         if service not in schemas.SERVICES:
@@ -111,12 +128,17 @@ class BusClient:
         # Never held while calling into paho: paho calls on_publish holding its own mutex.
         self._lock = threading.Lock()
         self._inflight: dict[int, str] = {}          # mid -> outbox id, until PUBACK
-        self._early: OrderedDict[int, object] = OrderedDict()  # PUBACKs that beat the mid's record
+        # PUBACKs that beat the recording of their mid; only fresh ones count (mids wrap at 65535)
+        self._early: OrderedDict[int, tuple[object, float]] = OrderedDict()
+        self._sub_pending: set[int] = set()
+        self._sub_early: set[int] = set()
+        self._sub_done = threading.Condition(self._lock)
         self._last_retained: dict[str, str] = {}
         self._started = False
         self.store = Store(Path(state_dir) / f"{service}-bus.sqlite3")
 
-        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"{household}-{service}",
+        # The broker uses the username as client id (use_username_as_clientid); this matches it.
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=service,
                         protocol=paho.MQTTv5)
         c.username_pw_set(credentials.username, credentials.password)
         c.will_set(self._abs(f"{service}/available"), "offline", qos=1, retain=True)
@@ -130,6 +152,7 @@ class BusClient:
         c.on_publish = self._on_publish
         c.on_subscribe = self._on_subscribe
         c.suppress_exceptions = True
+        c.enable_logger(logging.getLogger("mqtt.paho"))
         self._client = c
 
     # -- public API ---------------------------------------------------------------------------
@@ -147,8 +170,20 @@ class BusClient:
         with self._lock:
             for t in topics:
                 self._handlers.setdefault(t, []).append(handler)
-        if self.connected.is_set():
-            self._client.subscribe([(self._abs(t), contract.lookup(t).spec.qos) for t in topics])
+        # Always: if this races with a (re)connect, subscribing twice is harmless, missing is not.
+        self._subscribe(topics)
+
+    def wait_subscribed(self, timeout: float = 10.0) -> bool:
+        """Connected, and the broker has confirmed every subscription made so far."""
+        deadline = time.monotonic() + timeout
+        if not self.connected.wait(timeout):
+            return False
+        with self._sub_done:
+            while self._sub_pending:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._sub_done.wait(left):
+                    return not self._sub_pending
+        return True
 
     def publish(self, topic: str, payload: BaseModel) -> uuid.UUID:
         """Publish per the contract's QoS and retain; QoS 1 goes through the persistent outbox.
@@ -227,16 +262,39 @@ class BusClient:
     def _abs(self, relative: str) -> str:
         return self.prefix + relative
 
+    def _subscribe(self, topics: list[str]) -> None:
+        if not topics:
+            return
+        rc, mid = self._client.subscribe([(self._abs(t), contract.lookup(t).spec.qos) for t in topics])
+        if rc == paho.MQTT_ERR_SUCCESS:
+            with self._lock:
+                if mid in self._sub_early:     # the SUBACK beat us here
+                    self._sub_early.discard(mid)
+                else:
+                    self._sub_pending.add(mid)
+
     def _send(self, row: OutboxRow) -> None:
         info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+            # paho's queue is full (a very long outage): the row stays and goes at the next start.
+            log.error("%s: send queue full; message %s stays in the outbox", self.service, row.id)
+            return
         with self._lock:
             early = self._early.pop(info.mid, None)
+            if early is not None and time.monotonic() - early[1] > 5.0:
+                early = None    # a stale ack of an earlier message with the same mid
             if early is None:
                 self._inflight[info.mid] = row.id
         if early is not None:   # the PUBACK arrived before publish() returned
-            self._settle(row.id, early)
+            self._settle(row.id, early[0])
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        try:
+            self._connected(client, flags, reason_code)
+        except Exception:
+            log.exception("%s: error in on_connect", self.service)
+
+    def _connected(self, client, flags, reason_code) -> None:
         if reason_code.is_failure:
             self.stats["connect_refused"] += 1
             log.error("%s: broker refused the connection: %s (check credentials/%s.json)",
@@ -246,8 +304,8 @@ class BusClient:
         client.publish(self._abs(f"{self.service}/available"), "online", qos=1, retain=True)
         with self._lock:
             topics = list(self._handlers)
-        if topics:
-            client.subscribe([(self._abs(t), contract.lookup(t).spec.qos) for t in topics])
+            self._sub_pending.clear()   # SUBACKs of a dead connection never come
+        self._subscribe(topics)
         self.connected.set()
         log.info("%s: connected to %s:%s (session present: %s)", self.service, self.host,
                  self.port, flags.session_present)
@@ -259,23 +317,37 @@ class BusClient:
             log.warning("%s: disconnected (%s); reconnecting with backoff", self.service, reason_code)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        with self._sub_done:
+            if mid in self._sub_pending:
+                self._sub_pending.discard(mid)
+            elif len(self._sub_early) < 1024:
+                self._sub_early.add(mid)
+            self._sub_done.notify_all()
         for rc in reason_codes:
             if rc.is_failure:
                 self.stats["subscribe_refused"] += 1
                 log.error("%s: broker refused a subscription: %s", self.service, rc)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            msg_id = self._inflight.pop(mid, None)
-            if msg_id is None:  # QoS 0 / availability, or an outbox send still recording its mid
-                self._early[mid] = reason_code
-                while len(self._early) > 1024:
-                    self._early.popitem(last=False)
-                return
-        self._settle(msg_id, reason_code)
+        try:
+            with self._lock:
+                msg_id = self._inflight.pop(mid, None)
+                if msg_id is None:  # QoS 0 / availability, or an outbox send still recording its mid
+                    self._early[mid] = (reason_code, time.monotonic())
+                    while len(self._early) > 1024:
+                        self._early.popitem(last=False)
+                    return
+            self._settle(msg_id, reason_code)
+        except Exception:
+            log.exception("%s: error while settling a PUBACK", self.service)
 
     def _settle(self, msg_id: str, reason_code) -> None:
-        if reason_code.is_failure:
+        if reason_code.is_failure and reason_code.value not in PERMANENT_REFUSALS:
+            # e.g. quota or server busy: keep the row; it is sent again at the next start
+            self.stats["refused_transient"] += 1
+            log.warning("%s: broker did not take message %s (%s); kept in the outbox",
+                        self.service, msg_id, reason_code)
+        elif reason_code.is_failure:
             # Retrying a refused message forever would block nothing but fill the log; keep it.
             self.store.dead_letter(msg_id, str(reason_code))
             self.stats["dead_letter"] += 1
@@ -287,8 +359,9 @@ class BusClient:
 
     def _reject(self, topic: str, reason: str) -> None:
         self.stats["rejected"] += 1
-        self.rejections[reason.split(":")[0]] += 1
-        n = self.rejections[reason.split(":")[0]]
+        kind = reason.split(":")[0]    # a fixed phrase of ours, so the counter stays small
+        self.rejections[kind] += 1
+        n = self.rejections[kind]
         if n <= 10 or n % 1000 == 0:
             # Never the payload itself: it may hold what must not be logged.
             log.warning("%s: dropped message on %s: %s (%d of this kind)", self.service, topic, reason, n)
@@ -303,13 +376,16 @@ class BusClient:
     def _receive(self, msg: paho.MQTTMessage) -> None:
         self.stats["received"] += 1
         if not msg.topic.startswith(self.prefix):
-            return self._reject(msg.topic, "topic outside this household")
+            return self._reject(msg.topic, "outside: topic outside this household")
         rel = msg.topic[len(self.prefix):]
         with self._lock:
             handlers = list(self._handlers.get(rel, ()))
         if not handlers:
-            return self._reject(rel, "no handler for this topic")
+            return self._reject(rel, "no handler: no handler for this topic")
         concrete = contract.lookup(rel)
+        if msg.retain and not concrete.spec.retain:
+            # A retained input would be replayed on every reconnect (a stale button press).
+            return self._reject(rel, "retained: this topic does not take retained messages")
         try:
             payload = parse_payload(concrete, msg.payload)
         except PayloadRejected as e:

@@ -4,11 +4,16 @@ broker, the dead letters the broker refused, and the ids already handed to the a
 Durability choices:
 - an outbox insert is committed with `synchronous=FULL` before `publish()` returns: an event the
   application published survives a crash or a power cut;
-- removals after PUBACK and seen-ids use `synchronous=NORMAL` (safe against a process crash):
-  after a power cut at worst a message is sent again, and the receiver drops it by id.
+- the ids handed to the application are committed with `synchronous=FULL` too: the hub and the
+  bridge share one Pi and one power cut, and a resent event must still be recognised;
+- removals after PUBACK use `synchronous=NORMAL` (safe against a process crash): after a power
+  cut at worst a message is sent again, and the receiver drops it by id.
+The files are private to the service (0600; SQLite gives -wal and -shm the same mode): the outbox
+holds partners' inputs.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -62,6 +67,8 @@ class Store:
     def __init__(self, path: Path, *, seen_memory: int = 100_000, seen_days: float = 14.0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(self.path, 0o600)
         self._durable = _connect(self.path, "FULL")
         self._durable.executescript(_SCHEMA)
         self._fast = _connect(self.path, "NORMAL")
@@ -112,11 +119,15 @@ class Store:
         with self._lock:
             c = self._fast
             c.execute("BEGIN IMMEDIATE")
-            c.execute("INSERT OR REPLACE INTO dead_letter (id, topic, payload, reason, at) "
-                      "SELECT id, topic, payload, ?, ? FROM outbox WHERE id = ?",
-                      (reason, time.time(), msg_id))
-            c.execute("DELETE FROM outbox WHERE id = ?", (msg_id,))
-            c.execute("COMMIT")
+            try:
+                c.execute("INSERT OR REPLACE INTO dead_letter (id, topic, payload, reason, at) "
+                          "SELECT id, topic, payload, ?, ? FROM outbox WHERE id = ?",
+                          (reason, time.time(), msg_id))
+                c.execute("DELETE FROM outbox WHERE id = ?", (msg_id,))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
 
     def outbox_size(self) -> int:
         with self._lock:
@@ -137,7 +148,7 @@ class Store:
             if len(self._seen) > self._seen_memory:
                 self._seen.popitem(last=False)
             if persist:
-                self._fast.execute("INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)",
+                self._durable.execute("INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)",
                                    (msg_id, time.time()))
                 self._seen_since_prune += 1
         if self._seen_since_prune >= 10_000:

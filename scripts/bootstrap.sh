@@ -26,8 +26,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     SUDO=(sudo)
   fi
   echo "bootstrap: installing Debian packages: ${missing[*]}"
-  "${SUDO[@]}" apt-get update -qq || fail "apt-get update failed (network or sources.list?)"
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+  "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq || fail "apt-get update failed (network or sources.list?)"
+  # env after sudo: sudo resets the environment. The lock timeout waits for unattended-upgrades.
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
+    install -y -qq --no-install-recommends "${missing[@]}" \
     || fail "apt-get install failed for: ${missing[*]}"
 fi
 # The Debian package starts a system broker on :1883; the hub's own broker is configured by

@@ -92,8 +92,7 @@ def test_publish_allowed_only_per_table(clients):
 def test_each_role_reads_only_per_table(broker: PrivateBroker, clients):
     # Everyone subscribes to everything; the broker must filter on delivery.
     for c in clients.values():
-        c.c.subscribe("#", qos=1)
-    time.sleep(0.3)
+        c.subscribe_and_ack("#")
     publisher = {rel: next(iter(sorted(w))) for rel, (w, _) in TABLE.items() if w}
     for rel, role in publisher.items():
         assert not clients[role].publish_and_ack(f"timeout/{HOUSEHOLD}/{rel}", b"probe").is_failure
@@ -108,8 +107,7 @@ def test_each_role_reads_only_per_table(broker: PrivateBroker, clients):
 
 def test_wearable_cannot_speak_for_the_other_partner(broker: PrivateBroker, clients):
     hub = clients["hub"]
-    hub.c.subscribe(f"timeout/{HOUSEHOLD}/partner/+/input", qos=1)
-    time.sleep(0.2)
+    hub.subscribe_and_ack(f"timeout/{HOUSEHOLD}/partner/+/input")
     rc = clients["wearable-a"].publish_and_ack(f"timeout/{HOUSEHOLD}/partner/b/input", b"forged")
     assert str(rc) == "Not authorized"
     assert not clients["wearable-a"].publish_and_ack(

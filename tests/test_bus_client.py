@@ -35,6 +35,7 @@ def test_availability_online_stopped_and_last_will(bus):
     seen = Collect()
     hub = bus("hub")
     hub.on("{service}/available", seen)
+    assert hub.wait_subscribed(5)
     panel = bus("panel")
     assert wait_until(lambda: seen.words("panel/available")[-1:] == ["online"], 5)
     panel.stop()
@@ -63,9 +64,12 @@ def test_identity_comes_from_the_topic_not_the_payload(broker, bus):
     got = Collect()
     hub = bus("hub")
     hub.on("partner/{partner}/input", got)
-    bus("wearable-b").publish("partner/b/input", schemas.PartnerInput(kind="button", via="wearable"))
+    assert hub.wait_subscribed(5)
+    wb = bus("wearable-b")
+    wb.publish("partner/b/input", schemas.PartnerInput(kind="button", via="wearable"))
     assert wait_until(lambda: len(got) == 1, 5)
     assert got[0].partner == "b"
+    wb.stop()  # the broker uses the username as client id: one connection per service
     # a payload that claims a partner is refused (unknown field), whoever sends it
     raw = Raw(broker.port, "wearable-b", broker.creds("wearable-b").password, "raw-b")
     raw.wait_connack()
@@ -110,6 +114,7 @@ def test_a_failing_handler_does_not_stop_the_service(bus, caplog):
 
     hub = bus("hub")
     hub.on("panel/press", handler)
+    assert hub.wait_subscribed(5)
     panel = bus("panel")
     with caplog.at_level(logging.ERROR, logger="mqtt.client"):
         panel.publish("panel/press", schemas.PanelPress(press="short", held_s=0.2))
@@ -122,22 +127,54 @@ def test_a_failing_handler_does_not_stop_the_service(bus, caplog):
 def test_malformed_payload_is_logged_with_a_reason_not_its_content(broker, bus, caplog):
     hub = bus("hub")
     hub.on("panel/press", lambda m: None)
+    assert hub.wait_subscribed(5)
     raw = Raw(broker.port, "panel", broker.creds("panel").password, "raw-panel")
     raw.wait_connack()
     with caplog.at_level(logging.WARNING, logger="mqtt.client"):
         raw.publish_and_ack(f"timeout/{HOUSEHOLD}/panel/press", b'{"v": 1, "secret": "0612345678"')
         raw.publish_and_ack(f"timeout/{HOUSEHOLD}/panel/press", b'{"v": 7}')
-        assert wait_until(lambda: hub.stats["rejected"] == 2, 5)
+        raw.publish_and_ack(f"timeout/{HOUSEHOLD}/panel/press", b'{"v": "Jan de Vries"}')
+        extra = schemas.PanelPress(press="long", held_s=2).model_dump()
+        extra["Jan de Vries 0612345678"] = "x"
+        raw.publish_and_ack(f"timeout/{HOUSEHOLD}/panel/press",
+                            schemas.PanelPress.model_validate(
+                                {k: v for k, v in extra.items() if k != "Jan de Vries 0612345678"}
+                            ).model_dump_json()[:-1].encode() + b', "Jan de Vries 0612345678": 1}')
+        assert wait_until(lambda: hub.stats["rejected"] == 4, 5)
     raw.close()
     assert "payload is not JSON" in caplog.text
     assert "unsupported schema version 7" in caplog.text
-    assert "0612345678" not in caplog.text
+    assert "a field that is not in the contract" in caplog.text
+    assert "0612345678" not in caplog.text and "Jan de Vries" not in caplog.text
+
+
+def test_a_retained_input_is_refused(broker, bus):
+    """A retained button press would be replayed on every reconnect of the hub."""
+    got = []
+    hub = bus("hub")
+    hub.on("panel/press", got.append)
+    assert hub.wait_subscribed(5)
+    raw = Raw(broker.port, "panel", broker.creds("panel").password, "raw-panel")
+    raw.wait_connack()
+    raw.publish_and_ack(f"timeout/{HOUSEHOLD}/panel/press",
+                        schemas.PanelPress(press="long", held_s=2).model_dump_json().encode(),
+                        retain=True)
+    raw.close()
+    assert wait_until(lambda: len(got) == 1, 5)   # live, it is a press like any other
+    hub.stop()
+    hub = bus("hub", start=False)                  # the hub restarts and subscribes again
+    hub.on("panel/press", got.append)
+    hub.start()
+    assert hub.wait_subscribed(5)
+    assert wait_until(lambda: hub.rejections["retained"] == 1, 5)   # the broker's replay
+    assert len(got) == 1
 
 
 def test_events_survive_a_service_restart_while_the_broker_is_down(broker, bus, tmp_path):
     got = Collect()
     hub = bus("hub")
     hub.on("panel/press", got)
+    assert hub.wait_subscribed(5)
     broker.stop()
     panel = bus("panel", start=False, state="panel")
     panel.start()
@@ -156,6 +193,7 @@ def test_a_retained_value_queued_while_down_keeps_only_the_newest(broker, bus):
     got = Collect()
     hub = bus("hub")
     hub.on("partner/{partner}/apart", got)
+    assert hub.wait_subscribed(5)
     broker.stop()
     wa = bus("wearable-a", start=False)
     wa.start()

@@ -78,7 +78,8 @@ class Harness:
         self.lock = threading.Lock()
         for t in TOPICS:
             self.hub.on(t, self._handle)
-        self.hub.start().wait_connected(10)
+        self.hub.start()
+        assert self.hub.wait_subscribed(10)
         self.raw = {role: Raw(self.broker.port, role, self.broker.creds(role).password, f"fuzz-{role}")
                     for role in {r for r, _ in VALID.values()}}
         for r in self.raw.values():

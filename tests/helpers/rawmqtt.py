@@ -21,6 +21,8 @@ class Raw:
         c.on_connect = self._on_connect
         c.on_message = self._on_message
         c.on_publish = self._on_publish
+        c.on_subscribe = self._on_subscribe
+        self.subacks: dict[int, object] = {}
         c.connect("127.0.0.1", port)
         c.loop_start()
         self.c = c
@@ -37,13 +39,27 @@ class Raw:
         with self._lock:
             self.acks[mid] = rc
 
+    def _on_subscribe(self, client, userdata, mid, rcs, props):
+        with self._lock:
+            self.subacks[mid] = rcs
+
+    def subscribe_and_ack(self, topic: str, timeout: float = 5.0):
+        _, mid = self.c.subscribe(topic, qos=1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if mid in self.subacks:
+                    return self.subacks.pop(mid)
+            time.sleep(0.002)
+        raise TimeoutError(f"no SUBACK for {topic}")
+
     def wait_connack(self, timeout: float = 5.0):
         self._connected.wait(timeout)
         return self.connack
 
-    def publish_and_ack(self, topic: str, payload: bytes, timeout: float = 5.0):
+    def publish_and_ack(self, topic: str, payload: bytes, timeout: float = 5.0, retain=False):
         """Publish at QoS 1 and return the broker's PUBACK reason code."""
-        info = self.c.publish(topic, payload, qos=1)
+        info = self.c.publish(topic, payload, qos=1, retain=retain)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
