@@ -152,7 +152,6 @@ class BusClient:
         c.on_publish = self._on_publish
         c.on_subscribe = self._on_subscribe
         c.suppress_exceptions = True
-        c.enable_logger(logging.getLogger("mqtt.paho"))
         self._client = c
 
     # -- public API ---------------------------------------------------------------------------
