@@ -1,0 +1,85 @@
+"""Injectable clocks. The procedure measures durations on a monotonic clock, never on the wall
+clock: the Pi has no real-time clock and may set its time late or jump."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+    def wall(self) -> datetime: ...
+    def trusted(self) -> bool:
+        """The wall clock was set from a time source (NTP, modem network time or GNSS)."""
+        ...
+
+
+class SystemClock:
+    def __init__(self, trusted: bool = False):
+        self._trusted = trusted
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def trusted(self) -> bool:
+        return self._trusted
+
+
+class ScaledClock:
+    """Real time sped up by `factor`: a 20-minute time-out in seconds, for the demo."""
+
+    def __init__(self, factor: float, start: datetime | None = None):
+        self.factor = factor
+        self._m0 = time.monotonic()
+        self._w0 = start or datetime.now(timezone.utc)
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._m0) * self.factor
+
+    def wall(self) -> datetime:
+        return self._w0 + timedelta(seconds=self.monotonic())
+
+    def trusted(self) -> bool:
+        return True
+
+
+class ManualClock:
+    """Advanced by hand in tests; `jump_wall` moves only the wall clock (an NTP correction)."""
+
+    def __init__(self, start: datetime | None = None, trusted: bool = True):
+        self._lock = threading.Lock()
+        self._mono = 1000.0
+        self._wall = start or datetime(2026, 11, 21, 19, 0, tzinfo=timezone.utc)
+        self._trusted = trusted
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._mono
+
+    def wall(self) -> datetime:
+        with self._lock:
+            return self._wall
+
+    def trusted(self) -> bool:
+        return self._trusted
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._mono += seconds
+            self._wall += timedelta(seconds=seconds)
+
+    def jump_wall(self, seconds: float) -> None:
+        with self._lock:
+            self._wall += timedelta(seconds=seconds)
+
+    def reboot(self, down_seconds: float, trusted: bool) -> None:
+        """A power cut: the monotonic clock starts again, the wall clock moved on (if trusted)."""
+        with self._lock:
+            self._mono = 5.0
+            self._wall += timedelta(seconds=down_seconds)
+            self._trusted = trusted

@@ -1,0 +1,471 @@
+"""The time-out procedure as a state machine (PROCEDURE.md, phases 1-8).
+
+Pure: it takes inputs and clock ticks and returns outputs (events, prompts to one partner, call
+requests); the hub service publishes them. Its whole state is a JSON-able snapshot, saved after
+every step, so a crash or power cut resumes where it was.
+
+Rules kept here, each with a test:
+- a time-out never ends before its minimum; durations run on the monotonic clock, and after a
+  restart the downtime counts only when the wall clock is trusted and moved forward plausibly
+  (a clock jump can lengthen a time-out, never shorten it);
+- the hub never starts a time-out by itself; a suggestion needs both partners home and expires;
+- no input ends a time-out, and no input cancels a call (R7); short presses only count;
+- one partner's answers never enter the public state (R9): only "both calm";
+- output ids are derived from the snapshot's sequence number, so a step replayed after a crash
+  produces the same ids and receivers drop the repeats: a call is never made twice.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from .clock import Clock
+from .plan import HouseholdPlan
+
+PARTNERS = ("a", "b")
+END_PROMPTS_AT = (0.0, 120.0, 240.0)   # 3 prompts over 5 minutes
+END_DEADLINE = 300.0
+EVALUATION_TIMEOUT = 30 * 60.0
+MAX_DOWNTIME_CREDIT = 12 * 3600.0
+MORE_ROUNDS_AFTER_OVERNIGHT = 1
+EVALUATION = (("evaluation.long_enough", 2), ("evaluation.more_time", 2), ("evaluation.discuss", 3))
+ID_NS = uuid.UUID("3a9d2a55-6c1e-4f0e-9b3e-6e0a1c2f7d10")
+
+
+# -- inputs ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sound:
+    thermometer: int
+    episode: bool = False
+
+
+@dataclass(frozen=True)
+class PresenceSeen:
+    partner: str
+    presence: Literal["home", "away", "unknown"]
+
+
+@dataclass(frozen=True)
+class ApartSeen:
+    partner: str
+    apart: bool | None
+
+
+@dataclass(frozen=True)
+class PanelPress:
+    long: bool
+
+
+@dataclass(frozen=True)
+class PartnerButton:
+    partner: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    source: str              # "a", "b" or "panel"
+    question_id: str
+    choice: int
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    request_id: str
+    outcome: str
+    final: bool
+
+
+Input = Union[Sound, PresenceSeen, ApartSeen, PanelPress, PartnerButton, Answer, CallOutcome]
+
+
+# -- outputs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EventOut:
+    id: str
+    type: str
+    category: str
+    partner: str | None = None
+    timeout_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PromptOut:
+    id: str
+    partner: str
+    question_id: str
+    kind: str
+    key: str
+    options: int = 0
+    task: int | None = None
+
+
+@dataclass(frozen=True)
+class CallOut:
+    id: str                  # the request id
+    partner: str
+    reason: str
+    timeout_id: str | None
+
+
+Output = Union[EventOut, PromptOut, CallOut]
+
+
+def _fresh() -> dict[str, Any]:
+    return {
+        "phase": "monitoring", "since_wall": None, "seq": 0, "instance": str(uuid.uuid4()),
+        "thermometer": 0, "presence": {"a": "unknown", "b": "unknown"},
+        "apart": {"a": None, "b": None}, "short_presses": 0, "suggestion_until": None,
+        "episode": None,
+    }
+
+
+class Procedure:
+    def __init__(self, plan: HouseholdPlan, clock: Clock, snapshot: dict[str, Any] | None = None):
+        self.plan = plan
+        self.clock = clock
+        self.s: dict[str, Any] = snapshot if snapshot is not None else _fresh()
+        if snapshot is not None:
+            self._resume()
+        if self.s["since_wall"] is None:
+            self.s["since_wall"] = self.clock.wall().isoformat()
+        self._out: list[Output] = []
+
+    # -- time ------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        """After a restart: the monotonic clock started again; credit the downtime only when
+        the wall clock can be believed."""
+        ep = self.s.get("episode")
+        self.s["suggestion_until"] = None
+        if self.s["phase"] == "suggestion":
+            self.s["phase"] = "monitoring"
+        if not ep:
+            return
+        credit = 0.0
+        saved_wall = ep.get("wall_at_save")
+        if saved_wall and self.clock.trusted() and ep.get("wall_trusted"):
+            from datetime import datetime
+            delta = (self.clock.wall() - datetime.fromisoformat(saved_wall)).total_seconds()
+            if 0 <= delta <= MAX_DOWNTIME_CREDIT:
+                credit = delta
+        ep["elapsed"] = ep["elapsed"] + credit
+        ep["mono"] = self.clock.monotonic()
+
+    def elapsed(self) -> float:
+        ep = self.s["episode"]
+        return ep["elapsed"] + (self.clock.monotonic() - ep["mono"])
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state to persist; also checkpoints the episode's elapsed time."""
+        ep = self.s.get("episode")
+        if ep:
+            ep["elapsed"] = self.elapsed()
+            ep["mono"] = self.clock.monotonic()
+            ep["wall_at_save"] = self.clock.wall().isoformat()
+            ep["wall_trusted"] = self.clock.trusted()
+        return self.s
+
+    # -- outputs ---------------------------------------------------------------------------
+    def _id(self) -> str:
+        self.s["seq"] += 1
+        return str(uuid.uuid5(ID_NS, f"{self.s['instance']}:{self.s['seq']}"))
+
+    def _event(self, type_: str, category: str, partner: str | None = None, **data: Any) -> None:
+        ep = self.s.get("episode")
+        self._out.append(EventOut(self._id(), type_, category, partner,
+                                  ep["id"] if ep else None, data))
+
+    def _prompt(self, partner: str, kind: str, key: str, options: int = 0,
+                question_id: str | None = None, task: int | None = None) -> None:
+        pid = self._id()
+        self._out.append(PromptOut(pid, partner, question_id or pid, kind, key, options, task))
+
+    def _call(self, partner: str, reason: str) -> None:
+        ep = self.s["episode"]
+        key = f"{ep['round']}:{partner}:{reason}"
+        if key in ep["calls"]:
+            return       # at most one call per partner, reason and round
+        rid = self._id()
+        ep["calls"][key] = rid
+        self._out.append(CallOut(rid, partner, reason, ep["id"]))
+        self._event("call_requested", "call", partner, reason=reason, round=ep["round"])
+
+    def _phase(self, phase: str) -> None:
+        if self.s["phase"] != phase:
+            self.s["phase"] = phase
+            self.s["since_wall"] = self.clock.wall().isoformat()
+
+    def _take(self) -> list[Output]:
+        out, self._out = self._out, []
+        return out
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _away(self, p: str) -> bool:
+        return self.s["presence"][p] == "away" or self.s["apart"][p] is True
+
+    def _back(self, p: str) -> bool:
+        return self.s["presence"][p] == "home" or self.s["apart"][p] is False
+
+    def _both_home(self) -> bool:
+        return all(self.s["presence"][p] == "home" and self.s["apart"][p] is not True
+                   for p in PARTNERS)
+
+    def active(self) -> bool:
+        return self.s["phase"] in ("leaving", "timeout", "extended", "checkin")
+
+    # -- inputs ----------------------------------------------------------------------------
+    def handle(self, inp: Input) -> list[Output]:
+        if isinstance(inp, Sound):
+            self.s["thermometer"] = max(0, min(10, int(inp.thermometer)))
+            if inp.episode and self.s["phase"] == "monitoring" and self._both_home():
+                self._phase("suggestion")
+                self.s["suggestion_until"] = (self.clock.monotonic()
+                                              + self.plan.timeout.suggestion_expires_minutes * 60)
+                self._event("suggestion", "sensing", thermometer=self.s["thermometer"])
+        elif isinstance(inp, PanelPress):
+            if not inp.long:
+                self.s["short_presses"] += 1   # children's presses: ignored, counted
+            elif self.s["phase"] in ("monitoring", "suggestion"):
+                self._start(source="panel", p1=None)
+        elif isinstance(inp, PartnerButton):
+            if inp.partner in PARTNERS and self.s["phase"] in ("monitoring", "suggestion"):
+                self._start(source=inp.partner, p1=inp.partner)
+        elif isinstance(inp, (PresenceSeen, ApartSeen)):
+            if inp.partner in PARTNERS:
+                if isinstance(inp, PresenceSeen):
+                    self.s["presence"][inp.partner] = inp.presence
+                else:
+                    self.s["apart"][inp.partner] = inp.apart
+                self._movement(inp.partner)
+        elif isinstance(inp, Answer):
+            self._answer(inp)
+        elif isinstance(inp, CallOutcome):
+            ep = self.s.get("episode")
+            if ep and inp.request_id in ep["calls"].values() and inp.final:
+                self._event("call_result", "call", outcome=inp.outcome)
+        self._advance()
+        return self._take()
+
+    def tick(self) -> list[Output]:
+        self._advance()
+        return self._take()
+
+    # -- phases ----------------------------------------------------------------------------
+    def _start(self, source: str, p1: str | None) -> None:
+        t = self.plan.timeout
+        leaver = t.leaver if t.leaver in PARTNERS else p1   # None: whoever leaves first
+        self.s["suggestion_until"] = None
+        self.s["episode"] = {
+            "id": self._id(), "elapsed": 0.0, "mono": self.clock.monotonic(),
+            "wall_at_save": None, "wall_trusted": self.clock.trusted(),
+            "p1": p1, "leaver": leaver, "left": False, "round": 1,
+            "min_total": t.minimum_minutes * 60.0, "next_checkin": t.checkin_every_minutes * 60.0,
+            "reminder_at": [0.0, t.minimum_minutes * 30.0], "reminders": {"a": 0, "b": 0},
+            "overdue": False, "end": None, "calls": {}, "overnight": False,
+            "evaluation": None, "both_calm": None, "indoor": False,
+        }
+        self._phase("leaving")
+        self._event("started", "procedure", p1, source=source,
+                    minimum_minutes=t.minimum_minutes)
+
+    def _movement(self, p: str) -> None:
+        ep = self.s.get("episode")
+        if not ep or not self.active():
+            return
+        if ep["leaver"] is None and self._away(p):
+            ep["leaver"] = p
+        if p != ep["leaver"]:
+            return
+        if not ep["left"] and self._away(p):
+            ep["left"] = True
+            self._event("left", "presence", p)
+            if self.s["phase"] == "leaving":
+                self._phase("timeout")
+        elif ep["left"] and self._back(p) and self.elapsed() < ep["min_total"]:
+            ep["left"] = False
+            self._event("returned_early", "presence", p, minutes=round(self.elapsed() / 60, 1))
+            self._prompt(p, "notice", "notice.returned_early")
+            if self.plan.calls.on_early_return:
+                self._call(p, "early_return")
+
+    def _advance(self) -> None:
+        phase = self.s["phase"]
+        if phase == "suggestion":
+            until = self.s["suggestion_until"]
+            if until is None or self.clock.monotonic() >= until:
+                self.s["suggestion_until"] = None
+                self._phase("monitoring")
+                self._event("suggestion_expired", "sensing")
+            return
+        ep = self.s.get("episode")
+        if not ep:
+            return
+        e = self.elapsed()
+        t = self.plan.timeout
+        if phase == "leaving" and e >= t.leave_grace_minutes * 60:
+            if not ep["overdue"]:
+                ep["overdue"] = True
+                ep["indoor"] = t.indoor_separation
+                self._event("leave_overdue", "procedure", ep["leaver"], indoor=t.indoor_separation)
+                if ep["leaver"]:
+                    self._prompt(ep["leaver"], "notice",
+                                 "notice.separate_indoors" if t.indoor_separation else "notice.please_leave")
+            self._phase("timeout")
+        if self.s["phase"] in ("leaving", "timeout", "extended"):
+            for i, at in enumerate(ep["reminder_at"]):
+                if at is not None and e >= at:
+                    ep["reminder_at"][i] = None
+                    for p in PARTNERS:
+                        n = len(self.plan.partners[p].calming_tasks)
+                        ep["reminders"][p] += 1
+                        self._prompt(p, "reminder", "reminder.calming_task",
+                                     task=(ep["reminders"][p] - 1) % n + 1)
+            if e >= ep["next_checkin"] and e < ep["min_total"]:
+                ep["next_checkin"] += t.checkin_every_minutes * 60
+                qid = self._id()
+                for p in PARTNERS:
+                    self._prompt(p, "checkin", "checkin.how_do_you_feel", 3, question_id=qid)
+                self._event("checkin_requested", "checkin", final=False)
+                ep["periodic_q"] = qid
+            if e >= ep["min_total"]:
+                qid = self._id()
+                ep["end"] = {"q": qid, "start": e, "sent": 0, "answers": {}}
+                self._phase("checkin")
+                self._event("checkin_requested", "checkin", final=True, round=ep["round"])
+        if self.s["phase"] == "checkin":
+            end = ep["end"]
+            since = e - end["start"]
+            while end["sent"] < len(END_PROMPTS_AT) and since >= END_PROMPTS_AT[end["sent"]]:
+                end["sent"] += 1
+                for p in PARTNERS:
+                    if p not in end["answers"]:
+                        self._prompt(p, "checkin", "checkin.how_do_you_feel", 3, question_id=end["q"])
+            if len(end["answers"]) == 2 or since >= END_DEADLINE:
+                self._resolve_end()
+        if self.s["phase"] == "evaluation":
+            ev = ep["evaluation"]
+            if all(ev["step"][p] >= len(EVALUATION) for p in PARTNERS) \
+                    or e - ev["start"] >= EVALUATION_TIMEOUT:
+                self._event("ended", "procedure", outcome="evaluated", rounds=ep["round"],
+                            minutes=round(e / 60, 1), unanswered=sum(
+                                len(EVALUATION) - min(ev["step"][p], len(EVALUATION)) for p in PARTNERS))
+                self.s["episode"] = None
+                self._phase("monitoring")
+
+    def _resolve_end(self) -> None:
+        ep = self.s["episode"]
+        end = ep["end"]
+        answers = end["answers"]
+        calls = self.plan.calls
+        if all(answers.get(p) == 1 for p in PARTNERS):
+            ep["both_calm"] = True
+            self._event("both_calm", "checkin", round=ep["round"])
+            self._event("may_meet_again", "procedure")
+            for p in PARTNERS:
+                self._prompt(p, "notice", "notice.may_meet_again")
+            self._phase("evaluation")
+            ep["evaluation"] = {"start": self.elapsed(), "step": {"a": 0, "b": 0}, "q": {}}
+            for p in PARTNERS:
+                self._ask_evaluation(p)
+            return
+        for p in PARTNERS:
+            a = answers.get(p)
+            if a is None:
+                self._event("checkin_unanswered", "checkin", p)
+                if calls.on_no_answer:
+                    self._call(p, "no_answer")
+            elif a != 1:
+                self._event("not_calm", "checkin", p, choice=a)
+                if a == 3 and calls.on_not_calm:
+                    self._call(p, "not_calm")
+        t = self.plan.timeout
+        if ep["round"] >= t.rounds_before_overnight + MORE_ROUNDS_AFTER_OVERNIGHT:
+            # Every escalation ends: after the overnight suggestion and more rounds with the
+            # contacts called, the hub stops counting and leaves it to the people involved.
+            self._event("ended", "procedure", outcome="handed_to_contacts", rounds=ep["round"],
+                        minutes=round(self.elapsed() / 60, 1))
+            for p in PARTNERS:
+                self._prompt(p, "notice", "notice.handed_to_contacts")
+            self.s["episode"] = None
+            self._phase("monitoring")
+            return
+        ep["round"] += 1
+        e = self.elapsed()
+        ep["min_total"] = e + t.extension_minutes * 60.0
+        ep["next_checkin"] = e + t.checkin_every_minutes * 60.0
+        ep["end"] = None
+        self._phase("extended")
+        self._event("extended", "procedure", round=ep["round"], minutes=t.extension_minutes)
+        if ep["round"] > t.rounds_before_overnight and not ep["overnight"]:
+            ep["overnight"] = True
+            self._event("overnight_suggested", "procedure", round=ep["round"])
+            for p in PARTNERS:
+                self._prompt(p, "notice", "notice.consider_overnight_elsewhere")
+
+    def _ask_evaluation(self, p: str) -> None:
+        ev = self.s["episode"]["evaluation"]
+        step = ev["step"][p]
+        if step < len(EVALUATION):
+            key, options = EVALUATION[step]
+            qid = ev["q"].get(key) or self._id()
+            ev["q"][key] = qid
+            self._prompt(p, "evaluation", key, options, question_id=qid)
+
+    def _answer(self, a: Answer) -> None:
+        ep = self.s.get("episode")
+        if not ep or a.choice not in (1, 2, 3):
+            return
+        sources = [a.source] if a.source in PARTNERS else []
+        if a.source == "panel":
+            if self.s["phase"] == "evaluation":
+                sources = list(PARTNERS)      # a household answer at the shared panel
+            elif ep["leaver"]:
+                sources = [p for p in PARTNERS if p != ep["leaver"]]  # the partner at home
+        for p in sources:
+            if self.s["phase"] == "checkin" and ep["end"] and a.question_id == ep["end"]["q"]:
+                if p not in ep["end"]["answers"]:
+                    ep["end"]["answers"][p] = a.choice
+                    self._event("checkin_answered", "checkin", p, choice=a.choice, final=True)
+            elif self.s["phase"] in ("timeout", "extended", "leaving") \
+                    and a.question_id == ep.get("periodic_q"):
+                self._event("checkin_answered", "checkin", p, choice=a.choice, final=False)
+            elif self.s["phase"] == "evaluation":
+                ev = ep["evaluation"]
+                step = ev["step"][p]
+                if step < len(EVALUATION):
+                    key, options = EVALUATION[step]
+                    if a.question_id == ev["q"].get(key) and a.choice <= options:
+                        ev["step"][p] += 1
+                        self._event("evaluation", "evaluation", p, question=key, choice=a.choice)
+                        self._ask_evaluation(p)
+
+    # -- what the panel shows --------------------------------------------------------------
+    def public_state(self) -> dict[str, Any]:
+        """Fields of the retained `state`; nothing of one partner's answers (R9)."""
+        from datetime import timedelta
+        ep = self.s.get("episode")
+        out: dict[str, Any] = {
+            "phase": self.s["phase"], "since": self.s["since_wall"], "ends_at": None,
+            "leaver": None, "thermometer": self.s["thermometer"], "sensing": True,
+            "suggestion": self.s["phase"] == "suggestion", "both_calm": None, "question": None,
+        }
+        if ep:
+            out["leaver"] = ep["leaver"]
+            if self.active():
+                remaining = max(0.0, ep["min_total"] - self.elapsed())
+                out["ends_at"] = (self.clock.wall() + timedelta(seconds=remaining)).isoformat()
+            if ep["both_calm"]:
+                out["both_calm"] = True
+            if self.s["phase"] == "checkin" and ep["end"]:
+                out["question"] = {"id": ep["end"]["q"], "kind": "checkin",
+                                   "key": "checkin.how_do_you_feel", "options": 3}
+            elif self.s["phase"] == "evaluation":
+                ev = ep["evaluation"]
+                step = min(ev["step"].values())
+                if step < len(EVALUATION):
+                    key, options = EVALUATION[step]
+                    if key in ev["q"]:
+                        out["question"] = {"id": ev["q"][key], "kind": "evaluation", "key": key,
+                                           "options": options}
+        return out
