@@ -112,9 +112,10 @@ class CallOut:
 Output = Union[EventOut, PromptOut, CallOut]
 
 
-def _fresh() -> dict[str, Any]:
+def _fresh(instance: str | None) -> dict[str, Any]:
     return {
-        "phase": "monitoring", "since_wall": None, "seq": 0, "instance": str(uuid.uuid4()),
+        "phase": "monitoring", "since_wall": None, "seq": 0,
+        "instance": instance or str(uuid.uuid4()),
         "thermometer": 0, "presence": {"a": "unknown", "b": "unknown"},
         "apart": {"a": None, "b": None}, "short_presses": 0, "suggestion_until": None,
         "episode": None,
@@ -122,10 +123,11 @@ def _fresh() -> dict[str, Any]:
 
 
 class Procedure:
-    def __init__(self, plan: HouseholdPlan, clock: Clock, snapshot: dict[str, Any] | None = None):
+    def __init__(self, plan: HouseholdPlan, clock: Clock, snapshot: dict[str, Any] | None = None,
+                 instance: str | None = None):
         self.plan = plan
         self.clock = clock
-        self.s: dict[str, Any] = snapshot if snapshot is not None else _fresh()
+        self.s: dict[str, Any] = snapshot if snapshot is not None else _fresh(instance)
         if snapshot is not None:
             self._resume()
         if self.s["since_wall"] is None:
@@ -137,9 +139,8 @@ class Procedure:
         """After a restart: the monotonic clock started again; credit the downtime only when
         the wall clock can be believed."""
         ep = self.s.get("episode")
-        self.s["suggestion_until"] = None
         if self.s["phase"] == "suggestion":
-            self.s["phase"] = "monitoring"
+            self.s["suggestion_until"] = self.clock.monotonic() + self.s.get("suggestion_left", 0.0)
         if not ep:
             return
         credit = 0.0
@@ -158,6 +159,8 @@ class Procedure:
 
     def snapshot(self) -> dict[str, Any]:
         """The state to persist; also checkpoints the episode's elapsed time."""
+        if self.s["suggestion_until"] is not None:
+            self.s["suggestion_left"] = max(0.0, self.s["suggestion_until"] - self.clock.monotonic())
         ep = self.s.get("episode")
         if ep:
             ep["elapsed"] = self.elapsed()

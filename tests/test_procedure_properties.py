@@ -1,0 +1,125 @@
+"""Invariants of the procedure over random evenings (hypothesis)."""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firmware.clock import ManualClock
+from firmware.plan import load_plan
+from firmware.procedure import (Answer, ApartSeen, EventOut, PanelPress, PartnerButton,
+                                PresenceSeen, Procedure, Sound)
+
+PLAN = load_plan(Path(__file__).resolve().parents[1] / "examples" / "household.toml",
+                 today=dt.date(2026, 11, 21))
+ACTIVE = ("leaving", "timeout", "extended")
+PUBLIC_KEYS = {"phase", "since", "ends_at", "leaver", "thermometer", "sensing", "suggestion",
+               "both_calm", "question"}
+
+partner = st.sampled_from(["a", "b"])
+inputs = st.one_of(
+    st.builds(Sound, st.integers(0, 10), st.booleans()),
+    st.builds(PresenceSeen, partner, st.sampled_from(["home", "away", "unknown"])),
+    st.builds(ApartSeen, partner, st.sampled_from([True, False, None])),
+    st.builds(PanelPress, st.booleans()),
+    st.builds(PartnerButton, partner),
+    st.tuples(st.just("answer"), st.sampled_from(["a", "b", "panel"]), st.integers(1, 3)),
+)
+steps = st.lists(st.one_of(st.tuples(st.just("wait"), st.integers(1, 900)), inputs),
+                 min_size=1, max_size=60)
+
+
+def current_question(p: Procedure, source: str) -> str:
+    ep = p.s.get("episode") or {}
+    if p.s["phase"] == "checkin" and ep.get("end"):
+        return ep["end"]["q"]
+    if p.s["phase"] == "evaluation":
+        q = p.public_state()["question"]
+        return q["id"] if q else "none"
+    return ep.get("periodic_q") or "none"
+
+
+def apply(p: Procedure, clock: ManualClock, step) -> list:
+    if not isinstance(step, tuple):
+        return p.handle(step)
+    if step[0] == "wait":
+        out = []
+        left = step[1]
+        while left > 0:
+            d = min(30, left)
+            clock.advance(d)
+            left -= d
+            out += p.tick()
+        return out
+    if step[0] == "answer":
+        _, source, choice = step
+        return p.handle(Answer(source, current_question(p, source), choice))
+    raise AssertionError(step)
+
+
+def check_public_state(p: Procedure) -> None:
+    ps = p.public_state()
+    assert set(ps) == PUBLIC_KEYS
+    assert ps["both_calm"] in (None, True)
+    text = json.dumps(ps)
+    assert "choice" not in text and "answers" not in text
+    ep = p.s.get("episode")
+    if p.s["phase"] == "checkin":
+        assert p.elapsed() >= ep["min_total"], "a time-out ended before its minimum"
+    if ep and p.s["phase"] in ("checkin", "evaluation") and ep["round"] == 1:
+        assert p.elapsed() >= PLAN.timeout.minimum_minutes * 60
+
+
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(steps)
+def test_invariants_hold_and_every_escalation_ends(seq):
+    clock = ManualClock()
+    p = Procedure(PLAN, clock)
+    out = []
+    for step in seq:
+        out += apply(p, clock, step)
+        p.snapshot()
+        check_public_state(p)
+        if p.s["phase"] in ACTIVE:
+            # no panel input ends (or otherwise changes the phase of) a running time-out
+            twin = Procedure(PLAN, clock, copy.deepcopy(p.s))
+            episode = twin.s["episode"]["id"]
+            for inp in (PanelPress(True), PanelPress(False),
+                        Answer("panel", current_question(twin, "panel"), 1)):
+                twin.handle(inp)
+                assert twin.s["phase"] in ACTIVE and twin.s["episode"]["id"] == episode
+    # left alone, every started time-out reaches an end within a day
+    for _ in range(24 * 60):
+        if p.s["phase"] == "monitoring":
+            break
+        out += apply(p, clock, ("wait", 60))
+        check_public_state(p)
+    assert p.s["phase"] == "monitoring"
+    started = [o for o in out if isinstance(o, EventOut) and o.type == "started"]
+    ended = [o for o in out if isinstance(o, EventOut) and o.type == "ended"]
+    assert len(started) == len(ended)
+
+
+@SETTINGS
+@given(steps, st.integers(0, 59))
+def test_a_crash_at_any_step_gives_the_same_outcome(seq, crash_at):
+    def run(crash: int | None):
+        clock = ManualClock()
+        p = Procedure(PLAN, clock, instance="household-instance")
+        out = []
+        for i, step in enumerate(seq):
+            out += apply(p, clock, step)
+            snap = json.dumps(p.snapshot())      # what the hub saves after every step
+            if i == crash:
+                p = Procedure(PLAN, clock, json.loads(snap))
+        return [(type(o).__name__, o.id) for o in out], json.dumps(p.snapshot(), sort_keys=True)
+
+    assert run(None) == run(crash_at % len(seq))
