@@ -455,7 +455,7 @@ class Procedure:
         }
         if ep:
             out["leaver"] = ep["leaver"]
-            if self.active():
+            if self.s["phase"] in ("leaving", "timeout", "extended"):
                 remaining = max(0.0, ep["min_total"] - self.elapsed())
                 out["ends_at"] = (self.clock.wall() + timedelta(seconds=remaining)).isoformat()
             if ep["both_calm"]:

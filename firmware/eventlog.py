@@ -1,0 +1,105 @@
+"""The hub's event log and the procedure's saved state, in one SQLite file (WAL).
+
+The log is append-only (a trigger refuses updates); only the retention limit from the household
+plan removes rows, oldest first. Events carry codes and numbers, never names or content.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    ts TEXT NOT NULL,
+    type TEXT NOT NULL,
+    category TEXT NOT NULL,
+    partner TEXT,
+    timeout_id TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
+CREATE TRIGGER IF NOT EXISTS events_append_only BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TABLE IF NOT EXISTS procedure_state (
+    k INTEGER PRIMARY KEY CHECK (k = 1),
+    snapshot TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    id: str
+    ts: datetime
+    type: str
+    category: str
+    partner: str | None
+    timeout_id: str | None
+    data: dict[str, Any]
+
+
+class HubDatabase:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        self._c = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
+                                  isolation_level=None)
+        self._c.execute("PRAGMA journal_mode=WAL")
+        self._c.execute("PRAGMA synchronous=FULL")   # a power cut must not undo a step
+        self._c.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def save_step(self, snapshot: dict[str, Any], events: list[LoggedEvent]) -> None:
+        """One transaction per procedure step: its events and the state after it."""
+        with self._lock:
+            c = self._c
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.executemany(
+                    "INSERT OR IGNORE INTO events (id, ts, type, category, partner, timeout_id, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(e.id, e.ts.isoformat(), e.type, e.category, e.partner, e.timeout_id,
+                      json.dumps(e.data, sort_keys=True)) for e in events])
+                c.execute("INSERT OR REPLACE INTO procedure_state (k, snapshot) VALUES (1, ?)",
+                          (json.dumps(snapshot),))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    def load_snapshot(self) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._c.execute("SELECT snapshot FROM procedure_state WHERE k = 1").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def events(self, since: datetime | None = None, category: str | None = None) -> list[LoggedEvent]:
+        q, args = "SELECT id, ts, type, category, partner, timeout_id, data FROM events WHERE 1=1", []
+        if since is not None:
+            q += " AND ts >= ?"
+            args.append(since.isoformat())
+        if category:
+            q += " AND category = ?"
+            args.append(category)
+        with self._lock:
+            rows = self._c.execute(q + " ORDER BY seq", args).fetchall()
+        return [LoggedEvent(i, datetime.fromisoformat(ts), t, c, p, tid, json.loads(d))
+                for i, ts, t, c, p, tid, d in rows]
+
+    def prune(self, now: datetime, retention_days: int) -> int:
+        with self._lock:
+            cur = self._c.execute("DELETE FROM events WHERE ts < ?",
+                                  ((now - timedelta(days=retention_days)).isoformat(),))
+            return cur.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._c.close()

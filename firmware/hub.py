@@ -1,0 +1,131 @@
+"""The hub service: bus inputs -> the procedure -> bus outputs, with every step saved.
+
+Order of a step (so a crash anywhere loses nothing and repeats nothing a user would notice):
+1. the procedure takes the input or the tick and returns outputs with ids derived from its state;
+2. the outputs go to the bus outbox (durable) — a repeat after a crash has the same ids and is
+   dropped by the receivers;
+3. the events and the new procedure state are committed in one transaction;
+4. the retained `state` is published when what the panel shows changed.
+Bus handlers run the step before returning, so an input is acknowledged to the broker only after
+it has been applied and saved.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from mqtt import schemas
+from mqtt.client import BusClient, Message
+
+from . import procedure as P
+from .clock import Clock
+from .eventlog import HubDatabase, LoggedEvent
+from .plan import HouseholdPlan
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    def __init__(self, plan: HouseholdPlan, bus: BusClient, clock: Clock, state_dir: Path,
+                 tick_seconds: float = 1.0,
+                 on_output: Callable[[P.Output], None] | None = None):
+        self.plan, self.bus, self.clock = plan, bus, clock
+        self.db = HubDatabase(Path(state_dir) / "hub.sqlite3")
+        self.proc = P.Procedure(plan, clock, self.db.load_snapshot())
+        self.tick_seconds = tick_seconds
+        self.on_output = on_output
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_state: dict | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+    def start(self) -> "Hub":
+        b = self.bus
+        b.on("panel/press", lambda m: self.feed(P.PanelPress(long=m.payload.press == "long")))
+        b.on("panel/answer", lambda m: self.feed(
+            P.Answer("panel", str(m.payload.question_id), m.payload.choice)))
+        b.on("partner/{partner}/input", self._partner_input)
+        b.on("partner/{partner}/apart", lambda m: self.feed(P.ApartSeen(m.partner, m.payload.apart)))
+        b.on("call/result", lambda m: self.feed(P.CallOutcome(
+            str(m.payload.request_id), m.payload.outcome, m.payload.final)))
+        b.start()
+        self.feed(None)  # publish the state we resumed with
+        self._thread = threading.Thread(target=self._ticker, name="procedure-tick", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+        self.bus.stop()
+        self.db.close()
+
+    def _ticker(self) -> None:
+        while not self._stop.wait(self.tick_seconds):
+            try:
+                self.feed(None)
+            except Exception:  # the procedure must keep ticking whatever one step did
+                log.exception("procedure tick failed")
+
+    # -- inputs ------------------------------------------------------------------------------
+    def _partner_input(self, m: Message) -> None:
+        p = m.payload
+        if p.kind == "button":
+            self.feed(P.PartnerButton(m.partner))
+        else:
+            self.feed(P.Answer(m.partner, str(p.question_id), p.choice))
+
+    def feed(self, inp: P.Input | None) -> None:
+        """Apply one input (None: a clock tick) as one saved step."""
+        with self._lock:
+            outputs = self.proc.tick() if inp is None else self.proc.handle(inp)
+            if isinstance(inp, P.PresenceSeen):
+                self.bus.publish(f"partner/{inp.partner}/presence", self.bus.make(
+                    schemas.Presence, presence=inp.presence, since=self.clock.wall()))
+            logged = []
+            now = self.clock.wall()
+            for o in outputs:
+                self._publish(o, now)
+                if isinstance(o, P.EventOut):
+                    logged.append(LoggedEvent(o.id, now, o.type, o.category, o.partner,
+                                              o.timeout_id, o.data))
+            self.db.save_step(self.proc.snapshot(), logged)
+            self._publish_state()
+        if self.on_output:
+            for o in outputs:
+                self.on_output(o)
+
+    # -- outputs -----------------------------------------------------------------------------
+    def _publish(self, o: P.Output, now: datetime) -> None:
+        b = self.bus
+        if isinstance(o, P.EventOut):
+            b.publish("events", schemas.Event(
+                id=uuid.UUID(o.id), ts=now, type=o.type, category=o.category, partner=o.partner,
+                timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None, data=o.data))
+        elif isinstance(o, P.PromptOut):
+            b.publish(f"partner/{o.partner}/prompt", schemas.PartnerPrompt(
+                id=uuid.UUID(o.id), ts=now, question_id=uuid.UUID(o.question_id), kind=o.kind,
+                key=o.key, options=o.options, task=o.task))
+        elif isinstance(o, P.CallOut):
+            b.publish("call/request", schemas.CallRequest(
+                id=uuid.UUID(o.id), ts=now, partner=o.partner, reason=o.reason,
+                timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None))
+
+    def _publish_state(self) -> None:
+        ps = self.proc.public_state()
+        if ps["ends_at"]:   # to the second: a tick must not republish an unchanged picture
+            ps["ends_at"] = datetime.fromisoformat(ps["ends_at"]).replace(microsecond=0).isoformat()
+        if ps == self._last_state:
+            return
+        self._last_state = ps
+        self.bus.publish("state", self.bus.make(schemas.State, **ps))
+
+    def public_state(self) -> dict:
+        with self._lock:
+            return self.proc.public_state()

@@ -1,0 +1,56 @@
+"""What partners read or hear, by key, in Dutch and English. Neutral wording, no names (R14).
+The bus carries only the keys; each device says them in its partner's language."""
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "checkin.how_do_you_feel": {
+        "nl": "Hoe voel je je nu? 1 rustig, 2 een beetje gespannen, 3 niet rustig",
+        "en": "How do you feel now? 1 calm, 2 a bit tense, 3 not calm"},
+    "reminder.calming_task": {
+        "nl": "Tijd voor iets dat je rustig maakt: {task}",
+        "en": "Time for something that calms you: {task}"},
+    "notice.returned_early": {
+        "nl": "De time-out is nog niet voorbij. Ga alsjeblieft weer weg tot de tijd om is.",
+        "en": "The time-out is not over yet. Please leave again until the time is up."},
+    "notice.please_leave": {
+        "nl": "Het is tijd om te vertrekken voor de time-out.",
+        "en": "It is time to leave for the time-out."},
+    "notice.separate_indoors": {
+        "nl": "Ga naar jullie afgesproken plek in huis voor de time-out.",
+        "en": "Go to your agreed place in the home for the time-out."},
+    "notice.may_meet_again": {
+        "nl": "Jullie zijn allebei rustig. Jullie mogen elkaar weer zien.",
+        "en": "You are both calm. You may meet again."},
+    "notice.consider_overnight_elsewhere": {
+        "nl": "Overweeg vannacht ergens anders te slapen, zoals afgesproken.",
+        "en": "Consider staying somewhere else tonight, as agreed."},
+    "notice.handed_to_contacts": {
+        "nl": "De time-out telt niet verder. Je contactpersonen zijn gebeld.",
+        "en": "The time-out is no longer counted. Your contact persons have been called."},
+    "evaluation.long_enough": {
+        "nl": "Duurde de time-out lang genoeg? 1 ja, 2 nee",
+        "en": "Did the time-out last long enough? 1 yes, 2 no"},
+    "evaluation.more_time": {
+        "nl": "Heeft iemand nog meer tijd nodig? 1 nee, 2 ja",
+        "en": "Does someone need more time? 1 no, 2 yes"},
+    "evaluation.discuss": {
+        "nl": "Het onderwerp bespreken? 1 nu, 2 later, 3 in de volgende therapiesessie",
+        "en": "Discuss the topic? 1 now, 2 later, 3 at the next therapy session"},
+}
+
+PHASES: dict[str, dict[str, str]] = {
+    "monitoring": {"nl": "rust — meten aan", "en": "quiet — sensing on"},
+    "suggestion": {"nl": "voorstel: neem een pauze", "en": "suggestion: take a break"},
+    "leaving": {"nl": "time-out gestart — vertrekken", "en": "time-out started — leaving"},
+    "timeout": {"nl": "time-out", "en": "time-out"},
+    "extended": {"nl": "time-out verlengd", "en": "time-out extended"},
+    "checkin": {"nl": "check-in: hoe gaat het?", "en": "check-in: how are you?"},
+    "evaluation": {"nl": "samen terugkijken", "en": "looking back together"},
+}
+
+
+def say(key: str, lang: str, **fields: str) -> str:
+    entry = TEXTS.get(key)
+    if entry is None:
+        return key
+    return entry.get(lang, entry["en"]).format(**fields)
