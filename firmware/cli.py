@@ -52,6 +52,42 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from .eventlog import HubDatabase
+    db_path = Path(args.state_dir) / "hub.sqlite3"
+    if not db_path.exists():
+        print(f"timeout-hub log: no event log at {db_path} (is --state-dir right?)", file=sys.stderr)
+        return EXIT_USAGE
+    since = None
+    if args.since:
+        try:
+            since = dt.datetime.fromisoformat(args.since)
+        except ValueError:
+            print(f"timeout-hub log: --since {args.since!r} is not a date like 2026-11-21",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.timezone.utc)
+    db = HubDatabase(db_path)
+    events = db.events(since=since, category=args.category)
+    db.close()
+    if args.json:
+        import json
+        for e in events:
+            print(json.dumps({"id": e.id, "ts": e.ts.isoformat(), "type": e.type,
+                              "category": e.category, "partner": e.partner,
+                              "timeout_id": e.timeout_id, "data": e.data}))
+        return 0
+    for e in events:
+        who = f"partner {e.partner}" if e.partner else ""
+        details = ", ".join(f"{k}={v}" for k, v in sorted(e.data.items()))
+        print(f"{e.ts.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {e.category:<10} "
+              f"{e.type:<20} {who:<10} {details}".rstrip())
+    print(f"({len(events)} events)")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     return run_demo(speed=args.speed)
@@ -84,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Check a household plan TOML file; every problem is listed.")
     c.add_argument("plan", type=Path, metavar="PLAN")
     c.set_defaults(func=_check_config)
+
+    lg = sub.add_parser("log", help="list the hub's event log readably")
+    lg.add_argument("--state-dir", default="/var/lib/timeout-hub/hub", help="the hub's state directory")
+    lg.add_argument("--since", help="only events from this date or time (ISO 8601)")
+    lg.add_argument("--category", choices=["procedure", "checkin", "call", "sensing", "presence",
+                                           "evaluation", "fault", "access", "service"])
+    lg.add_argument("--json", action="store_true", help="one JSON object per line")
+    lg.set_defaults(func=_log)
 
     d = sub.add_parser("demo", help="run the simulated household on a private broker")
     d.add_argument("--speed", type=float, default=1.0, help="pause multiplier (0 = no pauses)")

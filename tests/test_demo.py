@@ -1,0 +1,24 @@
+"""`make demo` runs the scripted evening end to end in under 2 minutes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_demo_evening_runs_end_to_end():
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", "demo"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = r.stdout
+    for line in ("suggestion: take a break", "long press", "partner a's tag is gone",
+                 "reason early_return", "acknowledged", "time-out extended",
+                 "Jullie mogen elkaar weer zien", "You may meet again", "looking back together",
+                 "back to monitoring"):
+        assert line in out, f"{line!r} missing from the demo's timeline"
+    assert took < 120

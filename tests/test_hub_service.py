@@ -1,0 +1,146 @@
+"""The hub service through a real Mosquitto: inputs from the panel and wearables move the
+procedure, the retained state shows it, a restart resumes without repeating a call, and the event
+log lists what happened."""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from firmware import procedure as P
+from firmware.clock import ManualClock
+from firmware.hub import Hub
+from firmware.plan import load_plan
+from mqtt import schemas
+from mqtt.broker_process import PrivateBroker
+from mqtt.client import Message
+from tests.conftest import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAN = load_plan(ROOT / "examples" / "household.toml", today=dt.date(2026, 11, 21))
+
+
+@pytest.fixture
+def home(tmp_path):
+    b = PrivateBroker(tmp_path / "broker", PLAN.household).start()
+    yield b
+    b.kill()
+
+
+class Seen(list):
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def __call__(self, m: Message):
+        with self.lock:
+            self.append(m.payload)
+
+
+def make_hub(home, tmp_path, clock):
+    from mqtt.client import BusClient
+    bus = BusClient("hub", PLAN.household, home.creds("hub"), port=home.port,
+                    state_dir=tmp_path / "hub", reconnect_min=0.1, reconnect_max=0.5)
+    return Hub(PLAN, bus, clock, tmp_path / "hub", tick_seconds=0.02).start()
+
+
+def client(home, tmp_path, service):
+    from mqtt.client import BusClient
+    return BusClient(service, PLAN.household, home.creds(service), port=home.port,
+                     state_dir=tmp_path / service, reconnect_min=0.1, reconnect_max=0.5)
+
+
+def test_an_evening_through_the_broker_and_a_restart_that_repeats_no_call(home, tmp_path):
+    clock = ManualClock()
+    hub = make_hub(home, tmp_path, clock)
+    states, calls = Seen(), Seen()
+    panel = client(home, tmp_path, "panel")
+    panel.on("state", states)
+    caller = client(home, tmp_path, "caller")
+    caller.on("call/request", calls)
+    wb = client(home, tmp_path, "wearable-b")
+    for c in (panel, caller, wb):
+        c.start()
+        assert c.wait_subscribed(5)
+    assert hub.bus.wait_subscribed(5)
+    hub.feed(P.PresenceSeen("a", "home"))
+    hub.feed(P.PresenceSeen("b", "home"))
+    # partner b's own button starts the time-out: b is P1 and leaves
+    wb.publish("partner/b/input", schemas.PartnerInput(kind="button", via="wearable"))
+    assert wait_until(lambda: states and states[-1].phase == "leaving", 5)
+    assert states[-1].leaver == "b"
+    hub.feed(P.PresenceSeen("b", "away"))
+    assert wait_until(lambda: states[-1].phase == "timeout", 5)
+    clock.advance(6 * 60)
+    hub.feed(P.PresenceSeen("b", "home"))            # back too early
+    assert wait_until(lambda: len(calls) == 1, 5)
+    assert calls[0].partner == "b" and calls[0].reason == "early_return"
+    ends_at = states[-1].ends_at
+
+    hub.stop()                                      # the hub restarts (a crash or an update)
+    clock.reboot(down_seconds=20, trusted=True)
+    hub = make_hub(home, tmp_path, clock)
+    assert hub.bus.wait_subscribed(5)
+    hub.feed(P.PresenceSeen("b", "home"))
+    assert hub.public_state()["phase"] == "timeout"
+    resumed_end = dt.datetime.fromisoformat(hub.public_state()["ends_at"])
+    assert abs((resumed_end - ends_at).total_seconds()) < 2
+    # a mood-button press at the panel does not end it either
+    panel.publish("panel/press", schemas.PanelPress(press="long", held_s=5))
+    clock.advance(60)
+    assert wait_until(lambda: hub.public_state()["phase"] == "timeout", 2)
+    assert len(calls) == 1, "the call was made again after the restart"
+    hub.stop()
+    for c in (panel, caller, wb):
+        c.stop()
+
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", "log", "--state-dir",
+                        str(tmp_path / "hub")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for word in ("started", "left", "returned_early", "call_requested"):
+        assert word in r.stdout
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", "log", "--state-dir",
+                        str(tmp_path / "hub"), "--category", "call"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert "call_requested" in r.stdout and "started" not in r.stdout
+
+
+def test_retained_state_never_shows_one_partners_answer(home, tmp_path):
+    clock = ManualClock()
+    hub = make_hub(home, tmp_path, clock)
+    states = Seen()
+    panel = client(home, tmp_path, "panel")
+    panel.on("state", states)
+    panel.start()
+    assert panel.wait_subscribed(5) and hub.bus.wait_subscribed(5)
+    for p in "ab":
+        hub.feed(P.PresenceSeen(p, "home"))
+    hub.feed(P.PanelPress(long=True))
+    hub.feed(P.PresenceSeen("a", "away"))
+    clock.advance(20 * 60 + 1)
+    hub.feed(None)
+    assert wait_until(lambda: states and states[-1].phase == "checkin", 5)
+    before = states[-1].model_dump(exclude={"id", "ts"})
+    q = hub.proc.s["episode"]["end"]["q"]
+    hub.feed(P.Answer("b", q, 3))                 # b is not calm; a has not answered yet
+    clock.advance(1)
+    hub.feed(None)
+    hub.feed(P.PanelPress(long=False))           # anything that would make the hub republish
+    clock.advance(1)
+    hub.feed(None)
+    after = hub.proc.public_state()
+    assert after["phase"] == "checkin" and after["both_calm"] is None
+    # the panel's picture is the same before and after b's answer: nothing of it shows (R9)
+    assert states[-1].model_dump(exclude={"id", "ts"}) == before
+    hub.stop()
+    panel.stop()
+
+
+def test_log_with_a_bad_date_or_directory_says_so(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", "log", "--state-dir", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "no event log" in r.stderr
