@@ -52,6 +52,17 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hub(args: argparse.Namespace) -> int:
+    from .hub import serve
+    from .plan import PlanError
+    try:
+        return serve(args.plan, args.broker_dir, args.state_dir, host=args.host, port=args.port,
+                     speed=args.speed)
+    except PlanError as e:
+        print(f"timeout-hub hub: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def _log(args: argparse.Namespace) -> int:
     import datetime as dt
     from .eventlog import HubDatabase
@@ -120,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Check a household plan TOML file; every problem is listed.")
     c.add_argument("plan", type=Path, metavar="PLAN")
     c.set_defaults(func=_check_config)
+
+    h = sub.add_parser("hub", help="run the hub service (procedure and event log)")
+    h.add_argument("--plan", type=Path, required=True, help="the household plan TOML")
+    h.add_argument("--broker-dir", type=Path, required=True,
+                   help="the broker-config directory (credentials/hub.json)")
+    h.add_argument("--state-dir", type=Path, default=Path("/var/lib/timeout-hub/hub"))
+    h.add_argument("--host", default="127.0.0.1")
+    h.add_argument("--port", type=int, default=1883)
+    h.add_argument("--speed", type=float, default=1.0, help=argparse.SUPPRESS)  # tests and bench
+    h.set_defaults(func=_hub)
 
     lg = sub.add_parser("log", help="list the hub's event log readably")
     lg.add_argument("--state-dir", default="/var/lib/timeout-hub/hub", help="the hub's state directory")

@@ -17,7 +17,12 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    def __init__(self, trusted: bool = False):
+    """The Pi's clocks. The wall clock is trusted once systemd-timesyncd has synchronised it
+    (it creates /run/systemd/timesync/synchronized), or when told so (modem network time/GNSS)."""
+
+    SYNC_FLAG = "/run/systemd/timesync/synchronized"
+
+    def __init__(self, trusted: bool | None = None):
         self._trusted = trusted
 
     def monotonic(self) -> float:
@@ -27,7 +32,10 @@ class SystemClock:
         return datetime.now(timezone.utc)
 
     def trusted(self) -> bool:
-        return self._trusted
+        if self._trusted is not None:
+            return self._trusted
+        import os
+        return os.path.exists(self.SYNC_FLAG)
 
 
 class ScaledClock:

@@ -27,6 +27,7 @@ from .eventlog import HubDatabase, LoggedEvent
 from .plan import HouseholdPlan
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY_S = 24 * 3600.0
 
 
 class Hub:
@@ -54,6 +55,7 @@ class Hub:
         b.on("call/result", lambda m: self.feed(P.CallOutcome(
             str(m.payload.request_id), m.payload.outcome, m.payload.final)))
         b.start()
+        self._prune()
         self.feed(None)  # publish the state we resumed with
         self._thread = threading.Thread(target=self._ticker, name="procedure-tick", daemon=True)
         self._thread.start()
@@ -67,11 +69,23 @@ class Hub:
         self.db.close()
 
     def _ticker(self) -> None:
+        next_prune = self.clock.monotonic() + PRUNE_EVERY_S
         while not self._stop.wait(self.tick_seconds):
             try:
                 self.feed(None)
+                if self.clock.monotonic() >= next_prune:
+                    next_prune = self.clock.monotonic() + PRUNE_EVERY_S
+                    self._prune()
             except Exception:  # the procedure must keep ticking whatever one step did
                 log.exception("procedure tick failed")
+
+    def _prune(self) -> None:
+        # An unsynchronised clock may say 1970 or 2099: retention is applied only on true time.
+        if self.clock.trusted():
+            n = self.db.prune(self.clock.wall(), self.plan.retention_days)
+            if n:
+                log.info("event log: %d event(s) older than %d days removed", n,
+                         self.plan.retention_days)
 
     # -- inputs ------------------------------------------------------------------------------
     def _partner_input(self, m: Message) -> None:
@@ -129,3 +143,27 @@ class Hub:
     def public_state(self) -> dict:
         with self._lock:
             return self.proc.public_state()
+
+
+def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "127.0.0.1",
+          port: int = 1883, speed: float = 1.0) -> int:
+    """`timeout-hub hub`: run the hub service until SIGTERM/SIGINT."""
+    import signal
+
+    from mqtt.broker_config import Credentials
+
+    from .clock import ScaledClock, SystemClock
+    from .plan import load_plan
+
+    plan = load_plan(plan_path)
+    clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
+    bus = BusClient("hub", plan.household, Credentials.load(Path(broker_dir) / "credentials" / "hub.json"),
+                    host=host, port=port, state_dir=state_dir, clock=clock.wall)
+    hub = Hub(plan, bus, clock, state_dir).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"hub for {plan.household} running (state in {state_dir})", flush=True)
+    stop.wait()
+    hub.stop()
+    return 0
