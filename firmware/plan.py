@@ -79,6 +79,7 @@ class TimeoutPlan(_Strict):
     extension_minutes: int = Field(20, ge=10, le=120)
     rounds_before_overnight: int = Field(2, ge=1, le=5)
     suggestion_expires_minutes: int = Field(5, ge=1, le=30)
+    discuss_later_minutes: int = Field(120, ge=15, le=2880)
 
     @field_validator("minimum_minutes")
     @classmethod

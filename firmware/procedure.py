@@ -117,8 +117,8 @@ def _fresh(instance: str | None) -> dict[str, Any]:
         "phase": "monitoring", "since_wall": None, "seq": 0,
         "instance": instance or str(uuid.uuid4()),
         "thermometer": 0, "presence": {"a": "unknown", "b": "unknown"},
-        "apart": {"a": None, "b": None}, "short_presses": 0, "suggestion_until": None,
-        "episode": None,
+        "apart": {"a": None, "b": None}, "short_presses": 0, "timers": {},
+        "episode": None, "topics_for_session": 0,
     }
 
 
@@ -139,8 +139,8 @@ class Procedure:
         """After a restart: the monotonic clock started again; credit the downtime only when
         the wall clock can be believed."""
         ep = self.s.get("episode")
-        if self.s["phase"] == "suggestion":
-            self.s["suggestion_until"] = self.clock.monotonic() + self.s.get("suggestion_left", 0.0)
+        for timer in self.s["timers"].values():   # not credited with downtime: only later
+            timer["due"] = self.clock.monotonic() + timer["left"]
         if not ep:
             return
         credit = 0.0
@@ -159,8 +159,8 @@ class Procedure:
 
     def snapshot(self) -> dict[str, Any]:
         """The state to persist; also checkpoints the episode's elapsed time."""
-        if self.s["suggestion_until"] is not None:
-            self.s["suggestion_left"] = max(0.0, self.s["suggestion_until"] - self.clock.monotonic())
+        for timer in self.s["timers"].values():
+            timer["left"] = max(0.0, timer["due"] - self.clock.monotonic())
         ep = self.s.get("episode")
         if ep:
             ep["elapsed"] = self.elapsed()
@@ -223,8 +223,7 @@ class Procedure:
             self.s["thermometer"] = max(0, min(10, int(inp.thermometer)))
             if inp.episode and self.s["phase"] == "monitoring" and self._both_home():
                 self._phase("suggestion")
-                self.s["suggestion_until"] = (self.clock.monotonic()
-                                              + self.plan.timeout.suggestion_expires_minutes * 60)
+                self._set_timer("suggestion", self.plan.timeout.suggestion_expires_minutes * 60)
                 self._event("suggestion", "sensing", thermometer=self.s["thermometer"])
         elif isinstance(inp, PanelPress):
             if not inp.long:
@@ -258,7 +257,7 @@ class Procedure:
     def _start(self, source: str, p1: str | None) -> None:
         t = self.plan.timeout
         leaver = t.leaver if t.leaver in PARTNERS else p1   # None: whoever leaves first
-        self.s["suggestion_until"] = None
+        self.s["timers"].pop("suggestion", None)
         self.s["episode"] = {
             "id": self._id(), "elapsed": 0.0, "mono": self.clock.monotonic(),
             "wall_at_save": None, "wall_trusted": self.clock.trusted(),
@@ -292,12 +291,24 @@ class Procedure:
             if self.plan.calls.on_early_return:
                 self._call(p, "early_return")
 
+    def _set_timer(self, name: str, seconds: float) -> None:
+        self.s["timers"][name] = {"due": self.clock.monotonic() + seconds, "left": seconds}
+
+    def _fired(self, name: str) -> bool:
+        timer = self.s["timers"].get(name)
+        if timer is None or self.clock.monotonic() < timer["due"]:
+            return False
+        del self.s["timers"][name]
+        return True
+
     def _advance(self) -> None:
+        if self._fired("discuss_later"):
+            self._event("reminder", "evaluation", topic="discuss_later")
+            for p in PARTNERS:
+                self._prompt(p, "notice", "notice.discuss_topic_now")
         phase = self.s["phase"]
         if phase == "suggestion":
-            until = self.s["suggestion_until"]
-            if until is None or self.clock.monotonic() >= until:
-                self.s["suggestion_until"] = None
+            if "suggestion" not in self.s["timers"] or self._fired("suggestion"):
                 self._phase("monitoring")
                 self._event("suggestion_expired", "sensing")
             return
@@ -350,6 +361,7 @@ class Procedure:
             ev = ep["evaluation"]
             if all(ev["step"][p] >= len(EVALUATION) for p in PARTNERS) \
                     or e - ev["start"] >= EVALUATION_TIMEOUT:
+                self._evaluation_outcome(ep)
                 self._event("ended", "procedure", outcome="evaluated", rounds=ep["round"],
                             minutes=round(e / 60, 1), unanswered=sum(
                                 len(EVALUATION) - min(ev["step"][p], len(EVALUATION)) for p in PARTNERS))
@@ -406,6 +418,60 @@ class Procedure:
             for p in PARTNERS:
                 self._prompt(p, "notice", "notice.consider_overnight_elsewhere")
 
+    def _lead(self, ep: dict[str, Any]) -> str | None:
+        lead = self.plan.lead_when_disagreeing
+        if lead in PARTNERS:
+            return lead
+        if ep["leaver"] is None:
+            return None
+        return ep["leaver"] if lead == "leaver" else next(p for p in PARTNERS if p != ep["leaver"])
+
+    def _evaluation_outcome(self, ep: dict[str, Any]) -> None:
+        """What the household takes from the evaluation. Whether and when to discuss the topic:
+        the agreed answer, or the plan's lead's when they differ (with no lead known, the more
+        cautious one)."""
+        answers = ep["evaluation"]["answers"]
+        decided: dict[str, Any] = {}
+        for key in ("evaluation.discuss",):
+            given = {p: answers[p][key] for p in PARTNERS if key in answers.get(p, {})}
+            if not given:
+                continue
+            if len(set(given.values())) == 1:
+                decided[key] = (next(iter(given.values())), "agreed")
+            else:
+                lead = self._lead(ep)
+                if lead in given:
+                    decided[key] = (given[lead], f"lead_{lead}")
+                else:
+                    decided[key] = (max(given.values()), "cautious")
+        data: dict[str, Any] = {}
+        # Needing more time is nobody's to overrule: one partner's "yes" counts.
+        said = {key: [answers[p][key] for p in PARTNERS if key in answers.get(p, {})]
+                for key, _ in EVALUATION}
+        if said["evaluation.long_enough"]:
+            data["long_enough"] = all(c == 1 for c in said["evaluation.long_enough"])
+        if said["evaluation.more_time"]:
+            data["more_time"] = any(c == 2 for c in said["evaluation.more_time"])
+        if "evaluation.discuss" in decided:
+            choice, how = decided["evaluation.discuss"]
+            data["discuss"] = {1: "now", 2: "later", 3: "next_session"}[choice]
+            data["decided_by"] = how
+            if choice == 2:
+                self._set_timer("discuss_later", self.plan.timeout.discuss_later_minutes * 60)
+                data["reminder_minutes"] = self.plan.timeout.discuss_later_minutes
+            elif choice == 3:
+                # a count and a date for the therapist, never the content
+                self.s["topics_for_session"] += 1
+                data["topics_for_session"] = self.s["topics_for_session"]
+                today = self.clock.wall().date()
+                upcoming = [d for d in self.plan.evaluation_dates if d >= today]
+                if upcoming:
+                    data["session_date"] = upcoming[0].isoformat()
+        self._event("evaluation_outcome", "evaluation", **data)
+        if data.get("more_time"):
+            for p in PARTNERS:
+                self._prompt(p, "notice", "notice.take_more_time")
+
     def _ask_evaluation(self, p: str) -> None:
         ev = self.s["episode"]["evaluation"]
         step = ev["step"][p]
@@ -440,6 +506,7 @@ class Procedure:
                     key, options = EVALUATION[step]
                     if a.question_id == ev["q"].get(key) and a.choice <= options:
                         ev["step"][p] += 1
+                        ev.setdefault("answers", {}).setdefault(p, {})[key] = a.choice
                         self._event("evaluation", "evaluation", p, question=key, choice=a.choice)
                         self._ask_evaluation(p)
 

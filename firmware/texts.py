@@ -27,6 +27,12 @@ TEXTS: dict[str, dict[str, str]] = {
     "notice.handed_to_contacts": {
         "nl": "De time-out telt niet verder. Je contactpersonen zijn gebeld.",
         "en": "The time-out is no longer counted. Your contact persons have been called."},
+    "notice.discuss_topic_now": {
+        "nl": "Jullie spraken af het onderwerp nu te bespreken. Neem de tijd, om de beurt.",
+        "en": "You agreed to discuss the topic now. Take your time, one at a time."},
+    "notice.take_more_time": {
+        "nl": "Iemand heeft nog meer tijd nodig. Bespreek het onderwerp nog niet.",
+        "en": "Someone needs more time. Do not discuss the topic yet."},
     "evaluation.long_enough": {
         "nl": "Duurde de time-out lang genoeg? 1 ja, 2 nee",
         "en": "Did the time-out last long enough? 1 yes, 2 no"},

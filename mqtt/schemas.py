@@ -119,7 +119,8 @@ class State(Envelope):
 EventType = Literal[
     "suggestion", "suggestion_expired", "started", "left", "leave_overdue", "returned_early",
     "reminder", "checkin_requested", "checkin_answered", "checkin_unanswered", "both_calm",
-    "not_calm", "extended", "overnight_suggested", "may_meet_again", "evaluation", "ended",
+    "not_calm", "extended", "overnight_suggested", "may_meet_again", "evaluation",
+    "evaluation_outcome", "ended",
     "call_requested", "call_result", "fault", "fault_cleared", "access", "service",
 ]
 EventCategory = Literal["procedure", "checkin", "call", "sensing", "presence", "evaluation",

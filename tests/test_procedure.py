@@ -234,3 +234,37 @@ def test_restart_resumes_with_the_remaining_time_and_no_repeated_call():
     assert abs(remaining.total_seconds() - (15 * 60 - 30)) < 2
     again = p2.handle(PresenceSeen("a", "home"))
     assert not [o for o in again if isinstance(o, CallOut)]
+
+
+def evaluate(r: Run, a: tuple[int, int, int], b: tuple[int, int, int]) -> Run:
+    for i in range(3):
+        for p, answers in (("a", a), ("b", b)):
+            q = r.prompts(p, "evaluation")[-1]
+            r.send(Answer(p, q.question_id, answers[i]))
+    return r
+
+
+def test_when_the_partners_disagree_the_plans_lead_decides():
+    # example plan: the partner who stayed home (b, since a left) leads
+    r = evaluate(started("a").wait(20 * 60 + 1).answer_end(a=1, b=1), a=(1, 1, 1), b=(1, 1, 3))
+    out = r.events("evaluation_outcome")[0].data
+    assert out["discuss"] == "next_session" and out["decided_by"] == "lead_b"
+    assert out["topics_for_session"] == 1 and out["session_date"] == "2027-01-15"
+    r2 = evaluate(started("a").wait(20 * 60 + 1).answer_end(a=1, b=1), a=(1, 2, 1), b=(1, 1, 1))
+    out2 = r2.events("evaluation_outcome")[0].data
+    assert out2["discuss"] == "now" and out2["decided_by"] == "agreed" and out2["more_time"] is True
+    assert any(p.key == "notice.take_more_time" for p in r2.prompts("b"))
+
+
+def test_discuss_later_reminds_both_at_the_agreed_time_even_after_a_restart():
+    r = evaluate(started("a").wait(20 * 60 + 1).answer_end(a=1, b=1), a=(1, 1, 2), b=(1, 1, 2))
+    assert r.phase == "monitoring"
+    assert r.events("evaluation_outcome")[0].data["reminder_minutes"] == 120
+    r.wait(60 * 60)
+    snap = json.loads(json.dumps(r.p.snapshot()))
+    r.clock.reboot(down_seconds=5, trusted=True)
+    r.p = Procedure(r.plan, r.clock, snap)
+    r.wait(60 * 60 - 10)
+    assert not any(p.key == "notice.discuss_topic_now" for p in r.prompts("a"))
+    r.wait(20)
+    assert {p.partner for p in r.prompts(kind="notice") if p.key == "notice.discuss_topic_now"} == {"a", "b"}
