@@ -144,3 +144,25 @@ def test_log_with_a_bad_date_or_directory_says_so(tmp_path):
     r = subprocess.run([sys.executable, "-m", "firmware.cli", "log", "--state-dir", str(tmp_path)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "no event log" in r.stderr
+
+
+@pytest.mark.parametrize("trusted, kept", [(True, 1), (False, 2)])
+def test_retention_removes_old_events_only_on_a_synchronised_clock(tmp_path, trusted, kept):
+    from firmware.eventlog import HubDatabase, LoggedEvent
+    from mqtt.broker_config import Credentials
+    from mqtt.client import BusClient
+    clock = ManualClock(trusted=trusted)
+    db = HubDatabase(tmp_path / "hub" / "hub.sqlite3")
+    old = clock.wall() - dt.timedelta(days=PLAN.retention_days + 1)
+    db.save_step({}, [LoggedEvent("old", old, "started", "procedure", "a", None, {}),
+                      LoggedEvent("new", clock.wall(), "ended", "procedure", None, None, {})])
+    db.close()
+    bus = BusClient("hub", PLAN.household, Credentials("hub", "x"), state_dir=tmp_path / "bus")
+    hub = Hub(PLAN, bus, clock, tmp_path / "hub")
+    hub._prune()
+    assert [e.id for e in hub.db.events()][-kept:] == (["new"] if kept == 1 else ["old", "new"])
+    assert len(hub.db.events()) == kept
+    with pytest.raises(Exception, match="append-only"):
+        hub.db._c.execute("UPDATE events SET type = 'x'")
+    hub.db.close()
+    bus.store.close()
