@@ -127,7 +127,8 @@ class Procedure:
                  instance: str | None = None):
         self.plan = plan
         self.clock = clock
-        self.s: dict[str, Any] = snapshot if snapshot is not None else _fresh(instance)
+        # a snapshot from an older version lacks newer keys: they start at their defaults
+        self.s: dict[str, Any] = {**_fresh(instance), **(snapshot or {})}
         if snapshot is not None:
             self._resume()
         if self.s["since_wall"] is None:
