@@ -173,6 +173,12 @@ def run_demo(speed: float = 1.0) -> int:
             ev.wait_phase(hub, ("evaluation",), 30)
             ev.wait_phase(hub, ("monitoring",), 30)
             ev.sleep(0.5)
+            outcome = [e for e in hub.db.events() if e.type == "evaluation_outcome"]
+            if outcome:
+                d = outcome[-1].data
+                ev.say("hub", f"evaluation: long enough {d.get('long_enough')}, more time needed "
+                              f"{d.get('more_time')}, discuss the topic {d.get('discuss')} "
+                              f"({d.get('decided_by')}); reminder in {d.get('reminder_minutes')} min")
             events = hub.db.events()
             ev.say("hub", f"back to monitoring; the event log holds {len(events)} events: "
                           + ", ".join(sorted({e.type for e in events})))
