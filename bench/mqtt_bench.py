@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
-from mqtt.client import BusClient, Message
+from mqtt.client import BusClient
 
 HOUSEHOLD = "bench-home"
 N_LATENCY = 1000

@@ -26,10 +26,10 @@ def _broker_config(args: argparse.Namespace) -> int:
     print(f"  mosquitto.conf  listener 127.0.0.1:{args.port}"
           + (f", TLS {args.tls_bind}:{args.tls_port}" if tls else ""))
     print(f"  passwd, acl     {len(creds)} services: {', '.join(creds)}")
-    print(f"  credentials/    one JSON file per service (mode 0600)"
+    print("  credentials/    one JSON file per service (mode 0600)"
           + ("; new passwords" if args.rotate else "; existing passwords kept"))
     if tls and not args.tls_cert:
-        print(f"  tls/ca.crt      copy this to a panel on another device")
+        print("  tls/ca.crt      copy this to a panel on another device")
     print(f"start it with: mosquitto -c {out / 'mosquitto.conf'}")
     return 0
 

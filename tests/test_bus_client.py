@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
 
 import pytest
@@ -14,21 +12,8 @@ from mqtt.broker_config import Credentials
 from mqtt.client import BusClient, Message
 from mqtt.errors import ContractError, NotPermitted
 from tests.conftest import HOUSEHOLD, wait_until
+from tests.helpers.collect import Collect
 from tests.helpers.rawmqtt import Raw
-
-
-class Collect(list):
-    def __init__(self):
-        super().__init__()
-        self.lock = threading.Lock()
-
-    def __call__(self, m: Message):
-        with self.lock:
-            self.append(m)
-
-    def words(self, topic: str) -> list[str]:
-        with self.lock:
-            return [m.payload for m in self if m.topic == topic]
 
 
 def test_availability_online_stopped_and_last_will(bus):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,12 @@ from firmware.hub import Hub
 from firmware.plan import load_plan
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
-from mqtt.client import Message
 from tests.conftest import wait_until
+from tests.helpers.collect import Collect
+
+
+def Seen():
+    return Collect(payloads=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = load_plan(ROOT / "examples" / "household.toml", today=dt.date(2026, 11, 21))
@@ -29,16 +32,6 @@ def home(tmp_path):
     b = PrivateBroker(tmp_path / "broker", PLAN.household).start()
     yield b
     b.kill()
-
-
-class Seen(list):
-    def __init__(self):
-        super().__init__()
-        self.lock = threading.Lock()
-
-    def __call__(self, m: Message):
-        with self.lock:
-            self.append(m.payload)
 
 
 def make_hub(home, tmp_path, clock):

@@ -3,7 +3,6 @@ bridge through a real Mosquitto, with the publisher killed (-9) and restarted, t
 restarted, or the subscriber killed and restarted, in the middle."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3

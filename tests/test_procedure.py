@@ -9,7 +9,7 @@ import pytest
 
 from firmware.clock import ManualClock
 from firmware.plan import load_plan, validate_plan
-from firmware.procedure import (Answer, ApartSeen, CallOut, EventOut, PanelPress, PartnerButton,
+from firmware.procedure import (Answer, CallOut, EventOut, PanelPress, PartnerButton,
                                 PresenceSeen, Procedure, PromptOut, Sound)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "household.toml"
