@@ -123,13 +123,15 @@ class BusClient:
                  state_dir: Path, host: str = "127.0.0.1", port: int = 1883,
                  tls_ca: Path | None = None,
                  reconnect_min: float = 0.5, reconnect_max: float = 30.0, keepalive: int = 30,
-                 clock: Callable[[], datetime] = schemas.now_utc):
+                 clock: Callable[[], datetime] = schemas.now_utc,
+                 on_connection: Callable[[bool], None] | None = None):
         if service not in schemas.SERVICES:
             raise ContractError(f"unknown service {service!r}; one of {', '.join(schemas.SERVICES)}")
         self.service = service
         self.household = contract.check_household(household)
         self.prefix = contract.prefix(household)
         self.clock = clock
+        self.on_connection = on_connection   # told True/False as the broker link comes and goes
         self.host, self.port, self.keepalive = host, port, keepalive
         self.stats: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
@@ -317,11 +319,18 @@ class BusClient:
             self._sub_pending.clear()   # SUBACKs of a dead connection never come
         self._subscribe(topics)
         self.connected.set()
+        if self.on_connection:
+            self.on_connection(True)
         log.info("%s: connected to %s:%s (session present: %s)", self.service, self.host,
                  self.port, flags.session_present)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
+        if self.on_connection:
+            try:
+                self.on_connection(False)
+            except Exception:
+                log.exception("%s: on_connection failed", self.service)
         if self._started:
             self.stats["disconnects"] += 1
             log.warning("%s: disconnected (%s); reconnecting with backoff", self.service, reason_code)

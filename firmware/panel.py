@@ -1,0 +1,237 @@
+"""The button-and-LED panel (gpiozero), its own service with its own broker credentials.
+
+It shows the truth: every light is drawn from the retained `state` and `hub/available`, so after a
+restart or a reconnect the panel is right at once. A time-out starts only with a long press
+(>= 2 s) with the button's own light on while it is held; short presses are counted and sent as
+such (the hub ignores them); mood buttons work only while a question is open; nothing on the
+panel can end a time-out (the contract gives the panel no such message). A long press while the
+hub is offline is kept in the panel's outbox and the button light blinks until the hub has it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from gpiozero import LED, Button, Buzzer
+from pydantic import BaseModel, ConfigDict, Field
+
+from mqtt import schemas
+from mqtt.client import BusClient, Message
+
+log = logging.getLogger(__name__)
+
+ACTIVE_PHASES = ("leaving", "timeout", "extended", "checkin")
+
+# Fault LED pattern (on seconds, off seconds) per fault class: each distinct at a glance.
+FAULT_PATTERNS: dict[str, tuple[float, float] | None] = {
+    "hub_offline": (1.0, 1.0),   # slow even blink: the hub (or the panel's link to it) is gone
+    "mic": (0.2, 1.8),           # short flash: microphone / sound sensing
+    "ble": (1.8, 0.2),           # long on, short off: tag presence
+    "modem": (0.2, 0.2),         # fast blink: calls cannot go out
+    "other": None,               # steady on: any other fault
+}
+
+
+class PanelPins(BaseModel):
+    """BCM GPIO numbers (hardware/panel.md has the wiring table)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_button: int = 17
+    timeout_led: int = 27
+    mood_buttons: tuple[int, int, int] = (5, 13, 19)  # calm, a bit tense, not calm
+    question_led: int = 26
+    bar: tuple[int, ...] = Field((12, 16, 20, 21, 22, 23, 24, 25), min_length=5, max_length=10)
+    sensing_led: int = 18
+    suggestion_led: int = 7
+    active_led: int = 8
+    fault_led: int = 9
+    buzzer: int | None = 10
+
+
+def fault_class(code: str) -> str:
+    head = code.split(".", 1)[0]
+    return head if head in FAULT_PATTERNS else "other"
+
+
+@dataclass
+class _Press:
+    started: float = 0.0
+    held: bool = False
+
+
+class Panel:
+    def __init__(self, bus: BusClient, pins: PanelPins = PanelPins(), *, long_press_s: float = 2.0,
+                 bounce_s: float = 0.03, pin_factory=None,
+                 on_render: Callable[["Panel"], None] | None = None):
+        f = pin_factory
+        self.bus = bus
+        self.pins = pins
+        self.on_render = on_render
+        self.button = Button(pins.timeout_button, hold_time=long_press_s, bounce_time=bounce_s,
+                             pin_factory=f)
+        self.button_led = LED(pins.timeout_led, pin_factory=f)
+        self.moods = [Button(p, bounce_time=bounce_s, pin_factory=f) for p in pins.mood_buttons]
+        self.question_led = LED(pins.question_led, pin_factory=f)
+        self.bar = [LED(p, pin_factory=f) for p in pins.bar]
+        self.sensing_led = LED(pins.sensing_led, pin_factory=f)
+        self.suggestion_led = LED(pins.suggestion_led, pin_factory=f)
+        self.active_led = LED(pins.active_led, pin_factory=f)
+        self.fault_led = LED(pins.fault_led, pin_factory=f)
+        self.buzzer = Buzzer(pins.buzzer, pin_factory=f) if pins.buzzer is not None else None
+
+        self.state: schemas.State | None = None
+        self.hub_online = False
+        self.link_up = bus.connected.is_set()
+        self.waiting = False          # a long press made while the hub was away, not yet seen
+        self.short_presses = 0
+        self.ignored_mood_presses = 0
+        self._press = _Press()
+        self._lock = threading.RLock()
+        self._modes: dict[str, object] = {}
+        self._closed = False
+
+        self.button.when_pressed = self._pressed
+        self.button.when_held = self._held
+        self.button.when_released = self._released
+        for choice, b in enumerate(self.moods, start=1):
+            b.when_pressed = lambda c=choice: self._mood(c)
+        bus.on_connection = self._link
+        bus.on("state", self._on_state)
+        bus.on("hub/available", self._on_hub)
+
+    # -- what the panel shows ---------------------------------------------------------------
+    @property
+    def offline(self) -> bool:
+        return not (self.link_up and self.hub_online and self.state is not None)
+
+    def fault_pattern(self) -> str | None:
+        if self.offline:
+            return "hub_offline"
+        classes = [fault_class(f.code) for f in self.state.faults]
+        for c in ("modem", "mic", "ble", "other"):   # the most urgent first
+            if c in classes:
+                return c
+        return None
+
+    def _set(self, name: str, led: LED, mode: object) -> None:
+        """Apply a mode (False/True/(on, off) blink) only when it changes: re-applying a blink
+        would restart its rhythm."""
+        if self._modes.get(name) == mode:
+            return
+        self._modes[name] = mode
+        if mode is True:
+            led.on()
+        elif mode is False:
+            led.off()
+        else:
+            on, off = mode  # type: ignore[misc]
+            led.blink(on_time=on, off_time=off)
+
+    def render(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            s = self.state
+            off = self.offline
+            self._set("sensing", self.sensing_led, bool(not off and s.sensing))
+            self._set("suggestion", self.suggestion_led,
+                      (0.5, 0.5) if not off and s.suggestion else False)
+            self._set("active", self.active_led, bool(not off and s.phase in ACTIVE_PHASES))
+            self._set("question", self.question_led, bool(not off and s.question is not None))
+            lit = 0 if off else round(s.thermometer * len(self.bar) / 10)
+            for i, led in enumerate(self.bar):
+                self._set(f"bar{i}", led, i < lit)
+            pattern = self.fault_pattern()
+            self._set("fault", self.fault_led,
+                      False if pattern is None else (FAULT_PATTERNS[pattern] or True))
+            if self.button.is_pressed and not self._press.held:
+                button: object = True              # feedback while held
+            elif self.waiting:
+                button = (0.15, 0.15)              # kept; waiting for the hub
+            elif self._press.held and self.button.is_pressed:
+                button = True
+            else:
+                button = False
+            self._set("button", self.button_led, button)
+        if self.on_render:
+            self.on_render(self)
+
+    # -- bus ---------------------------------------------------------------------------------
+    def _link(self, up: bool) -> None:
+        self.link_up = up
+        self.render()
+
+    def _on_hub(self, m: Message) -> None:
+        self.hub_online = m.payload == "online"
+        self.render()
+
+    def _on_state(self, m: Message) -> None:
+        with self._lock:
+            self.state = m.payload  # type: ignore[assignment]
+            if self.waiting and self.hub_online and self.state.phase in ACTIVE_PHASES:
+                self.waiting = False
+        self.render()
+
+    # -- buttons -----------------------------------------------------------------------------
+    def _pressed(self) -> None:
+        self._press = _Press(started=time.monotonic())
+        with self._lock:
+            self._set("button", self.button_led, True)   # at once: the hand must feel it working
+
+    def _held(self) -> None:
+        self._press.held = True
+        queued = self.offline
+        held = time.monotonic() - self._press.started
+        self.bus.publish("panel/press", self.bus.make(
+            schemas.PanelPress, press="long", held_s=round(min(held, 600.0), 2), queued=queued))
+        if queued:
+            self.waiting = True
+        if self.buzzer:
+            self.buzzer.beep(on_time=0.1, off_time=0.1, n=1)
+        self.render()
+
+    def _released(self) -> None:
+        if not self._press.held:
+            self.short_presses += 1
+            held = max(0.0, time.monotonic() - self._press.started)
+            self.bus.publish("panel/press", self.bus.make(
+                schemas.PanelPress, press="short", held_s=round(min(held, 600.0), 2)))
+        self._press = _Press()
+        self.render()
+
+    def _mood(self, choice: int) -> None:
+        s = self.state
+        if self.offline or s is None or s.question is None or choice > s.question.options:
+            self.ignored_mood_presses += 1
+            return
+        self.bus.publish("panel/answer", self.bus.make(
+            schemas.PanelAnswer, question_id=s.question.id, choice=choice))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self.bus.on_connection = None
+        for d in (self.button, self.button_led, *self.moods, self.question_led, *self.bar,
+                  self.sensing_led, self.suggestion_led, self.active_led, self.fault_led,
+                  *( [self.buzzer] if self.buzzer else [])):
+            d.close()
+
+
+def draw(panel: Panel) -> str:
+    """The panel's lights as one terminal line (the demo and `--draw`)."""
+    def dot(led: LED) -> str:
+        return "●" if led.is_lit else "○"
+    mode = panel._modes
+    def shown(name: str, led: LED) -> str:
+        m = mode.get(name)
+        return "◐" if isinstance(m, tuple) else dot(led)
+    bar = "".join(dot(l) for l in panel.bar)
+    return (f"[{bar}] sensing {shown('sensing', panel.sensing_led)}  "
+            f"suggestion {shown('suggestion', panel.suggestion_led)}  "
+            f"time-out {shown('active', panel.active_led)}  "
+            f"question {shown('question', panel.question_led)}  "
+            f"fault {shown('fault', panel.fault_led)}  button {shown('button', panel.button_led)}")

@@ -1,0 +1,235 @@
+"""The panel with gpiozero's own MockFactory against the real broker: its lights for every phase,
+long and short presses, bounce and noise, a press while the hub is away, and what it may publish."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from firmware.panel import FAULT_PATTERNS, Panel, PanelPins, draw
+from mqtt import schemas
+from tests.conftest import HOUSEHOLD, wait_until
+from tests.helpers.collect import Collect
+from tests.helpers.rawmqtt import Raw
+
+PINS = PanelPins()
+HOLD = 2.0
+
+
+@pytest.fixture
+def rig(broker, bus):
+    """A hub-side client that publishes state/availability and collects the panel's inputs."""
+    hub = bus("hub")
+    presses, answers = Collect(payloads=True), Collect(payloads=True)
+    hub.on("panel/press", presses)
+    hub.on("panel/answer", answers)
+    assert hub.wait_subscribed(5)
+    factory = MockFactory()
+    panel_bus = bus("panel", start=False)
+    panel = Panel(panel_bus, PINS, long_press_s=HOLD, bounce_s=0.03, pin_factory=factory)
+    panel_bus.start()
+    assert panel_bus.wait_subscribed(5)
+
+    class Rig:
+        pass
+    r = Rig()
+    r.hub, r.panel, r.factory, r.presses, r.answers = hub, panel, factory, presses, answers
+    r.pin = factory.pin
+    r.hub_creds, r.port = broker.creds("hub"), broker.port
+    yield r
+    panel.close()
+
+
+def publish_state(hub, **fields):
+    fields.setdefault("phase", "monitoring")
+    fields.setdefault("since", schemas.now_utc())
+    hub.publish("state", schemas.State(**fields))
+
+
+def online(r):
+    r.hub._client.publish(f"timeout/{HOUSEHOLD}/hub/available", "online", qos=1, retain=True)
+
+
+def lit(r, pin) -> bool:
+    return r.pin(pin).state is True or r.pin(pin).state == 1
+
+
+def bar_count(r) -> int:
+    return sum(lit(r, p) for p in PINS.bar)
+
+
+def blinking(r, pin, seconds=1.3) -> bool:
+    seen = set()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        seen.add(bool(r.pin(pin).state))
+        time.sleep(0.01)
+    return seen == {True, False}
+
+
+@pytest.mark.parametrize("phase, active", [("monitoring", False), ("suggestion", False),
+                                           ("leaving", True), ("timeout", True),
+                                           ("checkin", True), ("extended", True),
+                                           ("evaluation", False)])
+def test_lights_for_every_phase(rig, phase, active):
+    online(rig)
+    q = schemas.OpenQuestion(id=uuid.uuid4(), kind="checkin", key="checkin.how_do_you_feel",
+                             options=3) if phase in ("checkin", "evaluation") else None
+    publish_state(rig.hub, phase=phase, thermometer=6, suggestion=phase == "suggestion",
+                  question=q)
+    assert wait_until(lambda: rig.panel.state is not None and rig.panel.state.phase == phase, 5)
+    time.sleep(0.05)
+    assert lit(rig, PINS.sensing_led)
+    assert lit(rig, PINS.active_led) == active
+    assert bar_count(rig) == round(6 * len(PINS.bar) / 10)
+    assert lit(rig, PINS.question_led) == (q is not None)
+    assert not lit(rig, PINS.fault_led)
+    if phase == "suggestion":
+        assert blinking(rig, PINS.suggestion_led)
+    else:
+        assert not lit(rig, PINS.suggestion_led)
+
+
+def test_hub_offline_is_shown_and_a_long_press_is_kept_until_the_hub_has_it(rig, tmp_path):
+    online(rig)
+    publish_state(rig.hub, phase="monitoring", thermometer=3)
+    assert wait_until(lambda: not rig.panel.offline, 5)
+    rig.hub.kill()                                       # the hub vanishes: last will "offline"
+    assert wait_until(lambda: rig.panel.offline, 5)
+    assert not lit(rig, PINS.sensing_led) and bar_count(rig) == 0
+    assert blinking(rig, PINS.fault_led, 2.3)
+    assert rig.panel.fault_pattern() == "hub_offline"
+    rig.pin(PINS.timeout_button).drive_low()
+    time.sleep(HOLD + 0.2)
+    rig.pin(PINS.timeout_button).drive_high()
+    assert wait_until(lambda: rig.panel.waiting, 2)
+    assert blinking(rig, PINS.timeout_led, 0.6), "the button light must show it is waiting"
+    # the hub returns (same session) and finds the press waiting for it
+    from mqtt.client import BusClient
+    got = Collect(payloads=True)
+    hub = BusClient("hub", HOUSEHOLD, rig.hub_creds, port=rig.port, state_dir=tmp_path / "hub")
+    hub.on("panel/press", got)
+    hub.start()
+    assert hub.wait_subscribed(5)
+    assert wait_until(lambda: len(got) == 1, 5)
+    assert got[0].press == "long" and got[0].queued is True
+    publish_state(hub, phase="leaving", thermometer=3)
+    assert wait_until(lambda: not rig.panel.waiting, 5)
+    hub.stop()
+
+
+def test_long_press_lights_while_held_and_reaches_the_hub(rig):
+    online(rig)
+    publish_state(rig.hub, phase="monitoring")
+    assert wait_until(lambda: not rig.panel.offline, 5)
+    rig.pin(PINS.timeout_button).drive_low()
+    assert wait_until(lambda: lit(rig, PINS.timeout_led), 0.2), "no light while held"
+    time.sleep(HOLD - 0.4)
+    assert rig.presses == [], "a time-out must not start before the long press is complete"
+    assert wait_until(lambda: len(rig.presses) == 1, 1.0)
+    rig.pin(PINS.timeout_button).drive_high()
+    p = rig.presses[0]
+    assert p.press == "long" and p.held_s >= HOLD and p.queued is False
+
+
+def test_short_presses_are_counted_not_started(rig):
+    online(rig)
+    publish_state(rig.hub, phase="monitoring")
+    assert wait_until(lambda: not rig.panel.offline, 5)
+    for _ in range(3):
+        rig.pin(PINS.timeout_button).drive_low()
+        time.sleep(0.3)
+        rig.pin(PINS.timeout_button).drive_high()
+        time.sleep(0.1)
+    assert wait_until(lambda: len(rig.presses) == 3, 3)
+    assert [p.press for p in rig.presses] == ["short"] * 3 and rig.panel.short_presses == 3
+
+
+def test_bounce_and_noise_make_no_press_and_a_bouncy_long_press_makes_one(rig):
+    online(rig)
+    publish_state(rig.hub, phase="monitoring")
+    assert wait_until(lambda: not rig.panel.offline, 5)
+    pin = rig.pin(PINS.timeout_button)
+    for _ in range(20):             # interference: 2 ms spikes
+        pin.drive_low()
+        time.sleep(0.002)
+        pin.drive_high()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert [p.press for p in rig.presses].count("long") == 0
+    for _ in range(5):              # a bouncing contact, then held
+        pin.drive_low()
+        time.sleep(0.003)
+        pin.drive_high()
+        time.sleep(0.003)
+    pin.drive_low()
+    time.sleep(HOLD + 0.3)
+    pin.drive_high()
+    assert wait_until(lambda: [p.press for p in rig.presses].count("long") == 1, 2)
+    time.sleep(0.3)
+    assert [p.press for p in rig.presses].count("long") == 1
+
+
+def test_mood_buttons_work_only_while_a_question_is_open(rig):
+    online(rig)
+    publish_state(rig.hub, phase="timeout")
+    assert wait_until(lambda: not rig.panel.offline, 5)
+    rig.pin(PINS.mood_buttons[0]).drive_low()
+    time.sleep(0.1)
+    rig.pin(PINS.mood_buttons[0]).drive_high()
+    time.sleep(0.2)
+    assert rig.answers == [] and rig.panel.ignored_mood_presses == 1
+    q = schemas.OpenQuestion(id=uuid.uuid4(), kind="checkin", key="checkin.how_do_you_feel", options=3)
+    publish_state(rig.hub, phase="checkin", question=q)
+    assert wait_until(lambda: rig.panel.state.question is not None, 5)
+    rig.pin(PINS.mood_buttons[2]).drive_low()
+    time.sleep(0.1)
+    rig.pin(PINS.mood_buttons[2]).drive_high()
+    assert wait_until(lambda: len(rig.answers) == 1, 3)
+    assert rig.answers[0].question_id == q.id and rig.answers[0].choice == 3
+
+
+@pytest.mark.parametrize("code, cls", [("mic.unplugged", "mic"), ("ble.adapter_down", "ble"),
+                                       ("modem.no_sim", "modem"), ("disk.full", "other")])
+def test_each_fault_class_has_its_own_pattern(rig, code, cls):
+    online(rig)
+    fault = schemas.Fault(code=code, service="hub", since=schemas.now_utc(), reason="test")
+    publish_state(rig.hub, phase="monitoring", faults=[fault])
+    assert wait_until(lambda: rig.panel.fault_pattern() == cls, 5)
+    pattern = FAULT_PATTERNS[cls]
+    if pattern is None:
+        assert lit(rig, PINS.fault_led) and not blinking(rig, PINS.fault_led, 0.6)
+    else:
+        # measure the on time of one blink
+        pin = rig.pin(PINS.fault_led)
+        assert wait_until(lambda: not pin.state, 3) and wait_until(lambda: bool(pin.state), 3)
+        t = time.monotonic()
+        assert wait_until(lambda: not pin.state, 3)
+        assert abs((time.monotonic() - t) - pattern[0]) < 0.12
+    assert len({p for p in FAULT_PATTERNS.values()}) == len(FAULT_PATTERNS)
+
+
+def test_after_a_restart_the_panel_shows_the_truth_at_once(broker, bus):
+    hub = bus("hub")
+    hub._client.publish(f"timeout/{HOUSEHOLD}/hub/available", "online", qos=1, retain=True)
+    publish_state(hub, phase="timeout", thermometer=8)
+    time.sleep(0.2)
+    factory = MockFactory()
+    pb = bus("panel", start=False)
+    panel = Panel(pb, PINS, pin_factory=factory)
+    pb.start()
+    assert wait_until(lambda: not panel.offline, 5)
+    assert factory.pin(PINS.active_led).state and sum(
+        bool(factory.pin(p).state) for p in PINS.bar) == round(8 * len(PINS.bar) / 10)
+    assert "time-out ●" in draw(panel)
+    panel.close()
+
+
+def test_the_panel_can_publish_only_its_own_inputs(broker):
+    raw = Raw(broker.port, "panel", broker.creds("panel").password, "panel-probe")
+    raw.wait_connack()
+    for topic in ("state", "events", "partner/a/input", "call/request", "hub/available"):
+        assert str(raw.publish_and_ack(f"timeout/{HOUSEHOLD}/{topic}", b"x")) == "Not authorized"
+    raw.close()
