@@ -63,6 +63,21 @@ def _hub(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def _panel(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+    from .panel import serve
+    try:
+        return serve(args.config, mock=args.mock, draw_lights=args.draw)
+    except (OSError, ValueError) as e:
+        if isinstance(e, ValidationError):
+            for err in e.errors():
+                where = ".".join(str(p) for p in err["loc"])
+                print(f"timeout-hub panel: {args.config}: {where}: {err['msg']}", file=sys.stderr)
+        else:
+            print(f"timeout-hub panel: {args.config}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def _log(args: argparse.Namespace) -> int:
     import datetime as dt
     from .eventlog import HubDatabase
@@ -141,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--port", type=int, default=1883)
     h.add_argument("--speed", type=float, default=1.0, help=argparse.SUPPRESS)  # tests and bench
     h.set_defaults(func=_hub)
+
+    pn = sub.add_parser("panel", help="run the button-and-LED panel service")
+    pn.add_argument("--config", required=True, help="panel TOML (examples/panel.toml)")
+    pn.add_argument("--mock", action="store_true", help="gpiozero MockFactory instead of real pins")
+    pn.add_argument("--draw", action="store_true", help="draw the lights in the terminal")
+    pn.set_defaults(func=_panel)
 
     lg = sub.add_parser("log", help="list the hub's event log readably")
     lg.add_argument("--state-dir", default="/var/lib/timeout-hub/hub", help="the hub's state directory")

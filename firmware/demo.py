@@ -2,7 +2,8 @@
 end through a private Mosquitto, on an accelerated clock (one evening minute = 0.5 s by default).
 
 Real here: the broker with its passwords and ACL, the bus clients, the hub service with the
-procedure, its saved state and event log. Simulated: the sound (a scripted thermometer until the
+procedure, its saved state and event log, and the panel service on gpiozero's MockFactory (its
+lights drawn in the terminal, its button held for the real two seconds). Simulated: the sound (a scripted thermometer until the
 detector of issue 4 exists), the tags (scripted home/away until BLE presence of issue 5), partner
 b's wearable, the SMS replies of partner a, and the caller (acknowledges every call; the modem
 of issue 7 is not built).
@@ -10,6 +11,8 @@ of issue 7 is not built).
 from __future__ import annotations
 
 import logging
+
+from gpiozero.pins.mock import MockFactory
 import tempfile
 import threading
 import time
@@ -22,6 +25,7 @@ from mqtt.client import BusClient, Message
 from . import procedure as P
 from .clock import ScaledClock
 from .hub import Hub
+from .panel import Panel, draw
 from .plan import load_plan
 from .texts import PHASES, say
 
@@ -90,6 +94,16 @@ def run_demo(speed: float = 1.0) -> int:
                                 f" (thermometer {s.thermometer}/10{extra})")
 
         panel.on("state", on_state)
+        factory = MockFactory()
+        drawn = [""]
+
+        def show_lights(p: Panel) -> None:
+            line = draw(p)
+            if line != drawn[0]:
+                drawn[0] = line
+                ev.say("panel", line)
+
+        panel_hw = Panel(panel, pin_factory=factory, on_render=show_lights)
 
         def answer(partner: str, prompt: schemas.PartnerPrompt) -> int | None:
             """The script of what each partner answers."""
@@ -156,9 +170,11 @@ def run_demo(speed: float = 1.0) -> int:
                                 + (", sustained shouting" if level == 8 else ""))
                 hub.feed(P.Sound(level, episode=level == 8))
             ev.wait_phase(hub, ("suggestion",), 1)
-            ev.sleep(1)
-            ev.say("panel", "long press (2.5 s) on the time-out button")
-            panel.publish("panel/press", schemas.PanelPress(press="long", held_s=2.5))
+            ev.say("panel", "a partner lifts the cover and holds the time-out button")
+            button = factory.pin(panel_hw.pins.timeout_button)
+            button.drive_low()
+            time.sleep(2.3)          # the real 2-second hold, not sped up
+            button.drive_high()
             ev.wait_phase(hub, ("leaving",), 1)
             ev.sleep(2)
             ev.say("tags", "partner a's tag is gone: a has left")
@@ -183,6 +199,7 @@ def run_demo(speed: float = 1.0) -> int:
             ev.say("hub", f"back to monitoring; the event log holds {len(events)} events: "
                           + ", ".join(sorted({e.type for e in events})))
         finally:
+            panel_hw.close()
             hub.stop()
             for c in clients[1:]:
                 c.stop()

@@ -52,6 +52,58 @@ class PanelPins(BaseModel):
     buzzer: int | None = 10
 
 
+class PanelConfig(BaseModel):
+    """The panel service's own configuration file (examples/panel.toml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    household: str
+    credentials: str
+    state_dir: str = "/var/lib/timeout-hub/panel"
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    tls_ca: str | None = None
+    long_press_seconds: float = Field(2.0, ge=2.0, le=10.0,
+                                      description="at least 2 s: a child's tap never starts one")
+    bounce_ms: int = Field(30, ge=5, le=200)
+    pins: PanelPins = PanelPins()
+
+
+def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) -> int:
+    """`timeout-hub panel`: run the panel until SIGTERM/SIGINT."""
+    import signal
+    import tomllib
+    from pathlib import Path
+
+    from mqtt.broker_config import Credentials
+
+    cfg = PanelConfig.model_validate(tomllib.loads(Path(config_path).read_text()))
+    factory = None
+    if mock:
+        from gpiozero.pins.mock import MockFactory
+        factory = MockFactory()
+    bus = BusClient("panel", cfg.household, Credentials.load(Path(cfg.credentials)), host=cfg.host,
+                    port=cfg.port, tls_ca=Path(cfg.tls_ca) if cfg.tls_ca else None,
+                    state_dir=Path(cfg.state_dir))
+    last = [""]
+
+    def show(p: "Panel") -> None:
+        line = draw(p)
+        if draw_lights and line != last[0]:
+            last[0] = line
+            print(line, flush=True)
+    panel = Panel(bus, cfg.pins, long_press_s=cfg.long_press_seconds,
+                  bounce_s=cfg.bounce_ms / 1000, pin_factory=factory, on_render=show)
+    bus.start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    panel.close()
+    bus.stop()
+    return 0
+
+
 def fault_class(code: str) -> str:
     head = code.split(".", 1)[0]
     return head if head in FAULT_PATTERNS else "other"
@@ -179,8 +231,7 @@ class Panel:
     # -- buttons -----------------------------------------------------------------------------
     def _pressed(self) -> None:
         self._press = _Press(started=time.monotonic())
-        with self._lock:
-            self._set("button", self.button_led, True)   # at once: the hand must feel it working
+        self.render()   # the button's light at once: the hand must feel it working
 
     def _held(self) -> None:
         self._press.held = True
