@@ -78,6 +78,61 @@ def _panel(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def _caller(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from mqtt.broker_config import Credentials
+    from mqtt.client import BusClient
+    from .caller import Caller, CallerConfigError, load_caller_config
+    try:
+        cfg = load_caller_config(args.config)
+        creds = Credentials.load(Path(cfg.credentials))
+    except (CallerConfigError, BrokerConfigError) as e:
+        print(f"timeout-hub caller: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    bus = BusClient("caller", cfg.household, creds, host=cfg.host, port=cfg.port,
+                    state_dir=Path(cfg.state_dir))
+    caller = Caller(cfg, bus).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"caller for {cfg.household} running on {cfg.modem_port}", flush=True)
+    stop.wait()
+    caller.stop()
+    return 0
+
+
+def _call_test(args: argparse.Namespace) -> int:
+    import json
+    import re
+    from .modem.errors import ModemError
+    from .modem.sim7600 import Modem
+    from .texts import CALL_MESSAGE
+    if not re.fullmatch(r"\+[1-9]\d{6,14}", args.number):
+        print(f"timeout-hub call-test: --number {args.number!r} is not an E.164 number like "
+              "+31612345678", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        modem = Modem(args.port)
+        modem.init()
+    except ModemError as e:
+        out = {"outcome": "failed", "steps": {}, "error": str(e)}
+        print(json.dumps(out) if args.json else f"failed: {e}")
+        return 1
+    try:
+        report = modem.call(args.number, CALL_MESSAGE[args.lang].format(code=args.code_word),
+                            ring_timeout=args.ring_seconds * args.time_scale)
+    finally:
+        modem.close()
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(f"outcome: {report.outcome}" + (f" ({report.error})" if report.error else ""))
+        for name, t in report.steps.items():
+            print(f"  {t:7.2f} s  {name}")
+    return 0 if report.outcome == "acknowledged" else 1
+
+
 def _log(args: argparse.Namespace) -> int:
     import datetime as dt
     from .eventlog import HubDatabase
@@ -162,6 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--mock", action="store_true", help="gpiozero MockFactory instead of real pins")
     pn.add_argument("--draw", action="store_true", help="draw the lights in the terminal")
     pn.set_defaults(func=_panel)
+
+    cl = sub.add_parser("caller", help="run the cellular caller service")
+    cl.add_argument("--config", type=Path, required=True, help="caller TOML (mode 0600)")
+    cl.set_defaults(func=_caller)
+
+    ct = sub.add_parser("call-test", help="one real test call with the message; prints the outcome",
+                        description="Exit 0 when the contact pressed 1, 1 otherwise, 2 on bad input.")
+    ct.add_argument("--port", required=True, help="the modem's AT port, e.g. /dev/ttyUSB2")
+    ct.add_argument("--number", required=True, help="E.164, e.g. +31612345678")
+    ct.add_argument("--lang", choices=["nl", "en"], default="nl")
+    ct.add_argument("--code-word", default="test", help="the household's code word in the message")
+    ct.add_argument("--ring-seconds", type=float, default=35.0)
+    ct.add_argument("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
+    ct.add_argument("--json", action="store_true", help="one JSON object with outcome and step times")
+    ct.set_defaults(func=_call_test)
 
     lg = sub.add_parser("log", help="list the hub's event log readably")
     lg.add_argument("--state-dir", default="/var/lib/timeout-hub/hub", help="the hub's state directory")

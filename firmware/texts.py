@@ -44,6 +44,21 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Discuss the topic? 1 now, 2 later, 3 at the next therapy session"},
 }
 
+# What a contact person hears and reads (R8, R14): which household, that a time-out escalated,
+# please get in touch. No names, no details of the conflict.
+CALL_MESSAGE = {
+    "nl": ("Dit is een automatisch bericht van de time-out hub van huishouden {code}. "
+           "Een time-out is geëscaleerd. Wilt u contact opnemen? Druk op 1 als u contact opneemt."),
+    "en": ("This is an automatic message from the time-out hub of household {code}. "
+           "A time-out has escalated. Please get in touch. Press 1 if you will get in touch."),
+}
+CALL_SMS = {
+    "nl": ("Time-out hub, huishouden {code}: een time-out is geëscaleerd. Wilt u contact opnemen? "
+           "(automatisch bericht)"),
+    "en": ("Time-out hub, household {code}: a time-out has escalated. Please get in touch. "
+           "(automatic message)"),
+}
+
 PHASES: dict[str, dict[str, str]] = {
     "monitoring": {"nl": "rust — meten aan", "en": "quiet — sensing on"},
     "suggestion": {"nl": "voorstel: neem een pauze", "en": "suggestion: take a break"},

@@ -1,0 +1,459 @@
+"""The caller service: the escalation ladder, SMS check-ins and modem health.
+
+- `call/request` -> that partner's contacts in order, `rounds` rounds (at least 2), then an SMS to
+  each; every step's outcome on `call/result`. A call counts as delivered only when the contact
+  pressed 1 (R12).
+- The queue is persistent (SQLite): a step is recorded as started before the dial is written, so
+  after a restart the ladder continues with the next step and nobody is called twice for one step.
+- Contact and partner numbers live only in this service's configuration file (mode 0600); they
+  never go on the bus, and logs show at most the last two digits.
+- SMS check-ins: prompts for a partner who agreed to SMS go out as text; a reply from that
+  partner's number becomes that partner's input; a reply from any other number is deleted unread
+  in our logs (no number, no text is kept).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+import stat
+import threading
+import time
+import tomllib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from mqtt import schemas
+from mqtt.client import BusClient, Message
+
+from .modem import parsers as MP
+from .modem.errors import ModemError
+from .modem.sim7600 import Modem
+from .texts import CALL_MESSAGE, CALL_SMS, say
+
+log = logging.getLogger(__name__)
+
+E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
+RESULT_NS = uuid.UUID("0b7f1f84-8f55-4b2c-9a52-3c0d53a1e6a1")
+
+
+class ContactEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ref: str
+    number: E164
+    language: Literal["nl", "en"] = "nl"
+
+
+class PartnerPhone(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    number: E164 | None = None
+    sms_checkins: bool = False
+    language: Literal["nl", "en"] = "nl"
+
+
+class CallerConfig(BaseModel):
+    """The caller's own file: the only place phone numbers are kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    household: str
+    code_word: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z -]{1,30}$")] = Field(
+        description="the word the contacts know the household by; never a name")
+    credentials: str
+    state_dir: str = "/var/lib/timeout-hub/caller"
+    host: str = "127.0.0.1"
+    port: int = 1883
+    modem_port: str = "/dev/ttyUSB2"
+    ring_seconds: float = Field(35.0, ge=25.0, le=45.0)
+    rounds: int = Field(2, ge=2, le=5)
+    message_repeats: int = Field(3, ge=1, le=5)
+    health_every_seconds: float = Field(300.0, ge=1.0, le=3600.0)
+    power_gpio: int | None = None
+    time_scale: float = Field(1.0, gt=0, le=1.0,
+                              description="tests and demo only: ring times run this much faster")
+    contacts: dict[Literal["a", "b"], list[ContactEntry]] = Field(default_factory=dict)
+    partners: dict[Literal["a", "b"], PartnerPhone] = Field(default_factory=dict)
+
+
+class CallerConfigError(ValueError):
+    pass
+
+
+def load_caller_config(path: Path) -> CallerConfig:
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise CallerConfigError(f"{path} does not exist") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise CallerConfigError(f"{path} holds phone numbers and must be private: chmod 600 {path}")
+    try:
+        cfg = CallerConfig.model_validate(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as e:
+        raise CallerConfigError(f"{path} is not valid TOML: {e}") from None
+    except ValidationError as e:
+        raise CallerConfigError("; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())) from None
+    for partner, entries in cfg.contacts.items():
+        if len(entries) > 3:
+            raise CallerConfigError(f"contacts.{partner}: at most 3 contacts per partner")
+    return cfg
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str          # "dial" or "sms"
+    round: int
+    contact: int       # 1-based
+
+
+def ladder_steps(n_contacts: int, rounds: int, only: int | None = None) -> list[Step]:
+    if only is not None:
+        return [Step("dial", 1, only)]
+    dials = [Step("dial", r, i) for r in range(1, rounds + 1) for i in range(1, n_contacts + 1)]
+    return dials + [Step("sms", rounds, i) for i in range(1, n_contacts + 1)]
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (id TEXT PRIMARY KEY, partner TEXT NOT NULL, reason TEXT NOT NULL,
+    only_contact INTEGER, received REAL NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS steps (request_id TEXT NOT NULL, k INTEGER NOT NULL, started REAL NOT NULL,
+    outcome TEXT, error TEXT, finished REAL, PRIMARY KEY (request_id, k));
+CREATE TABLE IF NOT EXISTS prompts (partner TEXT PRIMARY KEY, question_id TEXT NOT NULL, at REAL NOT NULL);
+"""
+
+
+class CallQueue:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        self._c = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._c.execute("PRAGMA journal_mode=WAL")
+        self._c.execute("PRAGMA synchronous=FULL")
+        self._c.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def add(self, rid: str, partner: str, reason: str, only: int | None) -> bool:
+        with self._lock:
+            cur = self._c.execute("INSERT OR IGNORE INTO requests VALUES (?, ?, ?, ?, ?, 0)",
+                                  (rid, partner, reason, only, time.time()))
+            return cur.rowcount == 1
+
+    def open_requests(self) -> list[tuple[str, str, str, int | None]]:
+        with self._lock:
+            return self._c.execute("SELECT id, partner, reason, only_contact FROM requests "
+                                   "WHERE done = 0 ORDER BY received").fetchall()
+
+    def steps(self, rid: str) -> dict[int, tuple[str | None, float | None]]:
+        with self._lock:
+            return {k: (o, f) for k, o, f in self._c.execute(
+                "SELECT k, outcome, finished FROM steps WHERE request_id = ?", (rid,))}
+
+    def start(self, rid: str, k: int) -> None:
+        with self._lock:
+            self._c.execute("INSERT INTO steps (request_id, k, started) VALUES (?, ?, ?)",
+                            (rid, k, time.time()))
+
+    def finish(self, rid: str, k: int, outcome: str, error: str | None) -> None:
+        with self._lock:
+            self._c.execute("UPDATE steps SET outcome = ?, error = ?, finished = ? "
+                            "WHERE request_id = ? AND k = ?", (outcome, error, time.time(), rid, k))
+
+    def done(self, rid: str) -> None:
+        with self._lock:
+            self._c.execute("UPDATE requests SET done = 1 WHERE id = ?", (rid,))
+
+    def remember_prompt(self, partner: str, question_id: str) -> None:
+        with self._lock:
+            self._c.execute("INSERT OR REPLACE INTO prompts VALUES (?, ?, ?)",
+                            (partner, question_id, time.time()))
+
+    def last_prompt(self, partner: str, max_age_s: float) -> str | None:
+        with self._lock:
+            row = self._c.execute("SELECT question_id, at FROM prompts WHERE partner = ?",
+                                  (partner,)).fetchone()
+        return row[0] if row and time.time() - row[1] <= max_age_s else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._c.close()
+
+
+def _redact(text: str | None) -> str | None:
+    """A modem error may echo the dialled number; it must not reach the bus."""
+    return re.sub(r"\+?\d[\d ]{5,}\d", "…", text) if text else text
+
+
+def _digits(number: str) -> str:
+    return re.sub(r"\D", "", number)
+
+
+class Caller:
+    def __init__(self, cfg: CallerConfig, bus: BusClient, *,
+                 open_modem: Callable[[], Modem] | None = None):
+        self.cfg = cfg
+        self.bus = bus
+        self.queue = CallQueue(Path(cfg.state_dir) / "calls.sqlite3")
+        self._open_modem = open_modem or (lambda: Modem(cfg.modem_port))
+        self.modem: Modem | None = None
+        self._wake = threading.Event()
+        self._sms_indexes: list[int] = []
+        self._sms_wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.faults: dict[str, str] = {}
+        self._modem_lock = threading.Lock()
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self) -> "Caller":
+        self.bus.on("call/request", self._on_request)
+        self.bus.on("partner/{partner}/prompt", self._on_prompt)
+        self.bus.start()
+        for name, target in (("caller-ladder", self._ladder_loop), ("caller-sms", self._sms_loop),
+                             ("caller-health", self._health_loop)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._sms_wake.set()
+        for t in self._threads:
+            t.join(10)
+        if self.modem:
+            self.modem.close()
+        self.bus.stop()
+        self.queue.close()
+
+    # -- modem ---------------------------------------------------------------------------------
+    def _ensure_modem(self) -> Modem | None:
+        with self._modem_lock:
+            if self.modem is not None and not self.modem.channel.gone:
+                return self.modem
+            if self.modem is not None:
+                self.modem.close()
+                self.modem = None
+            try:
+                m = self._open_modem()
+                m.on_sms = self._queue_sms
+                m.on_reset = self._modem_reset
+                m.init()
+                self.modem = m
+                self._clear_fault("modem.silent")
+                return m
+            except ModemError as e:
+                self._fault("modem.silent", f"modem not answering: {e}"[:150])
+                return None
+
+    def _modem_reset(self) -> None:
+        log.warning("caller: the modem reset; its settings are restored")
+        threading.Thread(target=self._reinit, name="caller-reinit", daemon=True).start()
+
+    def _reinit(self) -> None:
+        time.sleep(0.5)
+        with self._modem_lock:
+            if self.modem is not None:
+                try:
+                    self.modem.init()
+                except ModemError as e:
+                    log.error("caller: re-init after reset failed: %s", e)
+
+    def _fault(self, code: str, reason: str) -> None:
+        if self.faults.get(code) != reason:
+            self.faults[code] = reason
+            self._publish_health()
+
+    def _clear_fault(self, code: str) -> None:
+        if self.faults.pop(code, None) is not None:
+            self._publish_health()
+
+    def _publish_health(self) -> None:
+        now = schemas.now_utc()
+        self.bus.publish("caller/health", schemas.Health(faults=[
+            schemas.Fault(code=c, service="caller", since=now, reason=r)
+            for c, r in sorted(self.faults.items())]))
+
+    # -- requests ------------------------------------------------------------------------------
+    def _on_request(self, m: Message) -> None:
+        r = m.payload
+        assert isinstance(r, schemas.CallRequest)
+        if self.queue.add(str(r.id), r.partner, r.reason, r.contact):
+            log.info("caller: request %s for partner %s (%s) queued", r.id, r.partner, r.reason)
+        self._wake.set()
+
+    def _result(self, rid: str, partner: str, k: int, step: Step | None, outcome: str,
+                final: bool, error: str | None = None) -> None:
+        self.bus.publish("call/result", schemas.CallResult(
+            id=uuid.uuid5(RESULT_NS, f"{rid}:{k}:{final}"), request_id=uuid.UUID(rid),
+            partner=partner, contact=step.contact if step else None,
+            round=step.round if step else 1,
+            step=step.kind if step else "ladder", outcome=outcome, final=final,
+            error=_redact(error)))
+
+    def _ladder_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            for rid, partner, reason, only in self.queue.open_requests():
+                if self._stop.is_set():
+                    return
+                try:
+                    self._run_request(rid, partner, reason, only)
+                except Exception:
+                    log.exception("caller: request %s failed; it stays queued", rid)
+
+    def _run_request(self, rid: str, partner: str, reason: str, only: int | None) -> None:
+        contacts = self.cfg.contacts.get(partner, [])
+        if not contacts or (only is not None and only > len(contacts)):
+            self._result(rid, partner, 0, None, "failed", True,
+                         f"no contact {only or ''} configured for partner {partner}".replace("  ", " "))
+            self.queue.done(rid)
+            return
+        steps = ladder_steps(len(contacts), self.cfg.rounds, only)
+        seen = self.queue.steps(rid)
+        for k, (outcome, finished) in seen.items():
+            if finished is None:   # interrupted by a restart: never dialled again
+                self.queue.finish(rid, k, "failed", "interrupted by a restart")
+                self._result(rid, partner, k, steps[k], "failed", False, "interrupted by a restart")
+            elif outcome == "acknowledged":
+                self._result(rid, partner, len(steps), None, "acknowledged", True)
+                self.queue.done(rid)
+                return
+        for k, step in enumerate(steps):
+            if k in seen:
+                continue
+            modem = self._ensure_modem()
+            while modem is None:
+                if self._stop.wait(5.0):
+                    return          # the request stays queued for the next start
+                modem = self._ensure_modem()
+            contact = contacts[step.contact - 1]
+            self.queue.start(rid, k)
+            outcome, error = self._do(modem, step, contact)
+            self.queue.finish(rid, k, outcome, error)
+            self._result(rid, partner, k, step, outcome, False, error)
+            log.info("caller: request %s step %d (%s contact %d round %d, …%s): %s", rid, k,
+                     step.kind, step.contact, step.round, _digits(contact.number)[-2:], outcome)
+            if outcome == "acknowledged":
+                self._result(rid, partner, len(steps), None, "acknowledged", True)
+                self.queue.done(rid)
+                return
+        final = "exhausted" if only is None else self.queue.steps(rid).get(0, ("failed",))[0]
+        self._result(rid, partner, len(steps), None, final or "failed", True)
+        self.queue.done(rid)
+
+    def _do(self, modem: Modem, step: Step, contact: ContactEntry) -> tuple[str, str | None]:
+        code = self.cfg.code_word
+        if step.kind == "sms":
+            try:
+                modem.send_sms(contact.number, CALL_SMS[contact.language].format(code=code))
+                return "sms_sent", None
+            except ModemError as e:
+                return "sms_failed", str(e)[:150]
+        report = modem.call(contact.number, CALL_MESSAGE[contact.language].format(code=code),
+                            ring_timeout=self.cfg.ring_seconds * self.cfg.time_scale,
+                            repeats=self.cfg.message_repeats)
+        return report.outcome, report.error[:150] if report.error else None
+
+    # -- SMS check-ins -------------------------------------------------------------------------
+    def _on_prompt(self, m: Message) -> None:
+        p = m.payload
+        assert isinstance(p, schemas.PartnerPrompt)
+        phone = self.cfg.partners.get(m.partner)
+        if not phone or not phone.sms_checkins or not phone.number:
+            return
+        if p.kind in ("checkin", "evaluation"):
+            self.queue.remember_prompt(m.partner, str(p.question_id))
+        text = say(p.key, phone.language, task=str(p.task or ""))
+        threading.Thread(target=self._send_text, args=(phone.number, text), daemon=True,
+                         name="caller-sms-out").start()
+
+    def _send_text(self, number: str, text: str) -> None:
+        modem = self._ensure_modem()
+        if modem is None:
+            return
+        try:
+            modem.send_sms(number, text)
+        except ModemError as e:
+            log.error("caller: SMS to …%s failed: %s", _digits(number)[-2:], e)
+
+    def _queue_sms(self, index: int) -> None:
+        self._sms_indexes.append(index)
+        self._sms_wake.set()
+
+    def _sms_loop(self) -> None:
+        while not self._stop.is_set():
+            self._sms_wake.wait(1.0)
+            self._sms_wake.clear()
+            while self._sms_indexes:
+                index = self._sms_indexes.pop(0)
+                try:
+                    self._handle_sms(index)
+                except Exception:
+                    log.exception("caller: incoming SMS %d could not be handled", index)
+
+    def _handle_sms(self, index: int) -> None:
+        modem = self._ensure_modem()
+        if modem is None:
+            self._sms_indexes.append(index)
+            return
+        sms = modem.read_sms(index)
+        modem.delete_sms(index)
+        partner = next((p for p, ph in self.cfg.partners.items()
+                        if ph.number and _digits(ph.number) == _digits(sms.sender)), None)
+        if partner is None:
+            log.info("caller: SMS from an unknown number ignored and deleted")
+            return
+        m = re.search(r"[123]", sms.text)
+        question = self.queue.last_prompt(partner, max_age_s=3600)
+        if not m or question is None:
+            log.info("caller: SMS from partner %s without an answer to an open question", partner)
+            return
+        self.bus.publish(f"partner/{partner}/input", schemas.PartnerInput(
+            kind="answer", via="sms", question_id=uuid.UUID(question), choice=int(m.group(0))))
+
+    # -- health --------------------------------------------------------------------------------
+    def _health_loop(self) -> None:
+        while not self._stop.is_set():
+            self.check_health()
+            if self._stop.wait(self.cfg.health_every_seconds):
+                return
+
+    def check_health(self) -> None:
+        modem = self._ensure_modem()
+        if modem is None:
+            self._power_cycle()
+            return
+        try:
+            status = modem.status()
+        except ModemError as e:
+            self._fault("modem.silent", f"status query failed: {e}"[:150])
+            self._power_cycle()
+            return
+        self._clear_fault("modem.silent")
+        found = dict(status.faults)
+        for code in ("modem.no_sim", "modem.no_network", "modem.weak_signal"):
+            if code in found:
+                self._fault(code, found[code])
+            else:
+                self._clear_fault(code)
+
+    def _power_cycle(self) -> None:
+        if self.cfg.power_gpio is None:
+            return
+        from gpiozero import OutputDevice
+        log.warning("caller: power-cycling the modem on GPIO %d", self.cfg.power_gpio)
+        key = OutputDevice(self.cfg.power_gpio)
+        try:
+            key.on()
+            time.sleep(1.5)          # SIM7600 PWRKEY: a pulse of ~1 s toggles power
+            key.off()
+        finally:
+            key.close()
