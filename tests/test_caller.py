@@ -1,0 +1,242 @@
+"""The caller service through the real broker and a simulated SIM7600 on a pseudo-terminal: the
+escalation ladder, its persistence across a kill -9, SMS check-ins, health, and that no number
+ever reaches the bus."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from firmware.caller import Caller, CallerConfigError, load_caller_config
+from firmware.modem.simulator import Callee, SimulatedSIM7600
+from mqtt import schemas
+from tests.conftest import HOUSEHOLD, wait_until
+from tests.helpers.collect import Collect
+from tests.helpers.rawmqtt import Raw
+
+ROOT = Path(__file__).resolve().parents[1]
+SCALE = 0.02
+NUMBERS = {"a": ["+31610000001", "+31610000002"], "b": ["+31620000001"]}
+PARTNER_A = "+31630000001"
+
+
+def write_config(tmp_path, broker, sim, mode=0o600) -> Path:
+    lines = [f'household = "{HOUSEHOLD}"', 'code_word = "Zonnebloem"',
+             f'credentials = "{tmp_path}/broker/credentials/caller.json"',
+             f'state_dir = "{tmp_path}/caller"', f"port = {broker.port}",
+             f'modem_port = "{sim.port}"', "ring_seconds = 35", "rounds = 2",
+             "message_repeats = 2", "health_every_seconds = 1", f"time_scale = {SCALE}", "",
+             "[partners.a]", f'number = "{PARTNER_A}"', "sms_checkins = true", 'language = "nl"', ""]
+    for p, nums in NUMBERS.items():
+        for i, n in enumerate(nums, 1):
+            lines += [f"[[contacts.{p}]]", f'ref = "{p}-{i}"', f'number = "{n}"',
+                      f'language = "{"nl" if i == 1 else "en"}"', ""]
+    path = tmp_path / "caller.toml"
+    path.write_text("\n".join(lines))
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.fixture
+def sim():
+    s = SimulatedSIM7600(time_scale=SCALE)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def hubside(bus):
+    hub = bus("hub")
+    results = Collect(payloads=True)
+    inputs = Collect()
+    hub.on("call/result", results)
+    hub.on("partner/{partner}/input", inputs)
+    assert hub.wait_subscribed(5)
+    return hub, results, inputs
+
+
+@pytest.fixture
+def caller(broker, bus, sim, tmp_path):
+    cfg = load_caller_config(write_config(tmp_path, broker, sim))
+    c = Caller(cfg, bus("caller", start=False)).start()
+    assert c.bus.wait_subscribed(5)
+    yield c
+    c.stop()
+
+
+def request(hub, partner="a", reason="not_calm", contact=None):
+    r = schemas.CallRequest(partner=partner, reason=reason, contact=contact)
+    hub.publish("call/request", r)
+    return r
+
+
+def final(results, r):
+    done = [x for x in results if x.request_id == r.id and x.final]
+    return done[0] if done else None
+
+
+def test_ladder_goes_down_the_contacts_until_one_presses_1(sim, caller, hubside):
+    hub, results, _ = hubside
+    sim.expect(Callee("busy"), Callee("no_answer"), Callee("answer_no_ack"),
+               Callee("answer_ack"), Callee("answer_ack"))
+    r = request(hub)
+    assert wait_until(lambda: final(results, r) is not None, 30)
+    steps = [(x.step, x.round, x.contact, x.outcome) for x in results if not x.final]
+    assert steps == [("dial", 1, 1, "busy"), ("dial", 1, 2, "no_answer"),
+                     ("dial", 2, 1, "answered_no_ack"), ("dial", 2, 2, "acknowledged")]
+    assert final(results, r).outcome == "acknowledged"
+    assert [n for _, n in sim.dialed] == NUMBERS["a"] * 2      # and nobody after the acknowledgement
+    ctts = [c for _, c in sim.commands if c.startswith("AT+CTTS")]
+    assert ctts, "the message was not spoken"
+
+
+def test_nobody_acknowledges_two_rounds_then_sms_to_each(sim, caller, hubside):
+    hub, results, _ = hubside
+    sim.default = Callee("answer_no_ack")
+    r = request(hub)
+    assert wait_until(lambda: final(results, r) is not None, 30)
+    assert final(results, r).outcome == "exhausted"
+    assert [x.outcome for x in results if not x.final] == ["answered_no_ack"] * 4 + ["sms_sent"] * 2
+    assert [s.number for s in sim.sent_sms] == NUMBERS["a"]
+    nl, en = sim.sent_sms[0].text, sim.sent_sms[1].text
+    assert "Zonnebloem" in nl and "geëscaleerd" in nl and sim.sent_sms[0].ucs2
+    assert "household Zonnebloem" in en
+
+
+def test_cme_error_and_a_modem_reset_mid_ladder_move_on(sim, caller, hubside):
+    hub, results, _ = hubside
+    sim.expect(Callee("cme_error"), Callee("reset_mid_call"), Callee("answer_ack"))
+    r = request(hub)
+    assert wait_until(lambda: final(results, r) is not None, 30)
+    outcomes = [(x.outcome, x.error) for x in results if not x.final]
+    assert outcomes[0][0] == "failed" and "+CME ERROR: 30" in outcomes[0][1]
+    assert "31610000001" not in (outcomes[0][1] or ""), "a number reached the bus"
+    assert outcomes[1][0] == "failed" and "reset" in outcomes[1][1]
+    assert outcomes[2][0] == "acknowledged" and sim.resets == 1
+
+
+def test_a_test_call_reaches_only_that_contact(sim, caller, hubside):
+    hub, results, _ = hubside
+    sim.expect(Callee("answer_ack"))
+    r = request(hub, partner="b", reason="test", contact=1)
+    assert wait_until(lambda: final(results, r) is not None, 20)
+    assert final(results, r).outcome == "acknowledged" and [n for _, n in sim.dialed] == NUMBERS["b"]
+
+
+def test_sms_checkin_reply_from_the_partner_becomes_their_answer_and_strangers_are_ignored(
+        sim, caller, hubside):
+    hub, _, inputs = hubside
+    q = uuid.uuid4()
+    hub.publish("partner/a/prompt", schemas.PartnerPrompt(question_id=q, kind="checkin",
+                                                          key="checkin.how_do_you_feel", options=3))
+    assert wait_until(lambda: len(sim.sent_sms) == 1, 5)
+    assert sim.sent_sms[0].number == PARTNER_A and "1 rustig" in sim.sent_sms[0].text
+    hub.publish("partner/b/prompt", schemas.PartnerPrompt(question_id=uuid.uuid4(), kind="checkin",
+                                                          key="checkin.how_do_you_feel", options=3))
+    time.sleep(0.3)
+    assert len(sim.sent_sms) == 1, "partner b has no SMS check-ins in the caller's file"
+    sim.inject_sms("+31699999999", "1")                     # a stranger
+    sim.inject_sms(PARTNER_A, "2 een beetje gespannën")     # UCS2 (ë)
+    assert wait_until(lambda: len(inputs) == 1, 5)
+    m = inputs[0]
+    assert m.partner == "a" and m.payload.choice == 2 and m.payload.question_id == q
+    assert m.payload.via == "sms"
+    assert wait_until(lambda: sim.inbox == {}, 3), "messages must be deleted from the SIM"
+    time.sleep(0.3)
+    assert len(inputs) == 1
+
+
+def test_health_faults_are_published_and_cleared(sim, caller, bus):
+    hub = bus("hub", state="hub2")
+    health = Collect(payloads=True)
+    hub.on("caller/health", health)
+    assert hub.wait_subscribed(5)
+    sim.sim_present = False
+    assert wait_until(lambda: health and [f.code for f in health[-1].faults] == ["modem.no_sim"], 5)
+    sim.sim_present = True
+    sim.registration = 2
+    assert wait_until(lambda: health and [f.code for f in health[-1].faults] == ["modem.no_network"], 5)
+    sim.registration = 1
+    assert wait_until(lambda: health and health[-1].faults == [], 5)
+
+
+def test_no_phone_number_ever_reaches_the_bus(broker, sim, caller, hubside):
+    hub, results, _ = hubside
+    spy = Raw(broker.port, "hub", broker.creds("hub").password, "spy")  # same user, second session
+    spy.wait_connack()
+    spy.subscribe_and_ack(f"timeout/{HOUSEHOLD}/#")
+    sim.default = Callee("answer_no_ack")
+    r = request(hub)
+    assert wait_until(lambda: final(results, r) is not None, 30)
+    time.sleep(0.3)
+    blob = b" ".join(p for _, p in spy.received)
+    spy.close()
+    for n in NUMBERS["a"] + NUMBERS["b"] + [PARTNER_A]:
+        assert n[1:].encode() not in blob and n[-9:].encode() not in blob
+
+
+def test_config_with_numbers_must_be_private(tmp_path, broker, sim):
+    path = write_config(tmp_path, broker, sim, mode=0o644)
+    with pytest.raises(CallerConfigError, match="chmod 600"):
+        load_caller_config(path)
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", "caller", "--config", str(path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "must be private" in r.stderr
+
+
+def test_after_kill_9_the_ladder_continues_and_calls_nobody_twice_for_a_step(tmp_path, broker, bus, sim):
+    hub = bus("hub")
+    results, seen = Collect(payloads=True), Collect()
+    hub.on("call/result", results)
+    hub.on("{service}/available", seen)
+    assert hub.wait_subscribed(5)
+    sim.expect(Callee("busy"), Callee("answer_no_ack", ring_s=50.0))   # 2nd: long ringing
+    sim.default = Callee("answer_ack")
+    path = write_config(tmp_path, broker, sim)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "caller", "--config", str(path)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # the caller's first session must exist before the request (later, the broker keeps it)
+        assert wait_until(lambda: seen.words("caller/available")[-1:] == ["online"], 10)
+        time.sleep(0.5)
+        r = request(hub)
+        assert wait_until(lambda: len(sim.dialed) == 2, 20), sim.dialed  # ringing contact 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        sim._hangup()                      # the network drops the orphaned call
+        proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "caller", "--config",
+                                 str(path)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        assert wait_until(lambda: final(results, r) is not None, 30)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    steps = [(x.round, x.contact, x.outcome, x.error) for x in results if not x.final]
+    assert steps[0][:3] == (1, 1, "busy")
+    assert steps[1][:3] == (1, 2, "failed") and "restart" in steps[1][3]
+    assert steps[2][:3] == (2, 1, "acknowledged")
+    assert [n for _, n in sim.dialed] == [NUMBERS["a"][0], NUMBERS["a"][1], NUMBERS["a"][0]]
+
+
+def test_call_test_command_prints_the_outcome_as_json(sim):
+    sim.expect(Callee("answer_ack"))
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", "call-test", "--port", sim.port,
+                        "--number", "+31612345678", "--lang", "en", "--json",
+                        "--time-scale", str(SCALE)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["outcome"] == "acknowledged" and out["steps"]["acknowledged"] > out["steps"]["answered"]
+    sim.expect(Callee("busy"))
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", "call-test", "--port", sim.port,
+                        "--number", "+31612345678", "--json", "--time-scale", str(SCALE)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and json.loads(r.stdout)["outcome"] == "busy"
