@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import sqlite3
 import stat
@@ -54,6 +55,8 @@ class PartnerPhone(BaseModel):
     number: E164 | None = None
     sms_checkins: bool = False
     language: Literal["nl", "en"] = "nl"
+    calming_tasks: list[str] = Field(default_factory=list, max_length=10,
+                                     description="the partner's own tasks, as in the plan, for reminders")
 
 
 class CallerConfig(BaseModel):
@@ -204,6 +207,7 @@ class Caller:
         self._wake = threading.Event()
         self._sms_indexes: list[int] = []
         self._sms_wake = threading.Event()
+        self._outgoing: queue.Queue[tuple[str, str]] = queue.Queue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.faults: dict[str, str] = {}
@@ -215,6 +219,7 @@ class Caller:
         self.bus.on("partner/{partner}/prompt", self._on_prompt)
         self.bus.start()
         for name, target in (("caller-ladder", self._ladder_loop), ("caller-sms", self._sms_loop),
+                             ("caller-sms-out", self._sms_out_loop),
                              ("caller-health", self._health_loop)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -371,18 +376,29 @@ class Caller:
             return
         if p.kind in ("checkin", "evaluation"):
             self.queue.remember_prompt(m.partner, str(p.question_id))
-        text = say(p.key, phone.language, task=str(p.task or ""))
-        threading.Thread(target=self._send_text, args=(phone.number, text), daemon=True,
-                         name="caller-sms-out").start()
+        key, task = p.key, ""
+        if p.key == "reminder.calming_task":
+            if p.task and p.task <= len(phone.calming_tasks):
+                task = phone.calming_tasks[p.task - 1]
+            else:
+                key = "reminder.calming_task_generic"
+        # one sender thread keeps the texts in the order the hub asked
+        self._outgoing.put((phone.number, say(key, phone.language, task=task)))
 
-    def _send_text(self, number: str, text: str) -> None:
-        modem = self._ensure_modem()
-        if modem is None:
-            return
-        try:
-            modem.send_sms(number, text)
-        except ModemError as e:
-            log.error("caller: SMS to …%s failed: %s", _digits(number)[-2:], e)
+    def _sms_out_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                number, text = self._outgoing.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            modem = self._ensure_modem()
+            if modem is None:
+                log.error("caller: no modem; a text to …%s is dropped", _digits(number)[-2:])
+                continue
+            try:
+                modem.send_sms(number, text)
+            except ModemError as e:
+                log.error("caller: SMS to …%s failed: %s", _digits(number)[-2:], e)
 
     def _queue_sms(self, index: int) -> None:
         self._sms_indexes.append(index)

@@ -5,12 +5,13 @@ Real here: the broker with its passwords and ACL, the bus clients, the hub servi
 procedure, its saved state and event log, and the panel service on gpiozero's MockFactory (its
 lights drawn in the terminal, its button held for the real two seconds). Simulated: the sound (a scripted thermometer until the
 detector of issue 4 exists), the tags (scripted home/away until BLE presence of issue 5), partner
-b's wearable, the SMS replies of partner a, and the caller (acknowledges every call; the modem
-of issue 7 is not built).
+b's wearable, and the modem: the real caller service dials and texts through a simulated SIM7600
+on a pseudo-terminal, where the contact presses 1 and partner a replies by SMS.
 """
 from __future__ import annotations
 
 import logging
+import queue
 
 from gpiozero.pins.mock import MockFactory
 import tempfile
@@ -24,12 +25,31 @@ from mqtt.client import BusClient, Message
 
 from . import procedure as P
 from .clock import ScaledClock
+from .caller import Caller, load_caller_config
 from .hub import Hub
+from .modem.simulator import Callee, SimulatedSIM7600
 from .panel import Panel, draw
 from .plan import load_plan
 from .texts import PHASES, say
 
 EXAMPLE_PLAN = Path(__file__).resolve().parents[1] / "examples" / "household.toml"
+PARTNER_A_PHONE = "+31600000101"   # made-up numbers: they live only in the caller's file
+
+
+def _caller_config(tmp: Path, household: str, port: int, modem_port: str):
+    import os
+    path = tmp / "caller.toml"
+    path.write_text("\n".join([
+        f'household = "{household}"', 'code_word = "Zonnebloem"',
+        f'credentials = "{tmp}/broker/credentials/caller.json"', f'state_dir = "{tmp}/caller"',
+        f"port = {port}", f'modem_port = "{modem_port}"', "time_scale = 0.05",
+        "[partners.a]", f'number = "{PARTNER_A_PHONE}"', "sms_checkins = true", 'language = "nl"',
+        'calming_tasks = ["wandelen", "muziek luisteren", "ademhalingsoefening"]',
+        "[[contacts.a]]", 'ref = "a-1"', 'number = "+31600000201"', 'language = "nl"',
+        "[[contacts.a]]", 'ref = "a-2"', 'number = "+31600000202"', 'language = "nl"',
+        "[[contacts.b]]", 'ref = "b-1"', 'number = "+31600000301"', 'language = "en"']) + "\n")
+    os.chmod(path, 0o600)
+    return load_caller_config(path)
 
 
 class Evening:
@@ -77,7 +97,11 @@ def run_demo(speed: float = 1.0) -> int:
 
         hub_bus = client("hub")
         hub = Hub(ev.plan, hub_bus, ev.clock, tmp_path / "hub", tick_seconds=0.05)
-        panel, wear_b, caller = client("panel"), client("wearable-b"), client("caller")
+        panel, wear_b = client("panel"), client("wearable-b")
+        modem = SimulatedSIM7600(time_scale=0.05)
+        modem.default = Callee("answer_ack", ring_s=8.0, ack_after_s=4.0)
+        caller_cfg = _caller_config(tmp_path, household, broker.port, modem.port)
+        caller = Caller(caller_cfg, client("caller"))
 
         def on_state(m: Message) -> None:
             s = m.payload
@@ -118,48 +142,74 @@ def run_demo(speed: float = 1.0) -> int:
                 return 2 if partner == "a" else 1      # a is not calm yet: another round
             return 1 if final else 2
 
-        def prompt_handler(partner: str, via: str, bus: BusClient):
-            lang = ev.plan.partners[partner].language
+        def wearable_b(m: Message) -> None:
+            p = m.payload
+            assert isinstance(p, schemas.PartnerPrompt)
+            tasks = ev.plan.partners["b"].calming_tasks
+            ev.say("partner b", "wearable: " + say(p.key, "en", task=tasks[(p.task or 1) - 1]))
+            choice = answer("b", p)
+            if choice is None or ("b", str(p.question_id)) in ev.answered:
+                return
+            ev.answered.add(("b", str(p.question_id)))
+            ev.say("partner b", f"answers {choice}")
+            wear_b.publish("partner/b/input", schemas.PartnerInput(
+                kind="answer", via="wearable", question_id=p.question_id, choice=choice))
 
-            def handle(m: Message) -> None:
-                p = m.payload
-                assert isinstance(p, schemas.PartnerPrompt)
-                tasks = ev.plan.partners[partner].calming_tasks
-                text = say(p.key, lang, task=tasks[(p.task or 1) - 1])
-                ev.say(f"partner {partner}", f"{'SMS' if via == 'sms' else 'wearable'}: {text}")
-                choice = answer(partner, p)
-                key = (partner, str(p.question_id))
-                if choice is None or key in ev.answered:
+        wear_b.on("partner/b/prompt", wearable_b)
+
+        sms_prompts: "queue.Queue[schemas.PartnerPrompt]" = queue.Queue()
+
+        def phone_a() -> None:
+            """Partner a has no wearable: the real caller texts them through the (simulated)
+            modem, one SMS per prompt in order, and a's reply SMS comes back in through it."""
+            seen = 0
+            while True:
+                p = sms_prompts.get()
+                if p is None:
                     return
-                ev.answered.add(key)
-                ev.say(f"partner {partner}", f"answers {choice}")
-                bus.publish(f"partner/{partner}/input", schemas.PartnerInput(
-                    kind="answer", via=via, question_id=p.question_id, choice=choice))
-            return handle
+                deadline = time.monotonic() + 10
+                while len(modem.sent_sms) <= seen and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if len(modem.sent_sms) <= seen:
+                    continue
+                ev.say("partner a", "SMS: " + modem.sent_sms[seen].text)
+                seen += 1
+                choice = answer("a", p)
+                if choice is None or ("a", str(p.question_id)) in ev.answered:
+                    continue
+                ev.answered.add(("a", str(p.question_id)))
+                ev.say("partner a", f"replies by SMS: {choice}")
+                modem.inject_sms(PARTNER_A_PHONE, str(choice))
 
-        wear_b.on("partner/b/prompt", prompt_handler("b", "wearable", wear_b))
-        caller.on("partner/a/prompt", prompt_handler("a", "sms", caller))
+        phone = threading.Thread(target=phone_a, name="demo-phone-a", daemon=True)
+        phone.start()
+        hub_bus.on("partner/a/prompt", lambda m: sms_prompts.put(m.payload))
 
-        def on_call(m: Message) -> None:
+        def on_result(m: Message) -> None:
+            r = m.payload
+            assert isinstance(r, schemas.CallResult)
+            if r.final:
+                ev.say("caller", f"ladder for partner {r.partner}: {r.outcome}")
+            else:
+                ev.say("caller", f"round {r.round}, contact {r.contact} of partner {r.partner}: "
+                                 f"{r.step} -> {r.outcome}")
+
+        def on_request(m: Message) -> None:
             r = m.payload
             assert isinstance(r, schemas.CallRequest)
-            contact = ev.plan.partners[r.partner].contacts[0]
-            ev.say("caller", f"calling contact 1 of partner {r.partner} ({contact.language}), "
-                             f"reason {r.reason}: neutral message, 'press 1'")
-            ev.say("caller", "contact pressed 1: acknowledged (simulated modem)")
-            caller.publish("call/result", schemas.CallResult(
-                request_id=r.id, partner=r.partner, contact=1, step="dial",
-                outcome="acknowledged", final=True))
+            ev.say("hub", f"asks the caller to reach partner {r.partner}'s contacts ({r.reason})")
 
-        caller.on("call/request", on_call)
+        hub_bus.on("call/result", on_result)
+        hub_bus.on("call/request", on_request)
         try:
             hub.start()
-            for c in (panel, wear_b, caller):
+            caller.start()
+            for c in (panel, wear_b):
                 c.start()
             for c in clients:
                 if not c.wait_subscribed(10):
                     raise RuntimeError(f"demo: {c.service} could not connect")
-            ev.say("hub", "services online: hub, panel, caller, wearable-b")
+            ev.say("hub", "services online: hub, panel, caller (simulated SIM7600), wearable-b")
             hub.feed(P.PresenceSeen("a", "home"))
             hub.feed(P.PresenceSeen("b", "home"))
             ev.say("tags", "both partners' tags are seen at home")
@@ -201,8 +251,11 @@ def run_demo(speed: float = 1.0) -> int:
         finally:
             panel_hw.close()
             hub.stop()
-            for c in clients[1:]:
+            caller.stop()
+            for c in (panel, wear_b):
                 c.stop()
+            sms_prompts.put(None)
+            modem.close()
             broker.stop()
     print("demo finished: one evening, two rounds, one early return, one acknowledged call")
     return 0

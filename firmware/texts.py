@@ -9,6 +9,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "reminder.calming_task": {
         "nl": "Tijd voor iets dat je rustig maakt: {task}",
         "en": "Time for something that calms you: {task}"},
+    "reminder.calming_task_generic": {
+        "nl": "Tijd voor iets dat je rustig maakt, zoals je hebt afgesproken.",
+        "en": "Time for something that calms you, as you agreed."},
     "notice.returned_early": {
         "nl": "De time-out is nog niet voorbij. Ga alsjeblieft weer weg tot de tijd om is.",
         "en": "The time-out is not over yet. Please leave again until the time is up."},
