@@ -18,7 +18,7 @@ def test_the_demo_evening_runs_end_to_end():
     out = r.stdout
     for line in ("suggestion: take a break", "holds the time-out button", "button ●",
                  "time-out ●", "partner a's tag is gone",
-                 "reason early_return", "acknowledged", "time-out extended",
+                 "contacts (early_return)", "dial -> acknowledged", "replies by SMS", "time-out extended",
                  "Jullie mogen elkaar weer zien", "You may meet again", "looking back together",
                  "back to monitoring"):
         assert line in out, f"{line!r} missing from the demo's timeline"
