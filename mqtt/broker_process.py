@@ -4,6 +4,7 @@ runs the same configuration (systemd/)."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -16,6 +17,21 @@ from .errors import BrokerStartError
 
 
 def free_port() -> int:
+    """A free port below the ephemeral range: a port the kernel hands out as a client's source
+    port (still in TIME_WAIT after a probe) would make the broker's bind fail."""
+    low = 20000
+    try:
+        low = min(low, int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0]) - 8000)
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        port = random.randint(max(low, 10000), max(low, 10000) + 7999)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -42,12 +58,15 @@ class PrivateBroker:
             raise BrokerStartError("mosquitto is not installed: run `make test` or "
                                    "`apt-get install mosquitto`")
         self.exe = exe
+        self._configure()
+        self.log_path = self.directory / "mosquitto.log"
+
+    def _configure(self) -> None:
         # As root, mosquitto would drop to its own user, which cannot enter a private temp dir.
         broker_user = "root" if os.geteuid() == 0 else None
         self.credentials = write_broker_config(
-            self.directory, household, port=self.port, broker_user=broker_user,
-            tls=TlsListener(tls_port, bind="127.0.0.1") if tls_port else None)
-        self.log_path = self.directory / "mosquitto.log"
+            self.directory, self.household, port=self.port, broker_user=broker_user,
+            tls=TlsListener(self.tls_port, bind="127.0.0.1") if self.tls_port else None)
 
     def creds(self, service: str) -> Credentials:
         return self.credentials[service]
@@ -57,6 +76,20 @@ class PrivateBroker:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout: float = 10.0) -> "PrivateBroker":
+        for attempt in range(5):
+            try:
+                return self._start(timeout)
+            except BrokerStartError as e:
+                # a free port can be taken between choosing it and binding it: choose again
+                if "Address already in use" not in str(e) or attempt == 4:
+                    raise
+                self.port = free_port()
+                if self.tls_port:
+                    self.tls_port = free_port()
+                self._configure()
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> "PrivateBroker":
         if self.running:
             return self
         log = open(self.log_path, "ab")
