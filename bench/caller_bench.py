@@ -111,9 +111,11 @@ def run(_bare_hop_ms: float | None = None) -> bool:
 
         outcome: dict[str, tuple[float, float, str, str]] = {}
 
+        rigs = {name: Rig(Path(d) / f"ladder{i}", scale=1.0) for i, name in enumerate(SCRIPTS)}
+
         def one(name: str, i: int) -> None:
             callees, scripted, expected = SCRIPTS[name]
-            rig = Rig(Path(d) / f"ladder{i}", scale=1.0)
+            rig = rigs[name]
             try:
                 rig.sim.expect(*callees)
                 r, t = rig.request()

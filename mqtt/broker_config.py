@@ -22,6 +22,11 @@ from pathlib import Path
 from . import contract, schemas
 from .errors import BrokerConfigError, ContractError
 
+# Per listener: before the first `listener` line, Mosquitto 2.0 would open a default listener
+# on 0.0.0.0:1883 to hold it. The client id is the username, so one service cannot take over
+# another's session (and its queued messages) by claiming that service's client id.
+LISTENER_OPTIONS = ("use_username_as_clientid true",)
+
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default; passwords are 192-bit random anyway
 
 
@@ -175,9 +180,6 @@ def write_broker_config(out: Path, household: str, *, port: int = 1883, rotate: 
         "# Re-run it instead of editing: passwords are kept unless --rotate.",
         "per_listener_settings false",
         "allow_anonymous false",
-        # The client id is the username: one service cannot take over another's session (and
-        # its queued messages) by connecting with that service's client id.
-        "use_username_as_clientid true",
         # Refuse oversized packets at the broker, before any service reads them into memory.
         "max_packet_size 32768",
         # Without it, a PUBACK followed by a PUBLISH to one client waits for a delayed ACK
@@ -201,6 +203,7 @@ def write_broker_config(out: Path, household: str, *, port: int = 1883, rotate: 
         "",
         "# Local services on the hub Pi",
         f"listener {port} 127.0.0.1",
+        *LISTENER_OPTIONS,
     ]
     if tls is not None:
         if rotate_tls:
@@ -217,8 +220,8 @@ def write_broker_config(out: Path, household: str, *, port: int = 1883, rotate: 
                 if not f.is_file():
                     raise BrokerConfigError(f"TLS file {f} does not exist")
         conf += ["", "# A panel on another device in the home (TLS, same passwords and ACL)",
-                 f"listener {tls.port} {tls.bind}", f"certfile {certfile}", f"keyfile {keyfile}",
-                 "tls_version tlsv1.2"]
+                 f"listener {tls.port} {tls.bind}", *LISTENER_OPTIONS, f"certfile {certfile}",
+                 f"keyfile {keyfile}", "tls_version tlsv1.2"]
         if owner and tls.certfile is None:
             os.chown(keyfile, *owner)
     _write(out / "mosquitto.conf", "\n".join(conf) + "\n", 0o644)

@@ -10,7 +10,7 @@ APT_PACKAGES=(
   gpsd gpsd-clients                    # GPS daemon; gpsfake feeds it NMEA in tests
   portaudio19-dev pulseaudio pulseaudio-utils   # pyaudio build + null-sink audio tests
   python3-venv python3-dev build-essential      # venv and compiling pyaudio
-  sqlite3 openssl
+  sqlite3 openssl iproute2
 )
 
 fail() { echo "bootstrap: $*" >&2; exit 1; }

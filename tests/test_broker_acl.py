@@ -115,3 +115,23 @@ def test_wearable_cannot_speak_for_the_other_partner(broker: PrivateBroker, clie
     assert wait_until(lambda: hub.topics() == {f"timeout/{HOUSEHOLD}/partner/a/input"}, 5)
     time.sleep(0.3)
     assert hub.topics() == {f"timeout/{HOUSEHOLD}/partner/a/input"}
+
+
+def test_the_broker_listens_only_where_configured(broker):
+    """No default listener on 0.0.0.0:1883 sneaks in (an option in the wrong place does that)."""
+    import subprocess
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    pid = broker._proc.pid
+    mine = sorted(line.split()[3] for line in out.splitlines() if f"pid={pid}," in line)
+    assert mine == [f"127.0.0.1:{broker.port}"], mine
+
+
+def test_a_service_cannot_take_over_another_services_session(broker, bus):
+    """The broker uses the username as client id: wearable-a claiming the id "hub" gets its own
+    session, and the hub stays connected."""
+    hub = bus("hub")
+    impostor = Raw(broker.port, "wearable-a", broker.creds("wearable-a").password, "hub")
+    assert str(impostor.wait_connack()) == "Success"
+    time.sleep(0.5)
+    assert hub.connected.is_set() and hub.stats["disconnects"] == 0
+    impostor.close()
