@@ -41,6 +41,7 @@ def _config(tmp: Path, broker: PrivateBroker, sim: SimulatedSIM7600, scale: floa
         f'credentials = "{tmp}/broker/credentials/caller.json"', f'state_dir = "{tmp}/caller"',
         f"port = {broker.port}", f'modem_port = "{sim.port}"', f"ring_seconds = {GIVE_UP}",
         "rounds = 2", "message_repeats = 3", f"time_scale = {scale}", "health_every_seconds = 3600",
+        "gnss_port = 0", f'clock_flag = "{tmp}/clock-flag"',
         "[[contacts.a]]", 'ref = "a-1"', 'number = "+31600000001"',
         "[[contacts.a]]", 'ref = "a-2"', 'number = "+31600000002"']) + "\n")
     os.chmod(path, 0o600)
@@ -105,7 +106,7 @@ def run(_bare_hop_ms: float | None = None) -> bool:
             rig.close()
         med, worst = statistics.median(lat), max(lat)
         ok = worst <= DIAL_TARGET_S
-        print(f"\nCaller (issue 7) — real broker, simulated SIM7600 on a pseudo-terminal")
+        print("\nCaller (issue 7) — real broker, simulated SIM7600 on a pseudo-terminal")
         print(f"  call/request -> first ATD written, 20 requests: median {med * 1000:6.1f} ms, "
               f"max {worst * 1000:6.1f} ms   target <= {DIAL_TARGET_S:.0f} s   {'OK' if ok else 'MISSED'}")
 

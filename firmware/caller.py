@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from mqtt import schemas
 from mqtt.client import BusClient, Message
 
-from .modem import parsers as MP
+from .gnss_clock import ClockSync
 from .modem.errors import ModemError
 from .modem.sim7600 import Modem
 from .texts import CALL_MESSAGE, CALL_SMS, say
@@ -77,6 +77,9 @@ class CallerConfig(BaseModel):
     message_repeats: int = Field(3, ge=1, le=5)
     health_every_seconds: float = Field(300.0, ge=1.0, le=3600.0)
     power_gpio: int | None = None
+    gnss_host: str = "127.0.0.1"
+    gnss_port: int = Field(2947, ge=0, le=65535, description="gpsd with the modem's GNSS; 0: none")
+    clock_flag: str = "/run/timeout-hub/clock-from-gnss"
     time_scale: float = Field(1.0, gt=0, le=1.0,
                               description="tests and demo only: ring times run this much faster")
     contacts: dict[Literal["a", "b"], list[ContactEntry]] = Field(default_factory=dict)
@@ -198,8 +201,11 @@ def _digits(number: str) -> str:
 
 class Caller:
     def __init__(self, cfg: CallerConfig, bus: BusClient, *,
-                 open_modem: Callable[[], Modem] | None = None):
+                 open_modem: Callable[[], Modem] | None = None,
+                 clock_sync: ClockSync | None = None):
         self.cfg = cfg
+        self.clock_sync = clock_sync or ClockSync(
+            gnss=(cfg.gnss_host, cfg.gnss_port) if cfg.gnss_port else None, flag=cfg.clock_flag)
         self.bus = bus
         self.queue = CallQueue(Path(cfg.state_dir) / "calls.sqlite3")
         self._open_modem = open_modem or (lambda: Modem(cfg.modem_port))
@@ -443,6 +449,15 @@ class Caller:
                 return
 
     def check_health(self) -> None:
+        try:
+            source = self.clock_sync.check()
+        except OSError as e:
+            source = "none"
+            log.error("caller: could not set the clock: %s", e)
+        if source == "none":
+            self._fault("clock.unsynchronised", "no NTP and no GNSS fix: the wall clock is not trusted")
+        else:
+            self._clear_fault("clock.unsynchronised")
         modem = self._ensure_modem()
         if modem is None:
             self._power_cycle()

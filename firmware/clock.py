@@ -35,7 +35,8 @@ class SystemClock:
         if self._trusted is not None:
             return self._trusted
         import os
-        return os.path.exists(self.SYNC_FLAG)
+        from .gnss_clock import GNSS_FLAG
+        return os.path.exists(self.SYNC_FLAG) or os.path.exists(GNSS_FLAG)
 
 
 class ScaledClock:

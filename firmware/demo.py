@@ -42,7 +42,8 @@ def _caller_config(tmp: Path, household: str, port: int, modem_port: str):
     path.write_text("\n".join([
         f'household = "{household}"', 'code_word = "Zonnebloem"',
         f'credentials = "{tmp}/broker/credentials/caller.json"', f'state_dir = "{tmp}/caller"',
-        f"port = {port}", f'modem_port = "{modem_port}"', "time_scale = 0.05",
+        f"port = {port}", f'modem_port = "{modem_port}"', "time_scale = 0.05", "gnss_port = 0",
+        f'clock_flag = "{tmp}/clock-flag"',
         "[partners.a]", f'number = "{PARTNER_A_PHONE}"', "sms_checkins = true", 'language = "nl"',
         'calming_tasks = ["wandelen", "muziek luisteren", "ademhalingsoefening"]',
         "[[contacts.a]]", 'ref = "a-1"', 'number = "+31600000201"', 'language = "nl"',
