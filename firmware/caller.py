@@ -232,6 +232,10 @@ class Caller:
             self._threads.append(t)
         return self
 
+    def alive(self) -> bool:
+        """All worker threads still running (what the systemd watchdog is fed on)."""
+        return all(t.is_alive() for t in self._threads)
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

@@ -81,6 +81,7 @@ def _panel(args: argparse.Namespace) -> int:
 def _caller(args: argparse.Namespace) -> int:
     import signal
     import threading
+    from .sdnotify import notify, watchdog_interval
     from mqtt.broker_config import Credentials
     from mqtt.client import BusClient
     from .caller import Caller, CallerConfigError, load_caller_config
@@ -96,8 +97,12 @@ def _caller(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    notify("READY=1")
     print(f"caller for {cfg.household} running on {cfg.modem_port}", flush=True)
-    stop.wait()
+    every = watchdog_interval()
+    while not stop.wait(every or 3600):
+        if caller.alive():
+            notify("WATCHDOG=1")
     caller.stop()
     return 0
 

@@ -25,6 +25,7 @@ from . import procedure as P
 from .clock import Clock
 from .eventlog import HubDatabase, LoggedEvent
 from .plan import HouseholdPlan
+from .sdnotify import notify
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 24 * 3600.0
@@ -77,6 +78,8 @@ class Hub:
         while not self._stop.wait(self.tick_seconds):
             try:
                 self.feed(None)
+                # the watchdog is fed only by a procedure step that went through
+                notify("WATCHDOG=1")
                 if self.clock.monotonic() >= next_prune:
                     next_prune = self.clock.monotonic() + PRUNE_EVERY_S
                     self._prune()
@@ -173,6 +176,7 @@ def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "12
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    notify("READY=1")
     print(f"hub for {plan.household} running (state in {state_dir})", flush=True)
     stop.wait()
     hub.stop()

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mqtt import schemas
 from mqtt.client import BusClient, Message
 
+from .sdnotify import notify, watchdog_interval
+
 log = logging.getLogger(__name__)
 
 ACTIVE_PHASES = ("leaving", "timeout", "extended", "checkin")
@@ -98,7 +100,10 @@ def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) ->
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    notify("READY=1")
+    every = watchdog_interval()
+    while not stop.wait(every or 3600):
+        notify("WATCHDOG=1")
     panel.close()
     bus.stop()
     return 0
