@@ -79,9 +79,7 @@ def _panel(args: argparse.Namespace) -> int:
 
 
 def _caller(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-    from .sdnotify import notify, watchdog_interval
+    from .sdnotify import run_until_stopped
     from mqtt.broker_config import Credentials
     from mqtt.client import BusClient
     from .caller import Caller, CallerConfigError, load_caller_config
@@ -94,15 +92,7 @@ def _caller(args: argparse.Namespace) -> int:
     bus = BusClient("caller", cfg.household, creds, host=cfg.host, port=cfg.port,
                     state_dir=Path(cfg.state_dir))
     caller = Caller(cfg, bus).start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    notify("READY=1")
-    print(f"caller for {cfg.household} running on {cfg.modem_port}", flush=True)
-    every = watchdog_interval()
-    while not stop.wait(every or 3600):
-        if caller.alive():
-            notify("WATCHDOG=1")
+    run_until_stopped(caller.alive, f"caller for {cfg.household} running on {cfg.modem_port}")
     caller.stop()
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from . import procedure as P
 from .clock import Clock
 from .eventlog import HubDatabase, LoggedEvent
 from .plan import HouseholdPlan
-from .sdnotify import notify
+from .sdnotify import run_until_stopped
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 24 * 3600.0
@@ -46,6 +47,7 @@ class Hub:
         self._thread: threading.Thread | None = None
         self._last_state: dict | None = None
         self._saved_at = float("-inf")
+        self._last_ok = time.monotonic()
         # evening seconds per real second, so checkpoints stay ~10 real seconds apart
         self._scale = max(1.0, getattr(clock, "factor", 1.0))
 
@@ -78,13 +80,17 @@ class Hub:
         while not self._stop.wait(self.tick_seconds):
             try:
                 self.feed(None)
-                # the watchdog is fed only by a procedure step that went through
-                notify("WATCHDOG=1")
+                self._last_ok = time.monotonic()
                 if self.clock.monotonic() >= next_prune:
                     next_prune = self.clock.monotonic() + PRUNE_EVERY_S
                     self._prune()
             except Exception:  # the procedure must keep ticking whatever one step did
                 log.exception("procedure tick failed")
+
+    def alive(self) -> bool:
+        """The procedure ticks and its steps go through (what the systemd watchdog is fed on)."""
+        return (self._thread is not None and self._thread.is_alive()
+                and time.monotonic() - self._last_ok < max(10.0, 5 * self.tick_seconds))
 
     def _prune(self) -> None:
         # An unsynchronised clock may say 1970 or 2099: retention is applied only on true time.
@@ -160,8 +166,6 @@ class Hub:
 def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "127.0.0.1",
           port: int = 1883, speed: float = 1.0) -> int:
     """`timeout-hub hub`: run the hub service until SIGTERM/SIGINT."""
-    import signal
-
     from mqtt.broker_config import Credentials
 
     from .clock import ScaledClock, SystemClock
@@ -173,11 +177,6 @@ def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "12
                     host=host, port=port, state_dir=state_dir, clock=clock.wall)
     # an accelerated clock (tests, bench) ticks as often in evening time as a real one
     hub = Hub(plan, bus, clock, state_dir, tick_seconds=min(1.0, 1.0 / speed * 20)).start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    notify("READY=1")
-    print(f"hub for {plan.household} running (state in {state_dir})", flush=True)
-    stop.wait()
+    run_until_stopped(hub.alive, f"hub for {plan.household} running (state in {state_dir})")
     hub.stop()
     return 0

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mqtt import schemas
 from mqtt.client import BusClient, Message
 
-from .sdnotify import notify, watchdog_interval
+from .sdnotify import run_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ class PanelConfig(BaseModel):
 
 def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) -> int:
     """`timeout-hub panel`: run the panel until SIGTERM/SIGINT."""
-    import signal
     import tomllib
     from pathlib import Path
 
@@ -97,13 +96,7 @@ def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) ->
     panel = Panel(bus, cfg.pins, long_press_s=cfg.long_press_seconds,
                   bounce_s=cfg.bounce_ms / 1000, pin_factory=factory, on_render=show)
     bus.start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    notify("READY=1")
-    every = watchdog_interval()
-    while not stop.wait(every or 3600):
-        notify("WATCHDOG=1")
+    run_until_stopped(bus.alive, f"panel for {cfg.household} running")
     panel.close()
     bus.stop()
     return 0

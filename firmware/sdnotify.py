@@ -2,8 +2,14 @@
 (the units use Type=notify and WatchdogSec=, so a hung service is restarted)."""
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import socket
+import threading
+from typing import Callable
+
+log = logging.getLogger(__name__)
 
 
 def notify(message: str) -> bool:
@@ -19,6 +25,22 @@ def notify(message: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def run_until_stopped(alive: Callable[[], bool], banner: str) -> None:
+    """The main thread of every service: READY=1, then WATCHDOG=1 only while `alive()` says the
+    service's own threads work, until SIGTERM/SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    notify("READY=1")
+    print(banner, flush=True)
+    every = watchdog_interval()
+    while not stop.wait(every or 3600):
+        if alive():
+            notify("WATCHDOG=1")
+        else:
+            log.error("service not healthy: the watchdog is not fed, systemd will restart it")
 
 
 def watchdog_interval() -> float | None:

@@ -238,6 +238,11 @@ class BusClient:
     def wait_connected(self, timeout: float = 10.0) -> bool:
         return self.connected.wait(timeout)
 
+    def alive(self) -> bool:
+        """The network thread runs (it reconnects by itself; a dead one never would)."""
+        thread = getattr(self._client, "_thread", None)   # paho's loop_start() thread
+        return self._started and thread is not None and thread.is_alive()
+
     def outbox_size(self) -> int:
         return self.store.outbox_size()
 

@@ -159,3 +159,16 @@ def test_retention_removes_old_events_only_on_a_synchronised_clock(tmp_path, tru
         hub.db._c.execute("UPDATE events SET type = 'x'")
     hub.db.close()
     bus.store.close()
+
+
+def test_a_hub_whose_procedure_stopped_ticking_is_not_alive(home, tmp_path):
+    """What the systemd watchdog is fed on: a stuck or dead ticker must stop feeding it."""
+    hub = make_hub(home, tmp_path, ManualClock())
+    assert wait_until(hub.alive, 2)
+    hub._stop.set()                      # the ticker thread ends, as if it had died
+    hub._thread.join(2)
+    assert not hub.alive()
+    assert hub.bus.alive()
+    hub.bus.stop()
+    assert not hub.bus.alive()
+    hub.db.close()
