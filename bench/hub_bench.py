@@ -14,6 +14,8 @@ from pathlib import Path
 
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
+
+from .stats import percentile
 from mqtt.client import BusClient, Message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,10 +30,6 @@ def _rss_mb(pid: int) -> float:
             return int(line.split()[1]) / 1024
     return float("nan")
 
-
-def _pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 class StateWatch:
@@ -136,7 +134,7 @@ def run(bare_median_ms: float | None = None) -> bool:
                     c.stop()
                 hub.terminate()
                 hub.wait(10)
-    med, p99 = statistics.median(lat), _pct(lat, 99)
+    med, p99 = statistics.median(lat), percentile(lat, 99)
     peak = max(active_rss + [after])
     ok = peak <= RSS_TARGET_MB and idle <= RSS_TARGET_MB
     print(f"\nHub service (issue 3) — `timeout-hub hub` in its own process, {CYCLES} time-outs")

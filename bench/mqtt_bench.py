@@ -13,6 +13,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
+
+from .stats import percentile
 from mqtt.client import BusClient
 
 HOUSEHOLD = "bench-home"
@@ -20,10 +22,6 @@ N_LATENCY = 1000
 N_THROUGHPUT = 3000
 OUTBOX_TARGET = 500.0
 
-
-def _pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 class _Raw:
@@ -136,8 +134,8 @@ def run() -> bool:
             raw_lat = _latency_raw(broker)
             rate, enqueue_rate = _throughput_bus(broker, tmp)
             raw_rate = _throughput_raw(broker)
-    med, p99 = statistics.median(bus_lat), _pct(bus_lat, 99)
-    rmed, rp99 = statistics.median(raw_lat), _pct(raw_lat, 99)
+    med, p99 = statistics.median(bus_lat), percentile(bus_lat, 99)
+    rmed, rp99 = statistics.median(raw_lat), percentile(raw_lat, 99)
     BARE_MEDIAN_MS = rmed
     ok = rate >= OUTBOX_TARGET
     print("MQTT (issue 2) — real Mosquitto on localhost")

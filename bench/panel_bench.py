@@ -18,6 +18,8 @@ from gpiozero.pins.mock import MockFactory
 
 from firmware.panel import Panel, PanelPins
 from mqtt.broker_process import PrivateBroker
+
+from .stats import percentile
 from mqtt.client import BusClient
 
 HOUSEHOLD = "bench-panel"
@@ -25,10 +27,6 @@ PRESSES = 200
 HOLD = 0.05
 LED_TARGET_MS, EVENT_TARGET_MS = 50.0, 200.0
 
-
-def _pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def _spin(pred, timeout=2.0) -> float:
@@ -84,14 +82,14 @@ def run(bare_hop_ms: float | None = None) -> bool:
         bare_led.on()
         bare.append((time.perf_counter() - t0) * 1000)
         bare_led.off()
-    ok = _pct(led_ms, 99) <= LED_TARGET_MS and _pct(event_ms, 99) <= EVENT_TARGET_MS
+    ok = percentile(led_ms, 99) <= LED_TARGET_MS and percentile(event_ms, 99) <= EVENT_TARGET_MS
     print(f"\nPanel (issue 6) — MockFactory pins, real broker, {PRESSES} long presses")
-    print(f"  press -> LED feedback:  median {statistics.median(led_ms):6.2f} ms   p99 {_pct(led_ms, 99):6.2f} ms"
-          f"   target <= {LED_TARGET_MS:.0f} ms   {'OK' if _pct(led_ms, 99) <= LED_TARGET_MS else 'MISSED'}"
+    print(f"  press -> LED feedback:  median {statistics.median(led_ms):6.2f} ms   p99 {percentile(led_ms, 99):6.2f} ms"
+          f"   target <= {LED_TARGET_MS:.0f} ms   {'OK' if percentile(led_ms, 99) <= LED_TARGET_MS else 'MISSED'}"
           f"   (bare LED.on() median {statistics.median(bare):.3f} ms)")
     line = (f"  press -> event on the broker (from hold complete): median {statistics.median(event_ms):6.2f} ms"
-            f"   p99 {_pct(event_ms, 99):6.2f} ms   target <= {EVENT_TARGET_MS:.0f} ms"
-            f"   {'OK' if _pct(event_ms, 99) <= EVENT_TARGET_MS else 'MISSED'}")
+            f"   p99 {percentile(event_ms, 99):6.2f} ms   target <= {EVENT_TARGET_MS:.0f} ms"
+            f"   {'OK' if percentile(event_ms, 99) <= EVENT_TARGET_MS else 'MISSED'}")
     if bare_hop_ms:
         line += f"   (bare paho hop median {bare_hop_ms:.2f} ms)"
     print(line)

@@ -33,6 +33,7 @@ from mqtt import schemas
 from mqtt.client import BusClient, Message
 
 from .gnss_clock import ClockSync
+from .modem import parsers as MP
 from .modem.errors import ModemError
 from .modem.sim7600 import Modem
 from .texts import CALL_MESSAGE, CALL_SMS, say
@@ -354,8 +355,8 @@ class Caller:
             outcome, error = self._do(modem, step, contact)
             self.queue.finish(rid, k, outcome, error)
             self._result(rid, partner, k, step, outcome, False, error)
-            log.info("caller: request %s step %d (%s contact %d round %d, …%s): %s", rid, k,
-                     step.kind, step.contact, step.round, _digits(contact.number)[-2:], outcome)
+            log.info("caller: request %s step %d (%s contact %d round %d, %s): %s", rid, k,
+                     step.kind, step.contact, step.round, MP.mask_number(contact.number), outcome)
             if outcome == "acknowledged":
                 self._result(rid, partner, len(steps), None, "acknowledged", True)
                 self.queue.done(rid)
@@ -403,12 +404,12 @@ class Caller:
                 continue
             modem = self._ensure_modem()
             if modem is None:
-                log.error("caller: no modem; a text to …%s is dropped", _digits(number)[-2:])
+                log.error("caller: no modem; a text to %s is dropped", MP.mask_number(number))
                 continue
             try:
                 modem.send_sms(number, text)
             except ModemError as e:
-                log.error("caller: SMS to …%s failed: %s", _digits(number)[-2:], e)
+                log.error("caller: SMS to %s failed: %s", MP.mask_number(number), _redact(str(e)))
 
     def _queue_sms(self, index: int) -> None:
         self._sms_indexes.append(index)
@@ -448,7 +449,10 @@ class Caller:
     # -- health --------------------------------------------------------------------------------
     def _health_loop(self) -> None:
         while not self._stop.is_set():
-            self.check_health()
+            try:
+                self.check_health()
+            except Exception:        # a health check must never end the health thread
+                log.exception("caller: health check failed")
             if self._stop.wait(self.cfg.health_every_seconds):
                 return
 

@@ -4,6 +4,7 @@ ever reaches the bus."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -82,7 +83,8 @@ def final(results, r):
     return done[0] if done else None
 
 
-def test_ladder_goes_down_the_contacts_until_one_presses_1(sim, caller, hubside):
+def test_ladder_goes_down_the_contacts_until_one_presses_1(sim, caller, hubside, caplog):
+    caplog.set_level(logging.DEBUG)
     hub, results, _ = hubside
     sim.expect(Callee("busy"), Callee("no_answer"), Callee("answer_no_ack"),
                Callee("answer_ack"), Callee("answer_ack"))
@@ -95,6 +97,9 @@ def test_ladder_goes_down_the_contacts_until_one_presses_1(sim, caller, hubside)
     assert [n for _, n in sim.dialed] == NUMBERS["a"] * 2      # and nobody after the acknowledgement
     ctts = [c for _, c in sim.commands if c.startswith("AT+CTTS")]
     assert ctts, "the message was not spoken"
+    assert "…01" in caplog.text and "…02" in caplog.text      # the log names contacts so
+    for n in NUMBERS["a"]:
+        assert n[1:] not in caplog.text, "a full number in the log"
 
 
 def test_nobody_acknowledges_two_rounds_then_sms_to_each(sim, caller, hubside):
@@ -108,6 +113,16 @@ def test_nobody_acknowledges_two_rounds_then_sms_to_each(sim, caller, hubside):
     nl, en = sim.sent_sms[0].text, sim.sent_sms[1].text
     assert "Zonnebloem" in nl and "geëscaleerd" in nl and sim.sent_sms[0].ucs2
     assert "household Zonnebloem" in en
+
+
+def test_a_failed_sms_is_logged_without_the_number(sim, caller, caplog):
+    caplog.set_level(logging.DEBUG)
+    assert wait_until(lambda: caller.modem is not None, 10)
+    sim.sms_error = True                    # the network refuses the message
+    caller._outgoing.put((PARTNER_A, "Hoe voel je je?"))
+    assert wait_until(lambda: "SMS to …01 failed" in caplog.text, 10)
+    assert "+CMS ERROR: 500" in caplog.text
+    assert PARTNER_A[1:] not in caplog.text
 
 
 def test_cme_error_and_a_modem_reset_mid_ladder_move_on(sim, caller, hubside):

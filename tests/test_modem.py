@@ -197,3 +197,14 @@ def test_status_reports_faults(sim, modem):
     assert [c for c, _ in modem.status().faults] == ["modem.weak_signal"]
     sim.sim_present = False
     assert "modem.no_sim" in [c for c, _ in modem.status().faults]
+
+
+def test_an_sms_refused_before_the_prompt_fails_at_once(sim, modem):
+    sim.sms_error = True
+    t = time.monotonic()
+    with pytest.raises(CmeError, match="CMS ERROR: 500"):
+        modem.send_sms("+31612345678", "Hoe voel je je?")
+    assert time.monotonic() - t < 2, "waited for a prompt that was never coming"
+    sim.sms_error = False
+    modem.send_sms("+31612345678", "ok")           # and the channel is usable after it
+    assert sim.sent_sms[-1].text == "ok"

@@ -69,7 +69,7 @@ class ATChannel:
                 self._write(cmd.encode("ascii") + b"\r")
                 deadline = time.monotonic() + timeout
                 if payload is not None:
-                    if not p.prompt.wait(max(0.0, deadline - time.monotonic())) and not p.done.is_set():
+                    if not p.prompt.wait(max(0.0, deadline - time.monotonic())):
                         self._write(b"\x1b")   # ESC: leave the prompt
                         raise ModemTimeout(f"no '>' prompt after {cmd}")
                     if not p.done.is_set():
@@ -147,6 +147,7 @@ class ATChannel:
             if line == "OK" or line == "ERROR" or parse_cme(line):
                 p.result = line
                 p.done.set()
+                p.prompt.set()     # an error instead of the '>' prompt ends the wait for it
             elif line == ">" and p.wants_prompt:
                 p.prompt.set()
             elif p.prefix and not line.startswith(p.prefix) and not p.wants_prompt \

@@ -56,6 +56,7 @@ class SimulatedSIM7600:
         self.registration = 1      # 1 home, 2 searching, 5 roaming
         self.csq = 20
         self.silent = False        # answers nothing (a hung modem)
+        self.sms_error = False     # +CMS ERROR on sending (no credit, network refuses)
         self.script: queue.Queue[Callee] = queue.Queue()
         self.default = Callee()
         self.commands: list[tuple[float, str]] = []
@@ -185,6 +186,8 @@ class SimulatedSIM7600:
         if u.startswith("AT+CTTS="):
             return self._speak()
         if u.startswith("AT+CMGS="):
+            if self.sms_error:              # e.g. no credit: the network refuses the message
+                return self._send("+CMS ERROR: 500")
             m = re.match(r'^AT\+CMGS="([^"]+)"', cmd, re.I)
             if not m:
                 return self._send("ERROR")
