@@ -8,8 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 from .errors import ModemParseError
 
-FINAL_OK = "OK"
-FINAL_ERRORS = ("ERROR",)
 CME_RE = re.compile(r"^\+(CME|CMS) ERROR:\s*(.+)$")
 
 # Unsolicited result codes: recognised and taken out of the stream before a command's response
@@ -142,11 +140,6 @@ def _scts(text: str) -> datetime | None:
                         tzinfo=timezone(offset))
     except ValueError:
         return None
-
-
-def parse_cclk(line: str) -> datetime | None:
-    m = re.match(r'^\+CCLK:\s*"([^"]+)"$', line.strip())
-    return _scts(m.group(1)) if m else None
 
 
 def decode_ucs2_hex(text: str) -> str:

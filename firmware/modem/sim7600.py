@@ -12,7 +12,6 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Callable
 
 from . import parsers as P
@@ -23,7 +22,6 @@ log = logging.getLogger(__name__)
 
 CALL_EVENTS = {"ring", "no_carrier", "busy", "no_answer", "call_begin", "call_end", "clcc",
                "dtmf", "tts_done", "ready", "cpin", "gone"}
-OUTCOMES = ("acknowledged", "answered_no_ack", "busy", "no_answer", "rejected", "failed")
 
 
 @dataclass(frozen=True)
@@ -115,13 +113,6 @@ class Modem:
         except (IndexError, ModemParseError, CmeError):
             rssi = None
         return ModemStatus(sim, reg, rssi)
-
-    def network_time(self) -> datetime | None:
-        try:
-            lines = self.channel.command("AT+CCLK?", prefix="+CCLK:")
-            return P.parse_cclk(lines[0]) if lines else None
-        except ModemError:
-            return None
 
     # -- SMS -----------------------------------------------------------------------------------
     def _charset(self, ucs2: bool) -> None:
