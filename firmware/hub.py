@@ -46,6 +46,8 @@ class Hub:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_state: dict | None = None
+        self._faults: dict[str, list[schemas.Fault]] = {}   # per service, from <service>/health
+        self._gone: dict[str, schemas.Fault] = {}           # services whose last will came
         self._saved_at = float("-inf")
         self._last_ok = time.monotonic()
         # evening seconds per real second, so checkpoints stay ~10 real seconds apart
@@ -59,6 +61,8 @@ class Hub:
             P.Answer("panel", str(m.payload.question_id), m.payload.choice)))
         b.on("partner/{partner}/input", self._partner_input)
         b.on("partner/{partner}/apart", lambda m: self.feed(P.ApartSeen(m.partner, m.payload.apart)))
+        b.on("{service}/health", self._service_health)
+        b.on("{service}/available", self._service_available)
         b.on("call/result", lambda m: self.feed(P.CallOutcome(
             str(m.payload.request_id), m.payload.outcome, m.payload.final)))
         b.start()
@@ -149,8 +153,32 @@ class Hub:
                 id=uuid.UUID(o.id), ts=now, partner=o.partner, reason=o.reason,
                 timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None))
 
+    # -- faults of the other services, shown on the panel (state.faults) --------------------
+    def _service_health(self, m: Message) -> None:
+        service = m.topic.split("/")[0]
+        with self._lock:
+            self._faults[service] = list(m.payload.faults)
+            self._publish_state()
+
+    def _service_available(self, m: Message) -> None:
+        service = m.topic.split("/")[0]
+        if service in ("hub", "bridge"):
+            return
+        with self._lock:
+            if m.payload == "offline":      # the last will: it vanished (a clean stop is not a fault)
+                self._gone[service] = schemas.Fault(
+                    code="service.offline", service=service, since=self.clock.wall(),
+                    reason=f"{service} is not connected")
+            else:
+                self._gone.pop(service, None)
+            self._publish_state()
+
+    def faults(self) -> list[schemas.Fault]:
+        return [f for fs in self._faults.values() for f in fs] + list(self._gone.values())
+
     def _publish_state(self) -> None:
         ps = self.proc.public_state()
+        ps["faults"] = [f.model_dump(mode="json") for f in self.faults()]
         if ps["ends_at"]:   # to the second: a tick must not republish an unchanged picture
             ps["ends_at"] = datetime.fromisoformat(ps["ends_at"]).replace(microsecond=0).isoformat()
         if ps == self._last_state:

@@ -63,7 +63,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               "`online` while connected, `offline` (last will), `stopped` on a clean exit. "
               "Everyone may read `hub/available` (see below)."),
     TopicSpec("{service}/health", schemas.Health, 1, True, _roles("{service}"), _roles("hub"),
-              "A service's current faults; the hub folds them into `state.faults`."),
+              "A service's current faults; the hub folds them into `state.faults` (and adds "
+              "`service.offline` when a service's last will arrives)."),
     TopicSpec("state", schemas.State, 1, True, _roles("hub"),
               _roles("hub", "panel", "wearable-a", "wearable-b"),
               "Everything the panel shows. Only the joint check-in verdict, never one partner's answer (R9)."),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,32 @@ def test_a_hub_whose_procedure_stopped_ticking_is_not_alive(home, tmp_path):
     hub.bus.stop()
     assert not hub.bus.alive()
     hub.db.close()
+
+
+def test_other_services_faults_reach_the_panel(home, tmp_path):
+    """A caller's modem fault and a service that vanished show in the state the panel draws."""
+    hub = make_hub(home, tmp_path, ManualClock())
+    states = Seen()
+    panel = client(home, tmp_path, "panel")
+    panel.on("state", states)
+    caller = client(home, tmp_path, "caller")
+    for c in (panel, caller):
+        c.start()
+        assert c.wait_subscribed(5)
+    assert hub.bus.wait_subscribed(5)
+    caller.publish("caller/health", schemas.Health(faults=[schemas.Fault(
+        code="modem.no_sim", service="caller", since=schemas.now_utc(), reason="SIM card: not inserted")]))
+    assert wait_until(lambda: states and [f.code for f in states[-1].faults] == ["modem.no_sim"], 5)
+    caller.publish("caller/health", schemas.Health(faults=[]))
+    assert wait_until(lambda: states[-1].faults == [], 5)
+    caller.kill()                                   # no clean exit: the last will "offline"
+    assert wait_until(lambda: [(f.code, f.service) for f in states[-1].faults]
+                      == [("service.offline", "caller")], 5)
+    caller = client(home, tmp_path, "caller")
+    caller.start()
+    assert wait_until(lambda: states[-1].faults == [], 5)
+    caller.stop()                                   # a clean stop is not a fault
+    time.sleep(0.3)
+    assert states[-1].faults == []
+    hub.stop()
+    panel.stop()
