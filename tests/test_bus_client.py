@@ -208,3 +208,17 @@ def test_wrong_password_is_reported_and_does_not_crash(broker, tmp_path, caplog)
         assert wait_until(lambda: c.stats["connect_refused"] >= 1, 5)
     c.stop()
     assert "broker refused the connection" in caplog.text
+
+
+def test_a_message_the_broker_refuses_for_good_goes_to_dead_letters(broker, bus):
+    """If the broker's ACL and the contract ever disagree, the refused event is kept aside with
+    the reason and logged, not retried forever and not silently counted as sent."""
+    acl = broker.directory / "acl"
+    acl.write_text(acl.read_text().replace(f"topic write timeout/{HOUSEHOLD}/panel/press\n", ""))
+    broker.restart()
+    panel = bus("panel")
+    panel.publish("panel/press", schemas.PanelPress(press="long", held_s=2.5))
+    assert wait_until(lambda: panel.stats["dead_letter"] == 1, 5)
+    assert panel.outbox_size() == 0
+    [(msg_id, topic, reason)] = panel.store.dead_letters()
+    assert topic.endswith("panel/press") and "authorized" in reason.lower()
