@@ -5,14 +5,13 @@ Baseline: the time the script itself spends in the modem (ringing, speaking), so
 is what the caller adds."""
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from firmware.caller import Caller, load_caller_config
+from firmware.caller import Caller, load_caller_config, write_caller_config
 from firmware.modem.simulator import Callee, SimulatedSIM7600
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
@@ -35,17 +34,14 @@ SCRIPTS = {
 
 
 def _config(tmp: Path, broker: PrivateBroker, sim: SimulatedSIM7600, scale: float) -> Path:
-    path = tmp / "caller.toml"
-    path.write_text("\n".join([
-        f'household = "{HOUSEHOLD}"', 'code_word = "Bench"',
-        f'credentials = "{tmp}/broker/credentials/caller.json"', f'state_dir = "{tmp}/caller"',
-        f"port = {broker.port}", f'modem_port = "{sim.port}"', f"ring_seconds = {GIVE_UP}",
-        "rounds = 2", "message_repeats = 3", f"time_scale = {scale}", "health_every_seconds = 3600",
-        "gnss_port = 0", f'clock_flag = "{tmp}/clock-flag"',
-        "[[contacts.a]]", 'ref = "a-1"', 'number = "+31600000001"',
-        "[[contacts.a]]", 'ref = "a-2"', 'number = "+31600000002"']) + "\n")
-    os.chmod(path, 0o600)
-    return path
+    return write_caller_config(tmp / "caller.toml", {
+        "household": HOUSEHOLD, "code_word": "Bench",
+        "credentials": f"{tmp}/broker/credentials/caller.json", "state_dir": f"{tmp}/caller",
+        "port": broker.port, "modem_port": sim.port, "ring_seconds": GIVE_UP, "rounds": 2,
+        "message_repeats": 3, "time_scale": scale, "health_every_seconds": 3600,
+        "gnss_port": 0, "clock_flag": f"{tmp}/clock-flag",
+        "contacts": {"a": [{"ref": "a-1", "number": "+31600000001"},
+                           {"ref": "a-2", "number": "+31600000002"}]}})
 
 
 class Rig:

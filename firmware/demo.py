@@ -25,7 +25,7 @@ from mqtt.client import BusClient, Message
 
 from . import procedure as P
 from .clock import ScaledClock
-from .caller import Caller, load_caller_config
+from .caller import Caller, load_caller_config, write_caller_config
 from .hub import Hub
 from .modem.simulator import Callee, SimulatedSIM7600
 from .panel import Panel, draw
@@ -37,20 +37,16 @@ PARTNER_A_PHONE = "+31600000101"   # made-up numbers: they live only in the call
 
 
 def _caller_config(tmp: Path, household: str, port: int, modem_port: str):
-    import os
-    path = tmp / "caller.toml"
-    path.write_text("\n".join([
-        f'household = "{household}"', 'code_word = "Zonnebloem"',
-        f'credentials = "{tmp}/broker/credentials/caller.json"', f'state_dir = "{tmp}/caller"',
-        f"port = {port}", f'modem_port = "{modem_port}"', "time_scale = 0.05", "gnss_port = 0",
-        f'clock_flag = "{tmp}/clock-flag"',
-        "[partners.a]", f'number = "{PARTNER_A_PHONE}"', "sms_checkins = true", 'language = "nl"',
-        'calming_tasks = ["wandelen", "muziek luisteren", "ademhalingsoefening"]',
-        "[[contacts.a]]", 'ref = "a-1"', 'number = "+31600000201"', 'language = "nl"',
-        "[[contacts.a]]", 'ref = "a-2"', 'number = "+31600000202"', 'language = "nl"',
-        "[[contacts.b]]", 'ref = "b-1"', 'number = "+31600000301"', 'language = "en"']) + "\n")
-    os.chmod(path, 0o600)
-    return load_caller_config(path)
+    return load_caller_config(write_caller_config(tmp / "caller.toml", {
+        "household": household, "code_word": "Zonnebloem",
+        "credentials": f"{tmp}/broker/credentials/caller.json", "state_dir": f"{tmp}/caller",
+        "port": port, "modem_port": modem_port, "time_scale": 0.05, "gnss_port": 0,
+        "clock_flag": f"{tmp}/clock-flag",
+        "partners": {"a": {"number": PARTNER_A_PHONE, "sms_checkins": True, "language": "nl",
+                           "calming_tasks": ["wandelen", "muziek luisteren", "ademhalingsoefening"]}},
+        "contacts": {"a": [{"ref": "a-1", "number": "+31600000201", "language": "nl"},
+                           {"ref": "a-2", "number": "+31600000202", "language": "nl"}],
+                     "b": [{"ref": "b-1", "number": "+31600000301", "language": "en"}]}}))
 
 
 class Evening:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.caller import Caller, CallerConfigError, load_caller_config
+from firmware.caller import Caller, CallerConfigError, load_caller_config, write_caller_config
 from firmware.modem.simulator import Callee, SimulatedSIM7600
 from mqtt import schemas
 from tests.conftest import HOUSEHOLD, wait_until
@@ -28,19 +28,15 @@ PARTNER_A = "+31630000001"
 
 
 def write_config(tmp_path, broker, sim, mode=0o600) -> Path:
-    lines = [f'household = "{HOUSEHOLD}"', 'code_word = "Zonnebloem"',
-             f'credentials = "{tmp_path}/broker/credentials/caller.json"',
-             f'state_dir = "{tmp_path}/caller"', f"port = {broker.port}",
-             f'modem_port = "{sim.port}"', "ring_seconds = 35", "rounds = 2",
-             "message_repeats = 2", "health_every_seconds = 1", f"time_scale = {SCALE}",
-             "gnss_port = 0", f'clock_flag = "{tmp_path}/clock-flag"', "",
-             "[partners.a]", f'number = "{PARTNER_A}"', "sms_checkins = true", 'language = "nl"', ""]
-    for p, nums in NUMBERS.items():
-        for i, n in enumerate(nums, 1):
-            lines += [f"[[contacts.{p}]]", f'ref = "{p}-{i}"', f'number = "{n}"',
-                      f'language = "{"nl" if i == 1 else "en"}"', ""]
-    path = tmp_path / "caller.toml"
-    path.write_text("\n".join(lines))
+    path = write_caller_config(tmp_path / "caller.toml", {
+        "household": HOUSEHOLD, "code_word": "Zonnebloem",
+        "credentials": f"{tmp_path}/broker/credentials/caller.json",
+        "state_dir": f"{tmp_path}/caller", "port": broker.port, "modem_port": sim.port,
+        "ring_seconds": 35, "rounds": 2, "message_repeats": 2, "health_every_seconds": 1,
+        "time_scale": SCALE, "gnss_port": 0, "clock_flag": f"{tmp_path}/clock-flag",
+        "partners": {"a": {"number": PARTNER_A, "sms_checkins": True, "language": "nl"}},
+        "contacts": {p: [{"ref": f"{p}-{i}", "number": n, "language": "nl" if i == 1 else "en"}
+                         for i, n in enumerate(nums, 1)] for p, nums in NUMBERS.items()}})
     os.chmod(path, mode)
     return path
 
