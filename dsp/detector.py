@@ -1,0 +1,188 @@
+"""Shouting score per second and shouting *episodes*, relative to the household's own baseline.
+
+A second scores high only when voiced speech in it shows raised vocal effort against what this
+household sounds like normally: a flatter spectral tilt (more energy above 1 kHz) and a higher F0,
+at a level above the normal speech level, with the syllabic level modulation of speech (which a
+vacuum cleaner or a held musical note lacks). An episode needs that sustained: at least
+`need_s` shouting seconds within `window_s`, and it ends only when the window has (almost) none
+left, so one loud burst neither starts nor interrupts it.
+
+The baseline is seeded by the installer's calibration and keeps learning, slowly, from seconds
+that are clearly not shouting. It holds four numbers; no audio is kept (R1).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .features import Frames
+
+MIN_VOICED_FRAMES = 8        # 160 ms of voicing in a second before effort is judged at all
+LEARN_RATE = 1.0 / 300.0     # ~5 minutes of normal sound to move the baseline most of the way
+F0_QUANTILE = 0.8            # the reference is the upper part of normal F0: two talkers, one baseline
+
+
+def _semitones(f0_hz: np.ndarray | float) -> np.ndarray | float:
+    return 12.0 * np.log2(np.asarray(f0_hz) / 100.0)
+
+
+@dataclass(frozen=True)
+class Second:
+    """What one second of sound tells the detector."""
+
+    level_db: float            # A-weighted level of the second (frame energy mean)
+    noise_db: float            # its quietest frames: the room
+    voiced_frames: int
+    speech_db: float           # energy mean of the voiced frames (nan without voicing)
+    f0_st: float               # median voiced F0, semitones re 100 Hz (nan without voicing)
+    hi_ratio_db: float         # mean high/low band ratio of voiced frames (nan without voicing)
+    modulation_db: float       # spread of the frame levels: syllables come and go
+
+
+def summarise(fr: Frames) -> Second:
+    lv = fr.level_db
+    voiced = fr.voiced & (lv > np.percentile(lv, 10) + 6.0)   # not the room's own hum
+    n = int(voiced.sum())
+    loud = lv[lv > np.percentile(lv, 10) + 3.0]
+    level = 10 * math.log10(float(np.mean(10 ** (lv / 10))) + 1e-12)
+    if n:
+        speech = 10 * math.log10(float(np.mean(10 ** (lv[voiced] / 10))) + 1e-12)
+        f0 = float(np.median(_semitones(fr.f0_hz[voiced])))
+        hi = float(np.mean(fr.hi_ratio_db[voiced]))
+    else:
+        speech = f0 = hi = math.nan
+    return Second(level_db=level, noise_db=float(np.percentile(lv, 10)), voiced_frames=n,
+                  speech_db=speech, f0_st=f0, hi_ratio_db=hi,
+                  modulation_db=float(np.std(loud)) if len(loud) > 4 else 0.0)
+
+
+@dataclass
+class Baseline:
+    """The household's normal sound. Numbers only; saved by the service between restarts."""
+
+    speech_db: float = -45.0   # voiced level of normal conversation (dBFS A-weighted)
+    f0_st: float = 10.0        # F0 reference, semitones re 100 Hz (~178 Hz)
+    hi_ratio_db: float = -12.0
+    seconds: int = 0           # how many seconds of evidence it rests on
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Baseline":
+        b = cls(**{k: float(d[k]) for k in ("speech_db", "f0_st", "hi_ratio_db")},
+                seconds=int(d.get("seconds", 0)))
+        if not all(math.isfinite(v) for v in (b.speech_db, b.f0_st, b.hi_ratio_db)):
+            raise ValueError("baseline holds a number that is not finite")
+        return b
+
+    @classmethod
+    def from_seconds(cls, seconds: list[Second], f0_frames_st: np.ndarray | None = None) -> "Baseline":
+        """The installer's calibration: medians over its voiced seconds."""
+        v = [s for s in seconds if s.voiced_frames >= MIN_VOICED_FRAMES]
+        if not v:
+            raise ValueError("the calibration heard no speech: talk normally during it")
+        f0s = np.array([s.f0_st for s in v])
+        return cls(speech_db=float(np.median([s.speech_db for s in v])),
+                   f0_st=float(np.quantile(f0s, F0_QUANTILE)),
+                   hi_ratio_db=float(np.median([s.hi_ratio_db for s in v])),
+                   seconds=len(v))
+
+    def learn(self, s: Second) -> None:
+        """Move slowly towards a second that was normal speech."""
+        a = max(LEARN_RATE, 1.0 / (self.seconds + 1)) if self.seconds < 300 else LEARN_RATE
+        self.speech_db += a * (s.speech_db - self.speech_db)
+        self.hi_ratio_db += a * (s.hi_ratio_db - self.hi_ratio_db)
+        # a running quantile (Robbins-Monro): up by q, down by 1-q, in semitones
+        step = 3.0 * a
+        self.f0_st += step * (F0_QUANTILE if s.f0_st > self.f0_st else F0_QUANTILE - 1.0)
+        self.seconds += 1
+
+
+def _ramp(x: float, lo: float, hi: float) -> float:
+    return 0.0 if not math.isfinite(x) else min(1.0, max(0.0, (x - lo) / (hi - lo)))
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where each feature starts and stops counting (dB or semitones above the baseline)."""
+
+    level: tuple[float, float] = (0.0, 8.0)
+    hi_ratio: tuple[float, float] = (2.0, 7.0)
+    f0: tuple[float, float] = (0.0, 6.0)
+    modulation: tuple[float, float] = (2.0, 4.5)
+    hi_share: float = 0.55     # of the effort evidence; the rest is F0
+
+
+def score(s: Second, b: Baseline, w: Weights = Weights()) -> float:
+    if s.voiced_frames < MIN_VOICED_FRAMES:
+        return 0.0
+    effort = (w.hi_share * _ramp(s.hi_ratio_db - b.hi_ratio_db, *w.hi_ratio)
+              + (1 - w.hi_share) * _ramp(s.f0_st - b.f0_st, *w.f0))
+    voiced = _ramp(s.voiced_frames, MIN_VOICED_FRAMES, 2 * MIN_VOICED_FRAMES)
+    return round(effort * _ramp(s.speech_db - b.speech_db, *w.level)
+                 * _ramp(s.modulation_db, *w.modulation) * voiced, 3)
+
+
+@dataclass
+class Episode:
+    start_s: float
+    end_s: float | None = None
+    peak: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 2),
+                "end_s": None if self.end_s is None else round(self.end_s, 2),
+                "peak": round(self.peak, 3)}
+
+
+@dataclass
+class Verdict:
+    """The detector's answer for one second."""
+
+    t: float                    # end of the second, seconds since the stream began
+    shout: float
+    episode: Episode | None     # the running episode, if any
+    started: bool = False       # this second started it
+    ended: Episode | None = None
+
+
+class ShoutDetector:
+    def __init__(self, baseline: Baseline | None = None, *, threshold: float = 0.5,
+                 window_s: int = 10, need_s: int = 4, release_at: int = 1,
+                 weights: Weights = Weights()):
+        self.baseline = baseline or Baseline()
+        self.threshold, self.need_s, self.release_at = threshold, need_s, release_at
+        self.weights = weights
+        self._recent: deque[bool] = deque(maxlen=window_s)
+        self.episode: Episode | None = None
+        self.episodes: list[Episode] = []
+
+    def second(self, t: float, s: Second, *, learn: bool = True) -> Verdict:
+        sc = score(s, self.baseline, self.weights)
+        shouting = sc >= self.threshold
+        self._recent.append(shouting)
+        v = Verdict(t=t, shout=sc, episode=self.episode)
+        n = sum(self._recent)
+        if self.episode is None and n >= self.need_s:
+            self.episode = Episode(start_s=t, peak=sc)
+            self.episodes.append(self.episode)
+            v.started = True
+        elif self.episode is not None:
+            self.episode.peak = max(self.episode.peak, sc)
+            if n <= self.release_at:
+                self.episode.end_s = t
+                v.ended, self.episode = self.episode, None
+        v.episode = self.episode
+        # learn only from plainly normal speech, never during or near shouting
+        if learn and sc < 0.1 and n == 0 and s.voiced_frames >= MIN_VOICED_FRAMES:
+            self.baseline.learn(s)
+        return v
+
+    def finish(self, t: float) -> None:
+        if self.episode is not None:
+            self.episode.end_s = t
+            self.episode = None

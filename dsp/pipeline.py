@@ -1,0 +1,149 @@
+"""The streaming sound pipeline: samples in, one `Frame` of numbers per second out.
+
+    samples -> LevelMeter (A-weighting, Fast/Slow, LAeq per second, at the capture rate)
+            -> 16 kHz (for 44.1/48 kHz capture) -> frame features -> ShoutDetector -> Thermometer
+
+The same object runs behind the microphone in the hub and behind `timeout-hub detect FILE`, so what
+an installer measures in a room is what the hub will do. Blocks may have any length; all state
+(filter states, the partial second, the baseline) carries over. Nothing here keeps samples beyond
+the current second (R1): only the numbers in `Frame` leave.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+
+from . import features as F
+from .detector import Baseline, Episode, ShoutDetector, summarise
+from .levels import LevelMeter
+from .thermometer import Thermometer
+from .weighting import a_weighting_sos
+
+log = logging.getLogger(__name__)
+SUPPORTED_RATES = (16000, 44100, 48000)
+
+
+class CalibrationError(ValueError):
+    """The calibration could not seed a baseline (e.g. nobody spoke during it)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    t: float                   # seconds of audio processed (the end of this second)
+    laeq_db: float
+    unit: str                  # "dBA" (calibrated) or "dBFS"
+    shout: float               # 0..1
+    thermometer: int           # 0..10
+    in_episode: bool
+    started: Episode | None = None
+    ended: Episode | None = None
+    calibrating: bool = False
+
+    def as_dict(self) -> dict:
+        return {"t": round(self.t, 2), "laeq_db": round(self.laeq_db, 1), "shout": round(self.shout, 3)}
+
+
+class Resampler:
+    """Stateful rate change to 16 kHz: a 7 kHz elliptic low-pass, then linear interpolation.
+
+    Features only need 100 Hz - 5 kHz, so interpolation errors above 7 kHz do not matter, and an
+    IIR with carried state keeps block boundaries seamless (resample_poly per block would not).
+    """
+
+    def __init__(self, fs: int, to: int = F.FS):
+        self.step = fs / to
+        self.sos = signal.ellip(8, 0.1, 80, 7000, fs=fs, output="sos")
+        self.zi = np.zeros((self.sos.shape[0], 2))
+        self._pos = 0.0                   # next output position, in input samples of the block
+        self._last = 0.0                  # the previous block's last sample, for interpolation
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y, self.zi = signal.sosfilt(self.sos, x, zi=self.zi)
+        ext = np.concatenate(([self._last], y))          # ext[i + 1] == y[i]
+        pos = np.arange(self._pos, len(y) - 1e-9, self.step)
+        out = np.interp(pos + 1.0, np.arange(len(ext)), ext)
+        self._pos = (pos[-1] + self.step - len(y)) if len(pos) else self._pos - len(y)
+        self._last = y[-1] if len(y) else self._last
+        return out
+
+
+class SoundPipeline:
+    def __init__(self, fs: int = F.FS, *, calibration_offset_db: float | None = None,
+                 baseline: Baseline | None = None, calibrate_seconds: int = 0,
+                 detector: ShoutDetector | None = None):
+        if fs not in SUPPORTED_RATES:
+            raise ValueError(f"sample rate {fs} Hz is not supported; use one of "
+                             + ", ".join(str(r) for r in SUPPORTED_RATES))
+        self.fs = fs
+        self.meter = LevelMeter(fs, calibration_offset_db)
+        self.detector = detector or ShoutDetector(baseline)
+        self.thermometer = Thermometer()
+        self.calibrate_seconds = int(calibrate_seconds)
+        self._calibration: list = []
+        self._resample = Resampler(fs) if fs != F.FS else None
+        self._a16 = a_weighting_sos(F.FS) if fs != F.FS else None
+        self._a16_zi = np.zeros((self._a16.shape[0], 2)) if self._a16 is not None else None
+        self._raw = np.zeros(0)
+        self._wtd = np.zeros(0)
+        self._laeq: deque[float] = deque()
+        self._seconds = 0
+
+    @property
+    def unit(self) -> str:
+        return self.meter.unit
+
+    @property
+    def baseline(self) -> Baseline:
+        return self.detector.baseline
+
+    @property
+    def episodes(self) -> list[Episode]:
+        return self.detector.episodes
+
+    def process(self, block: np.ndarray) -> list[Frame]:
+        x = np.asarray(block, dtype=np.float64).ravel()
+        lb = self.meter.process(x)
+        self._laeq.extend(lb.seconds)
+        if self._resample is None:
+            raw, wtd = x, np.asarray(lb.weighted, dtype=np.float64)
+        else:
+            raw = self._resample(x)
+            wtd, self._a16_zi = signal.sosfilt(self._a16, raw, zi=self._a16_zi)
+        self._raw = np.concatenate((self._raw, raw))
+        self._wtd = np.concatenate((self._wtd, wtd))
+        out = []
+        need = F.FS + F.WIN - F.HOP
+        while len(self._raw) >= need and self._laeq:
+            out.append(self._second(self._raw[:need], self._wtd[:need], self._laeq.popleft()))
+            self._raw, self._wtd = self._raw[F.FS:], self._wtd[F.FS:]
+        return out
+
+    def _second(self, raw: np.ndarray, wtd: np.ndarray, laeq: float) -> Frame:
+        self._seconds += 1
+        t = float(self._seconds)
+        s = summarise(F.frames(raw, wtd))
+        if self._seconds <= self.calibrate_seconds:
+            self._calibration.append(s)
+            if self._seconds == self.calibrate_seconds:
+                self._finish_calibration()
+            return Frame(t, laeq, self.unit, 0.0, self.thermometer.value, False, calibrating=True)
+        v = self.detector.second(t, s)
+        above = s.speech_db - self.baseline.speech_db if s.voiced_frames else s.level_db - self.baseline.speech_db
+        therm = self.thermometer.update(v.shout, above, v.episode is not None)
+        return Frame(t, laeq, self.unit, v.shout, therm, v.episode is not None,
+                     started=v.episode if v.started else None, ended=v.ended)
+
+    def _finish_calibration(self) -> None:
+        try:
+            self.detector.baseline = Baseline.from_seconds(self._calibration)
+        except ValueError as e:
+            log.warning("calibration: %s; keeping the previous baseline", e)
+        self._calibration = []
+
+    def finish(self) -> None:
+        """End of a file: close an open episode at the last second."""
+        self.detector.finish(float(self._seconds))
