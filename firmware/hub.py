@@ -48,6 +48,8 @@ class Hub:
         self._last_state: dict | None = None
         self._faults: dict[str, list[schemas.Fault]] = {}   # per service, from <service>/health
         self._gone: dict[str, schemas.Fault] = {}           # services whose last will came
+        self._sensor_faults: dict[str, list[schemas.Fault]] = {}   # the hub's own mic / BLE
+        self._thermometer: int | None = None
         self._saved_at = float("-inf")
         self._last_ok = time.monotonic()
         # evening seconds per real second, so checkpoints stay ~10 real seconds apart
@@ -156,6 +158,8 @@ class Hub:
     # -- faults of the other services, shown on the panel (state.faults) --------------------
     def _service_health(self, m: Message) -> None:
         service = m.topic.split("/")[0]
+        if service == "hub":     # our own, retained from before a restart: the sensors say anew
+            return
         with self._lock:
             self._faults[service] = list(m.payload.faults)
             self._publish_state()
@@ -174,7 +178,31 @@ class Hub:
             self._publish_state()
 
     def faults(self) -> list[schemas.Fault]:
-        return [f for fs in self._faults.values() for f in fs] + list(self._gone.values())
+        return ([f for fs in self._sensor_faults.values() for f in fs]
+                + [f for fs in self._faults.values() for f in fs] + list(self._gone.values()))
+
+    # -- the hub's own sensors: dsp/ (microphone) and ble/ (tags) -----------------------------
+    def sound_frame(self, f) -> None:
+        """One second of sound numbers (dsp.pipeline.Frame): published, and given to the procedure
+        when the thermometer moves or an episode starts (not every second: each input is a saved
+        step, and an SD card should not be written every second for nothing)."""
+        self.bus.publish("sensor/sound", self.bus.make(
+            schemas.Sound, level_db=round(max(-200.0, min(200.0, f.laeq_db)), 1), unit=f.unit,
+            shout=f.shout, thermometer=f.thermometer))
+        if f.thermometer != self._thermometer or f.started is not None:
+            self._thermometer = f.thermometer
+            self.feed(P.Sound(f.thermometer, episode=f.started is not None))
+
+    def presence(self, partner: str, presence: str) -> None:
+        self.feed(P.PresenceSeen(partner, presence))   # also publishes partner/<p>/presence
+
+    def sensor_faults(self, source: str, faults: list[schemas.Fault]) -> None:
+        """The current faults of one of the hub's own sensors (replaces that sensor's list)."""
+        with self._lock:
+            self._sensor_faults[source] = list(faults)
+            self.bus.publish("hub/health", self.bus.make(
+                schemas.Health, faults=[f for fs in self._sensor_faults.values() for f in fs]))
+            self._publish_state()
 
     def _publish_state(self) -> None:
         ps = self.proc.public_state()
