@@ -1,0 +1,163 @@
+"""Streaming A-weighted levels: Fast/Slow time weighting and LAeq per second (IEC 61672-1).
+
+Levels are 10*log10(mean square) of samples in [-1, 1], i.e. RMS relative to full scale: a
+full-scale sine reads -3.01 dBFS. With the installer's calibration offset they are dB(A) SPL.
+All filter state is carried across blocks, so any split of a signal into blocks gives the same
+numbers. R1: only numbers leave this module; `weighted` is handed to the detector in memory.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+
+from .weighting import a_weighting_sos
+
+__all__ = ["LevelMeter", "LevelBlock", "calibration_offset", "FLOOR_DB", "FAST_TAU", "SLOW_TAU"]
+
+FAST_TAU = 0.125   # s, IEC 61672-1 time weighting F
+SLOW_TAU = 1.0     # s, time weighting S
+FLOOR_DB = -120.0  # dBFS: what silence reads, instead of -inf
+_FLOOR_MS = 10.0 ** (FLOOR_DB / 10.0)
+
+
+def _checked_fast_sosfilt():
+    """scipy's sosfilt spends ~35 us per call validating; for 10 blocks a second on a Pi Zero
+    that is most of the budget. Use its in-place kernel when it exists and gives the same
+    answer as the public function, else the public one."""
+    try:
+        from scipy.signal._sosfilt import _sosfilt
+        sos = a_weighting_sos(16000)
+        x = np.random.default_rng(0).standard_normal(64)
+        zi = np.zeros((1, sos.shape[0], 2))
+        y = x.reshape(1, -1).copy()
+        _sosfilt(sos, y, zi)
+        ref, ref_zf = signal.sosfilt(sos, x, zi=np.zeros((sos.shape[0], 2)))
+        if np.allclose(y[0], ref) and np.allclose(zi[0], ref_zf):
+            return _sosfilt
+    except Exception:  # noqa: BLE001 - any surprise means: use the public function
+        pass
+    return None
+
+
+_FAST_SOSFILT = _checked_fast_sosfilt()
+
+
+def _db(mean_square: float) -> float:
+    return 10.0 * math.log10(max(mean_square, _FLOOR_MS))
+
+
+@dataclass(frozen=True)
+class LevelBlock:
+    seconds: list[float]      # LAeq,1s of every second completed in this block (offset applied)
+    weighted: np.ndarray      # the A-weighted block (float64), for the detector
+    fast_db: float            # Fast level at the end of the block
+    slow_db: float            # Slow level at the end of the block
+    fast_max_db: float        # highest Fast level within the block (end level if block empty)
+
+
+class LevelMeter:
+    """A-weighting, Fast/Slow exponential time weighting and LAeq per second, streaming."""
+
+    def __init__(self, fs: int, calibration_offset_db: float | None = None):
+        if isinstance(fs, bool) or not float(fs).is_integer():
+            raise ValueError(f"The sample rate must be a whole number of Hz, not {fs!r}.")
+        self.fs = int(fs)
+        self._sos = a_weighting_sos(self.fs)  # ValueError below 8 kHz
+        if calibration_offset_db is not None and not math.isfinite(calibration_offset_db):
+            raise ValueError(f"The calibration offset must be a finite number of dB, "
+                             f"not {calibration_offset_db!r}.")
+        self.calibration_offset_db = calibration_offset_db
+        self._offset = float(calibration_offset_db or 0.0)
+        self._zi = np.zeros((1, self._sos.shape[0], 2))
+        # One-pole smoothing of the squared signal: y += a * (x^2 - y), a = 1 - exp(-1/(tau fs)).
+        self._a = {tau: -math.expm1(-1.0 / (tau * self.fs)) for tau in (FAST_TAU, SLOW_TAU)}
+        self._ms = {FAST_TAU: 0.0, SLOW_TAU: 0.0}
+        self._sec_sum = 0.0
+        self._sec_n = 0
+        self._slow_w: np.ndarray | None = None  # weights for the last block length seen
+        self._slow_rn = 1.0
+
+    @property
+    def unit(self) -> str:
+        return "dBA" if self.calibration_offset_db is not None else "dBFS"
+
+    def _level(self, mean_square: float) -> float:
+        return _db(mean_square) + self._offset
+
+    def _time_weight(self, tau: float, energy: np.ndarray) -> np.ndarray:
+        a = self._a[tau]
+        y, zf = signal.lfilter([a], [1.0, a - 1.0], energy, zi=[(1.0 - a) * self._ms[tau]])
+        self._ms[tau] = float(y[-1])
+        return y
+
+    def _slow_end(self, energy: np.ndarray) -> None:
+        # Only the end value is needed: y_N = r^N y_0 + a * sum r^(N-1-k) e_k, one dot product.
+        n = energy.size
+        if self._slow_w is None or self._slow_w.size != n:
+            a = self._a[SLOW_TAU]
+            self._slow_w = a * (1.0 - a) ** np.arange(n - 1, -1, -1, dtype=np.float64)
+            self._slow_rn = (1.0 - a) ** n
+        self._ms[SLOW_TAU] = self._slow_rn * self._ms[SLOW_TAU] + float(self._slow_w @ energy)
+
+    def process(self, block: np.ndarray) -> LevelBlock:
+        x = np.asarray(block)
+        if x.ndim == 2 and 1 in x.shape:
+            x = x.reshape(-1)
+        if x.ndim != 1 or x.dtype.kind not in "fiu":
+            raise ValueError(f"A level block must be a 1-D array of mono samples; got "
+                             f"shape {x.shape} of {x.dtype}.")
+        x = x.astype(np.float64, copy=False)  # float32 state would drift at 20 Hz poles
+        if x.size == 0:
+            now = self._level(self._ms[FAST_TAU])
+            return LevelBlock([], x.copy(), now, self._level(self._ms[SLOW_TAU]), now)
+        if not np.all(np.isfinite(x)):
+            # Rejected before touching the filter state, which NaN would poison for good.
+            raise ValueError("The audio block contains NaN or infinite samples; it was skipped.")
+        if _FAST_SOSFILT is not None:
+            weighted = np.array(x, dtype=np.float64, order="C").reshape(1, -1)
+            _FAST_SOSFILT(self._sos, weighted, self._zi)  # in place, zi updated
+            weighted = weighted[0]
+        else:
+            weighted, zf = signal.sosfilt(self._sos, x, zi=self._zi[0])
+            self._zi = zf[None]
+        energy = weighted * weighted
+        fast = self._time_weight(FAST_TAU, energy)
+        self._slow_end(energy)
+        return LevelBlock(self._laeq_seconds(energy), weighted,
+                          self._level(self._ms[FAST_TAU]), self._level(self._ms[SLOW_TAU]),
+                          self._level(float(fast.max())))
+
+    def _laeq_seconds(self, energy: np.ndarray) -> list[float]:
+        done: list[float] = []
+        i, n = 0, energy.size
+        while i < n:
+            take = min(self.fs - self._sec_n, n - i)
+            self._sec_sum += float(energy[i:i + take].sum())
+            self._sec_n += take
+            i += take
+            if self._sec_n == self.fs:
+                done.append(self._level(self._sec_sum / self.fs))
+                self._sec_sum, self._sec_n = 0.0, 0
+        return done
+
+
+def calibration_offset(block_of_reference_tone: np.ndarray, reference_db_spl: float = 94.0) -> float:
+    """The offset that turns this meter's dBFS into dB(A): record the calibrator's 1 kHz tone
+    (A-weighting is 0 dB there) for a second or more and pass the samples here."""
+    x = np.asarray(block_of_reference_tone, dtype=np.float64).reshape(-1)
+    if x.size < 1000:
+        raise ValueError("Calibration needs at least 1000 samples of the calibrator's tone.")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("The calibration recording contains NaN or infinite samples.")
+    if np.max(np.abs(x)) >= 0.999:
+        raise ValueError("The calibration recording is clipped: lower the microphone gain and "
+                         "calibrate again.")
+    x = x - x.mean()
+    level = _db(float(np.mean(x * x)))
+    if level < -90.0:
+        raise ValueError(f"The calibration recording is nearly silent ({level:.1f} dBFS): is the "
+                         f"calibrator on and fitted to the microphone?")
+    return float(reference_db_spl) - level
