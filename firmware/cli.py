@@ -55,10 +55,11 @@ def _check_config(args: argparse.Namespace) -> int:
 def _hub(args: argparse.Namespace) -> int:
     from .hub import serve
     from .plan import PlanError
+    from .sensors import SensorsError
     try:
         return serve(args.plan, args.broker_dir, args.state_dir, host=args.host, port=args.port,
-                     speed=args.speed)
-    except PlanError as e:
+                     speed=args.speed, sensors_path=args.sensors)
+    except (PlanError, SensorsError) as e:
         print(f"timeout-hub hub: {e}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--state-dir", type=Path, default=Path("/var/lib/timeout-hub/hub"))
     h.add_argument("--host", default="127.0.0.1")
     h.add_argument("--port", type=int, default=1883)
+    h.add_argument("--sensors", type=Path, help="microphone and BLE settings (examples/sensors.toml); "
+                   "without it the hub runs without its own sensors")
     h.add_argument("--speed", type=float, default=1.0, help=argparse.SUPPRESS)  # tests and bench
     h.set_defaults(func=_hub)
 
@@ -236,13 +239,27 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--json", action="store_true", help="one JSON object per line")
     lg.set_defaults(func=_log)
 
+    # these two parse their own arguments (main() hands them over before this parser runs)
+    sub.add_parser("detect", help="run the shouting detector on a WAV/OGG/FLAC file",
+                   add_help=False)
+    sub.add_parser("presence-replay", help="run the BLE presence engine on an advert trace",
+                   add_help=False)
+
     d = sub.add_parser("demo", help="run the simulated household on a private broker")
     d.add_argument("--speed", type=float, default=1.0, help="pause multiplier (0 = no pauses)")
     d.set_defaults(func=_demo)
     return p
 
 
+OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in OWN_PARSERS:
+        import importlib
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return importlib.import_module(OWN_PARSERS[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -220,7 +220,7 @@ class Hub:
 
 
 def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "127.0.0.1",
-          port: int = 1883, speed: float = 1.0) -> int:
+          port: int = 1883, speed: float = 1.0, sensors_path: Path | None = None) -> int:
     """`timeout-hub hub`: run the hub service until SIGTERM/SIGINT."""
     from mqtt.broker_config import Credentials
 
@@ -232,7 +232,15 @@ def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "12
     bus = BusClient("hub", plan.household, Credentials.load(Path(broker_dir) / "credentials" / "hub.json"),
                     host=host, port=port, state_dir=state_dir, clock=clock.wall)
     # an accelerated clock (tests, bench) ticks as often in evening time as a real one
+    from .sensors import load_sensors, start_all
+    sensors = load_sensors(sensors_path) if sensors_path else None
     hub = Hub(plan, bus, clock, state_dir, tick_seconds=min(1.0, 1.0 / speed * 20)).start()
-    run_until_stopped(hub.alive, f"hub for {plan.household} running (state in {state_dir})")
+    running = start_all(hub, plan, sensors, clock, state_dir) if sensors else []
+    # the watchdog watches the procedure only: a sensor that is down is a fault on the panel,
+    # not a reason for systemd to restart the hub (and interrupt a time-out)
+    run_until_stopped(hub.alive, f"hub for {plan.household} running (state in {state_dir}, "
+                                 f"{len(running)} sensor(s))")
+    for svc in running:
+        svc.stop()
     hub.stop()
     return 0
