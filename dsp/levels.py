@@ -94,15 +94,15 @@ class LevelMeter:
         return y
 
     def _slow_end(self, energy: np.ndarray) -> None:
+        # Only the end value is needed: y_N = r^N y_0 + a * sum r^(N-1-k) e_k, one weighted sum.
         # Not `w @ e`: OpenBLAS may thread it, and on a busy 2-core machine that cost ~7 ms per
         # 16000 samples instead of ~10 us.
-        # Only the end value is needed: y_N = r^N y_0 + a * sum r^(N-1-k) e_k, one weighted sum.
         n = energy.size
         if self._slow_w is None or self._slow_w.size != n:
             a = self._a[SLOW_TAU]
             self._slow_w = a * (1.0 - a) ** np.arange(n - 1, -1, -1, dtype=np.float64)
             self._slow_rn = (1.0 - a) ** n
-        weighted_sum = float(np.multiply(self._slow_w, energy).sum())  # not @: see below
+        weighted_sum = float(np.multiply(self._slow_w, energy).sum())
         self._ms[SLOW_TAU] = self._slow_rn * self._ms[SLOW_TAU] + weighted_sum
 
     def process(self, block: np.ndarray) -> LevelBlock:
@@ -163,4 +163,9 @@ def calibration_offset(block_of_reference_tone: np.ndarray, reference_db_spl: fl
     if level < -90.0:
         raise ValueError(f"The calibration recording is nearly silent ({level:.1f} dBFS): is the "
                          f"calibrator on and fitted to the microphone?")
+    parts = [_db(float(np.mean(p * p))) for p in np.array_split(x, 10)]
+    if max(parts) - min(parts) > 1.0:
+        raise ValueError(f"The calibration tone was not steady (it varied by "
+                         f"{max(parts) - min(parts):.1f} dB): keep the calibrator on the "
+                         f"microphone for the whole recording.")
     return float(reference_db_spl) - level

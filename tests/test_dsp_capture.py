@@ -157,3 +157,19 @@ def test_stereo_is_mixed_down_to_mono():
     mono = to_mono_float(data, 2)
     assert mono.dtype == np.float32
     assert mono * 32768 == pytest.approx([2000, 0, 32767])
+
+
+def test_installer_calibration_from_a_calibrator_tone(pulse_server):
+    # 94 dB at the microphone reads as a 1 kHz sine of amplitude 0.1 (-23.0 dBFS)
+    t = np.arange(8 * FS) / FS
+    player = pulse_server.play(0.1 * np.sin(2 * np.pi * 1000 * t), FS, wait=False)
+    try:
+        out = subprocess.run([sys.executable, "-m", "dsp.capture", "--device", "pulse",
+                              "--seconds", "2", "--calibrate", "94"], capture_output=True,
+                             text=True, timeout=30, env=dict(os.environ))
+    finally:
+        player.kill()
+        player.wait()
+    assert out.returncode == 0, out.stderr
+    offset = float(out.stdout.strip().splitlines()[-1].split("=")[1])
+    assert offset == pytest.approx(94.0 - 20 * math.log10(0.1 / math.sqrt(2)), abs=0.3)

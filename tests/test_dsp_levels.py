@@ -123,5 +123,7 @@ def test_bad_settings_and_calibration_recordings_are_refused_with_a_reason():
         LevelMeter(FS, calibration_offset_db=float("nan"))
     with pytest.raises(ValueError, match="silent"):
         calibration_offset(np.zeros(FS))
+    with pytest.raises(ValueError, match="not steady"):
+        calibration_offset(np.concatenate([tone(1000, 1.5, 0.1), np.zeros(FS // 2)]))
     with pytest.raises(ValueError, match="clipped"):
         calibration_offset(np.clip(tone(1000, 1, 2.0), -1, 1))
