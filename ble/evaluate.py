@@ -1,0 +1,58 @@
+"""Engine transitions scored against a trace's ground truth: how late departures and arrivals
+were seen, and how often a partner at home was called away (the bench's and tests' figures)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+EARLY_S = 60.0  # an arrival seen up to this long before the door (walking up the path) counts
+
+
+@dataclass
+class Score:
+    departures: list[float] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    missed_departures: int = 0
+    missed_arrivals: int = 0
+    false_aways: int = 0
+    false_homes: int = 0
+    days: float = 0.0
+
+    def false_aways_per_day(self) -> float:
+        return self.false_aways / self.days if self.days else 0.0
+
+
+def score(transitions: Sequence, truth: Sequence[tuple[float, str, str]], duration: float,
+          partners: Sequence[str]) -> Score:
+    """Transitions are objects with t/partner/presence. Truth: (t, partner, home|away) door
+    crossings; partners start home."""
+    s = Score(days=duration / 86400.0)
+    for p in partners:
+        events = [(t, st) for t, pp, st in truth if pp == p]
+        trans = [(tr.t, tr.presence) for tr in transitions if tr.partner == p]
+        # truth intervals: (start, end, state)
+        bounds = [(0.0, "home")] + events
+        for k, (t0, st) in enumerate(bounds):
+            t1 = bounds[k + 1][0] if k + 1 < len(bounds) else duration
+            if st == "away":
+                seen = [t for t, pr in trans if t0 <= t < t1 and pr == "away"]
+                if seen:
+                    s.departures.append(seen[0] - t0)
+                else:
+                    s.missed_departures += 1
+                s.false_homes += sum(1 for t, pr in trans if t0 + EARLY_S <= t < t1 - EARLY_S
+                                     and pr == "home")
+            else:
+                if k > 0:
+                    before = [pr for t, pr in trans if t < t0 - EARLY_S]
+                    seen = [t for t, pr in trans if t0 - EARLY_S <= t < t1 and pr == "home"]
+                    if seen:
+                        s.arrivals.append(seen[0] - t0)
+                    elif before and before[-1] == "home":
+                        s.arrivals.append(-EARLY_S)
+                    else:
+                        s.missed_arrivals += 1
+                # an away in a home interval that is not the tail of the previous departure
+                start = t0 + (EARLY_S if k > 0 else 0.0)
+                s.false_aways += sum(1 for t, pr in trans if start <= t < t1 and pr == "away")
+    return s

@@ -1,0 +1,274 @@
+"""Home/away per partner from the adverts of their tags: a pure engine, driven with explicit times
+(adverts and ticks), so a week runs in seconds and the live service and `presence-replay` share it.
+
+Per tag:
+- arrive fast: `arrive_adverts` adverts whose filtered RSSI is at least `arrive_dbm` within
+  `arrive_window` seconds (a tag walking in through the door is strong at once);
+- leave slowly enough: no advert with filtered RSSI above `floor_dbm` for the tag's leave time,
+  learned from its own advertising interval and from the longest silences it had while home
+  (`miss_intervals` intervals or 1.25 x the 99.9th percentile silence, plus `margin`, clamped);
+- silence counts as absence only while the scanner is known to work (it heard *some* advert in the
+  last `quiet_trust` seconds, or was just (re)started); otherwise the tag becomes `unknown`, never
+  `away`. A scanner that is down makes every partner `unknown`.
+A partner is home if any of their tags is home, away if all are away, otherwise unknown.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterable, Literal, Mapping, Sequence
+
+from .identity import Resolver, TagId, parse_tag_id
+from .rssi_filter import FILTERS
+
+State = Literal["home", "away", "unknown"]
+DUPLICATE_GAP = 0.02  # the same advert on another channel or a scan response: not a new interval
+SILENCE_HALF_LIFE = 2 * 86400.0
+SILENCE_FACTOR = 1.25
+BRIEF_AWAY = 120.0
+
+
+@dataclass(frozen=True)
+class PresenceConfig:
+    arrive_dbm: float = -90.0
+    arrive_adverts: int = 2
+    arrive_window: float = 5.0
+    floor_dbm: float = -96.0
+    miss_intervals: int = 12
+    margin: float = 8.0
+    leave_min: float = 12.0
+    leave_max: float = 40.0
+    default_interval: float = 1.0
+    quiet_trust: float = 15.0
+    stall_after: float = 90.0
+    missing_after: float = 24 * 3600.0
+    filter: str = "median"
+
+
+@dataclass(frozen=True)
+class Transition:
+    t: float
+    partner: str
+    presence: State
+
+
+class TagTracker:
+    """One tag: filtered RSSI, learned interval and leave time, and its own home/away state."""
+
+    GAPS = 64  # recent advert gaps, for the interval
+
+    def __init__(self, cfg: PresenceConfig, now: float):
+        self.cfg = cfg
+        self.filter = FILTERS[cfg.filter]()
+        self.state: State = "unknown"
+        self.last_advert: float | None = None
+        self.last_evidence: float | None = None
+        self.created = now
+        self._strong: deque[float] = deque(maxlen=max(1, cfg.arrive_adverts))
+        self._gaps: deque[float] = deque(maxlen=self.GAPS)
+        self._interval = cfg.default_interval
+        self._silence_max = 0.0
+        self._silence_at = now
+        self._away_at = now
+        self._leave: float | None = None
+
+    def advert(self, t: float, rssi: float) -> bool:
+        """Returns True when this advert made the tag arrive."""
+        cfg = self.cfg
+        if self.last_advert is not None:
+            gap = t - self.last_advert
+            if gap > DUPLICATE_GAP:
+                self._gaps.append(gap)
+                if len(self._gaps) % 16 == 0:
+                    self._learn_interval()
+        self.last_advert = t
+        f = self.filter.update(t, rssi)
+        if f >= cfg.floor_dbm:
+            if self.last_evidence is not None and (
+                    self.state == "home" or (self.state == "away" and t - self._away_at < BRIEF_AWAY)):
+                self._learn_silence(t - self.last_evidence)
+            self.last_evidence = t
+        if f >= cfg.arrive_dbm:
+            self._strong.append(t)
+            if (self.state != "home" and len(self._strong) == self._strong.maxlen
+                    and t - self._strong[0] <= cfg.arrive_window):
+                self.state = "home"
+                return True
+        return False
+
+    def _learn_interval(self) -> None:
+        # Lost adverts only lengthen gaps, so a low percentile is the advertising interval itself.
+        gaps = sorted(self._gaps)
+        self._interval = gaps[len(gaps) // 10]
+        self._leave = None
+
+    def _learn_silence(self, silence: float) -> None:
+        """The longest silence while home, forgotten with a half-life of SILENCE_HALF_LIFE: one
+        deep fade lengthens the leave time at once, a better spot for the tag shortens it slowly.
+        A silence that ended a brief away (taking the bin out, or a false away) counts too."""
+        t = self.last_evidence + silence
+        decayed = self._silence_max * 0.5 ** ((t - self._silence_at) / SILENCE_HALF_LIFE)
+        if silence > decayed:
+            self._silence_max, self._silence_at = silence, t
+            self._leave = None
+
+    @property
+    def interval(self) -> float:
+        return self._interval
+
+    def leave_after(self) -> float:
+        if self._leave is None:
+            cfg = self.cfg
+            base = max(cfg.miss_intervals * self._interval, SILENCE_FACTOR * self._silence_max)
+            self._leave = min(cfg.leave_max, max(cfg.leave_min, base + cfg.margin))
+        return self._leave
+
+    def expire(self, t: float, scanner_since: float, last_any: float) -> State | None:
+        """The new state if silence changed it."""
+        if self.state == "away":
+            return None
+        # A radio quiet for stall_after gets its scan restarted (scanner.py): silence counts again
+        # from that restart, which confirms the quiet is real.
+        restarted = max(scanner_since, last_any + self.cfg.stall_after
+                        if t - last_any >= self.cfg.stall_after else scanner_since)
+        quiet_from = max(self.last_evidence or restarted, restarted)
+        if t - quiet_from < self.leave_after():
+            return None
+        trusted = t - last_any <= self.cfg.quiet_trust or restarted > last_any
+        new: State = "away" if trusted else "unknown"
+        if new != self.state:
+            self.state = new
+            self._away_at = t
+            self._strong.clear()
+            return new
+        return None
+
+
+class PresenceEngine:
+    """Adverts and ticks in, partner transitions out. Unknown devices are dropped on arrival."""
+
+    def __init__(self, tags: Mapping[str, Sequence[str]], now: float = 0.0,
+                 config: PresenceConfig | None = None, scanner_up: bool = True):
+        self.cfg = config or PresenceConfig()
+        self._tag_ids: dict[str, list[TagId]] = {
+            p: [parse_tag_id(s) for s in ([ids] if isinstance(ids, str) else ids)]
+            for p, ids in tags.items()}
+        self.resolver = Resolver([t for ids in self._tag_ids.values() for t in ids])
+        self._trackers: dict[str, TagTracker] = {}
+        self._owner: dict[str, str] = {}
+        for p, ids in self._tag_ids.items():
+            for tid in ids:
+                self._trackers[tid.key] = TagTracker(self.cfg, now)
+                self._owner[tid.key] = p
+        self.scanner_up = scanner_up
+        self.scanner_since = now
+        self.last_any = now
+        self.adverts_seen = 0
+        self._partner: dict[str, State] = {p: "unknown" for p in self._tag_ids}
+        self._since: dict[str, float] = {p: now for p in self._tag_ids}
+
+    # inputs ---------------------------------------------------------------------------------
+    def advert(self, t: float, address: str, rssi: float,
+               manufacturer_data: Mapping[int, bytes] | None = None,
+               service_data: Mapping[str, bytes] | None = None) -> list[Transition]:
+        self.adverts_seen += 1
+        if t > self.last_any:
+            self.last_any = t
+        key = self.resolver.match(address, manufacturer_data, service_data)
+        if key is None or not self.scanner_up:
+            return []
+        if self._trackers[key].advert(t, rssi):
+            return self._update(t, self._owner[key])
+        return []
+
+    def tick(self, t: float) -> list[Transition]:
+        if not self.scanner_up:
+            return []
+        changed = {self._owner[k] for k, tr in self._trackers.items()
+                   if tr.expire(t, self.scanner_since, self.last_any) is not None}
+        out: list[Transition] = []
+        for p in sorted(changed):
+            out += self._update(t, p)
+        return out
+
+    def set_scanner(self, t: float, up: bool) -> list[Transition]:
+        """Down: everyone unknown (we cannot hear). Up: silence counts again from now."""
+        if up and self.scanner_up:
+            self.scanner_since = t  # restarted after a stall: silence counts from now
+            return []
+        if up == self.scanner_up:
+            return []
+        self.scanner_up = up
+        self.scanner_since = t
+        out: list[Transition] = []
+        if not up:
+            for tr in self._trackers.values():
+                tr.state = "unknown"
+                tr._strong.clear()
+            for p in self._partner:
+                out += self._set(t, p, "unknown")
+        return out
+
+    # outputs --------------------------------------------------------------------------------
+    def presence(self) -> dict[str, State]:
+        return dict(self._partner)
+
+    def since(self, partner: str) -> float:
+        return self._since[partner]
+
+    def missing_tags(self, t: float, expected_home: Callable[[str], bool]) -> list[tuple[str, int]]:
+        """(partner, 1-based tag number) of tags silent longer than `missing_after` while their
+        partner is expected home: a flat battery or a lost tag, not an absence."""
+        out = []
+        for p, ids in self._tag_ids.items():
+            if not expected_home(p):
+                continue
+            for i, tid in enumerate(ids, 1):
+                tr = self._trackers[tid.key]
+                heard = tr.last_advert if tr.last_advert is not None else tr.created
+                if t - heard > self.cfg.missing_after:
+                    out.append((p, i))
+        return out
+
+    def tag_details(self) -> dict[str, list[dict]]:
+        """Per partner, per tag: state, learned interval and leave time (no addresses)."""
+        return {p: [{"tag": i, "state": self._trackers[tid.key].state, "kind": tid.kind,
+                     "interval_s": round(self._trackers[tid.key].interval, 3),
+                     "leave_after_s": round(self._trackers[tid.key].leave_after(), 1)}
+                    for i, tid in enumerate(ids, 1)]
+                for p, ids in self._tag_ids.items()}
+
+    # internals ------------------------------------------------------------------------------
+    def _update(self, t: float, partner: str) -> list[Transition]:
+        states = [self._trackers[tid.key].state for tid in self._tag_ids[partner]]
+        new: State = ("home" if "home" in states else
+                      "away" if states and all(s == "away" for s in states) else "unknown")
+        return self._set(t, partner, new)
+
+    def _set(self, t: float, partner: str, new: State) -> list[Transition]:
+        if self._partner[partner] == new:
+            return []
+        self._partner[partner] = new
+        self._since[partner] = t
+        return [Transition(t, partner, new)]
+
+
+def run_adverts(engine: PresenceEngine, adverts: Iterable[tuple], end: float | None = None,
+                tick: float = 1.0) -> list[Transition]:
+    """Feed (t, address, rssi[, manufacturer_data, service_data]) in time order, ticking every
+    `tick` seconds of trace time, as the live service does on its clock."""
+    out: list[Transition] = []
+    next_tick = None
+    for adv in adverts:
+        t = adv[0]
+        if next_tick is None:
+            next_tick = t + tick
+        while next_tick <= t:
+            out += engine.tick(next_tick)
+            next_tick += tick
+        out += engine.advert(*adv)
+    if end is not None and next_tick is not None:
+        while next_tick <= end:
+            out += engine.tick(next_tick)
+            next_tick += tick
+    return out

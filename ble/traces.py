@@ -1,0 +1,257 @@
+"""Simulated RSSI traces of the partners' tags, with the ground truth of when each partner crossed
+the front door. Used by the tests, the bench and the demo; the JSONL form is the one
+`timeout-hub presence-replay` reads: {"t", "address", "rssi"[, "manufacturer_data", "service_data"]}.
+
+Radio model: log-distance path loss (RSSI at 1 m `p0`, exponent ~2.7 indoors), log-normal
+shadowing as a correlated (AR(1)) process of standard deviation `sigma`, a body between tag and hub
+for part of each stay (extra attenuation), random packet loss and the receiver's sensitivity.
+Movement: at home the partner stays in rooms 1.5-7 m from the hub and walks between them; leaving,
+they walk to the door and on down the street at walking speed; arriving, the reverse.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+from scipy.signal import lfilter
+
+from .identity import EDDYSTONE_UUID, APPLE, ah, parse_tag_id
+
+DOOR_M = 8.0           # distance hub -> front door: the ground truth's home boundary
+WALK_M = 80.0         # walked in the street (mean RSSI ~ -110 dBm), then gone: FAR_M
+FAR_M = 1000.0
+ROOMS_M = (1.5, 7.0)
+RPA_ROTATE_S = 900.0   # phones change their private address about every 15 minutes
+
+
+@dataclass(frozen=True)
+class Radio:
+    p0: float = -59.0
+    exponent: float = 2.7
+    sigma: float = 6.0
+    shadow_tau: float = 3.0
+    loss: float = 0.3
+    sensitivity: float = -98.0
+    body_prob: float = 0.3
+    body_db: tuple[float, float] = (3.0, 8.0)
+    walk_speed: tuple[float, float] = (1.1, 1.6)
+
+
+@dataclass
+class Trace:
+    """Adverts sorted by time, as arrays; `payload[i]` is (address, manufacturer_data, service_data)."""
+
+    t: np.ndarray
+    rssi: np.ndarray
+    payload_index: np.ndarray
+    payloads: list[tuple[str, dict[int, bytes], dict[str, bytes]]]
+    truth: list[tuple[float, str, str]] = field(default_factory=list)  # (t, partner, home|away)
+    duration: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def adverts(self) -> Iterator[tuple[float, str, int, dict[int, bytes], dict[str, bytes]]]:
+        pl = self.payloads
+        for t, r, i in zip(self.t.tolist(), self.rssi.tolist(), self.payload_index.tolist()):
+            a, m, s = pl[i]
+            yield t, a, r, m, s
+
+    def lines(self) -> Iterator[str]:
+        for t, a, r, m, s in self.adverts():
+            d: dict = {"t": round(t, 3), "address": a, "rssi": r}
+            if m:
+                d["manufacturer_data"] = {str(k): v.hex() for k, v in m.items()}
+            if s:
+                d["service_data"] = {k: v.hex() for k, v in s.items()}
+            yield json.dumps(d)
+
+    def write(self, path) -> None:
+        with open(path, "w") as f:
+            for line in self.lines():
+                f.write(line + "\n")
+
+
+def _random_mac(rng: random.Random, top: int) -> str:
+    b = [rng.randrange(256) for _ in range(6)]
+    b[0] = (b[0] & 0x3F) | (top << 6)
+    return ":".join(f"{x:02X}" for x in b)
+
+
+def rpa_for(irk_hex: str, rng: random.Random) -> str:
+    """A resolvable private address for this IRK: prand with 0b01 on top, then ah(irk, prand)."""
+    prand = bytes([(rng.randrange(256) & 0x3F) | 0x40, rng.randrange(256), rng.randrange(256)])
+    return ":".join(f"{x:02X}" for x in prand + ah(bytes.fromhex(irk_hex), prand))
+
+
+def _payloads(tag: str, rng: random.Random, n_rot: int) -> list[tuple[str, dict, dict]]:
+    tid = parse_tag_id(tag)
+    if tid.kind == "mac":
+        return [(tid.key, {}, {})]
+    if tid.kind == "irk":
+        return [(rpa_for(tid.key[4:], rng), {}, {}) for _ in range(n_rot)]
+    static = _random_mac(rng, 0b11)
+    if tid.kind == "ibeacon":
+        _, uuid, major, minor = tid.key.split(":")
+        data = (b"\x02\x15" + bytes.fromhex(uuid.replace("-", "")) + int(major).to_bytes(2, "big")
+                + int(minor).to_bytes(2, "big") + b"\xc5")
+        return [(static, {APPLE: data}, {})]
+    _, ns, inst = tid.key.split(":")
+    return [(static, {}, {EDDYSTONE_UUID: b"\x00\xee" + bytes.fromhex(ns + inst) + b"\x00\x00"})]
+
+
+class _Path:
+    """Distance from the hub over time (piecewise linear) and body attenuation (piecewise constant)."""
+
+    def __init__(self, rng: random.Random, radio: Radio, home: bool):
+        self.rng, self.radio = rng, radio
+        self.kt: list[float] = []
+        self.kd: list[float] = []
+        self.bt: list[float] = [0.0]
+        self.bdb: list[float] = [0.0]
+        self.d = rng.uniform(*ROOMS_M) if home else FAR_M
+        self._knot(0.0, self.d)
+
+    def _knot(self, t: float, d: float) -> None:
+        if self.kt and t <= self.kt[-1]:
+            t = self.kt[-1] + 1e-3
+        self.kt.append(t)
+        self.kd.append(d)
+        self.d = d
+
+    def _body(self, t: float) -> None:
+        r = self.radio
+        self.bt.append(t)
+        self.bdb.append(self.rng.uniform(*r.body_db) if self.rng.random() < r.body_prob else 0.0)
+
+    def stay_home(self, t0: float, t1: float) -> None:
+        """Room to room until t1, starting at the current position at t0."""
+        rng, t = self.rng, t0
+        self._knot(t0, self.d)
+        while True:
+            self._body(t)
+            t += rng.expovariate(1 / 600.0)
+            if t >= t1:
+                break
+            self._knot(t, self.d)
+            nd = rng.uniform(*ROOMS_M)
+            t += abs(nd - self.d) / rng.uniform(*self.radio.walk_speed) + 2.0
+            if t >= t1:
+                break
+            self._knot(t, nd)
+        self._knot(t1, self.d)
+
+    def leave(self, t_door: float) -> None:
+        v = self.rng.uniform(*self.radio.walk_speed)
+        self._knot(t_door - abs(DOOR_M - self.d) / v, self.d)
+        self._body(t_door - abs(DOOR_M - self.d) / v)
+        self._knot(t_door, DOOR_M)
+        self._knot(t_door + (WALK_M - DOOR_M) / v, WALK_M)
+        self._knot(t_door + (WALK_M - DOOR_M) / v + 1, FAR_M)
+
+    def arrive(self, t_door: float) -> None:
+        v = self.rng.uniform(*self.radio.walk_speed)
+        self._knot(t_door - (WALK_M - DOOR_M) / v - 1, FAR_M)
+        self._knot(t_door - (WALK_M - DOOR_M) / v, WALK_M)
+        self._body(t_door - (WALK_M - DOOR_M) / v)
+        self._knot(t_door, DOOR_M)
+        self._knot(t_door + 4.0, self.rng.uniform(*ROOMS_M))
+
+
+def scripted(moves: Sequence[tuple[float, str, str]], tags: Mapping[str, Sequence[str] | str],
+             duration: float, *, radio: Radio | None = None, seed: int = 1,
+             interval: float = 1.0, start_home: Mapping[str, bool] | None = None,
+             strangers_per_min: float = 0.0) -> Trace:
+    """A trace of the partners' tags following `moves` = [(t_seconds, partner, "home"|"away")],
+    where t is when the partner crosses the front door. Partners start home unless `start_home`
+    says otherwise. `strangers_per_min` adds passers-by's phones (random private addresses)."""
+    radio = radio or Radio()
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    ts, rs, ps = [], [], []
+    payloads: list[tuple[str, dict, dict]] = []
+    truth = sorted((float(t), p, s) for t, p, s in moves)
+    for partner in sorted(tags):
+        home = (start_home or {}).get(partner, True)
+        path = _Path(rng, radio, home)
+        t_prev = 0.0
+        for t, p, s in truth:
+            if p != partner or (s == "home") == home:
+                continue
+            if home:
+                path.stay_home(t_prev, t - (abs(DOOR_M - path.d) / radio.walk_speed[0]) - 1)
+                path.leave(t)
+            else:
+                path.arrive(t)
+            home, t_prev = s == "home", t + 5.0
+        if home:
+            path.stay_home(t_prev, duration)
+        else:
+            path._knot(duration, FAR_M)
+        ids = tags[partner]
+        for tag in ([ids] if isinstance(ids, str) else ids):
+            pls = _payloads(tag, rng, int(duration // RPA_ROTATE_S) + 1)
+            base = len(payloads)
+            payloads += pls
+            iv = interval * rng.uniform(0.98, 1.02)
+            n = int(duration / iv)
+            t = rng.uniform(0, iv) + np.arange(n) * iv + nprng.uniform(0, 0.01, n)
+            d = np.maximum(0.5, np.interp(t, path.kt, path.kd))
+            body = np.asarray(path.bdb)[np.searchsorted(path.bt, t, side="right") - 1]
+            a = float(np.exp(-iv / radio.shadow_tau))
+            shadow = lfilter([radio.sigma * np.sqrt(1 - a * a)], [1, -a], nprng.standard_normal(n))
+            rssi = radio.p0 - 10 * radio.exponent * np.log10(d) - body + shadow
+            keep = (rssi >= radio.sensitivity) & (nprng.random(n) >= radio.loss)
+            ts.append(t[keep])
+            rs.append(np.round(rssi[keep]).astype(np.int64))
+            which = (t[keep] // RPA_ROTATE_S).astype(np.int64) % len(pls)
+            ps.append(base + which)
+    if strangers_per_min > 0:
+        n = int(duration / 60 * strangers_per_min)
+        for _ in range(max(1, n // 20)):
+            payloads.append((_random_mac(rng, 0b01), {}, {}))
+        k = len(payloads) - max(1, n // 20)
+        ts.append(nprng.uniform(0, duration, n))
+        rs.append(nprng.integers(-100, -70, n))
+        ps.append(nprng.integers(k, len(payloads), n))
+    t_all = np.concatenate(ts) if ts else np.zeros(0)
+    order = np.argsort(t_all, kind="stable")
+    return Trace(t_all[order], np.concatenate(rs)[order], np.concatenate(ps)[order], payloads,
+                 truth, duration)
+
+
+def week_schedule(partners: Iterable[str], days: int = 7, seed: int = 1) -> list[tuple[float, str, str]]:
+    """A household's week: out to work in the morning, back in the evening, an evening errand on
+    some days, and now and then a 20-40 minute walk (a time-out). Everyone home at night."""
+    rng = random.Random(seed)
+    moves: list[tuple[float, str, str]] = []
+    for p in partners:
+        for day in range(days):
+            d0 = day * 86400.0
+            outings = []
+            if rng.random() < 0.75:
+                leave = d0 + rng.gauss(8 * 3600, 1800)
+                outings.append((leave, leave + rng.uniform(7, 10) * 3600))
+            if rng.random() < 0.4:
+                s = d0 + rng.uniform(19, 20) * 3600
+                outings.append((s, s + rng.uniform(0.5, 1.5) * 3600))
+            if rng.random() < 0.3:
+                s = d0 + rng.uniform(21, 22) * 3600
+                outings.append((s, s + rng.uniform(20, 40) * 60))
+            last = -1.0
+            for a, b in sorted(outings):
+                if a > last + 600:  # outings never overlap: home at least 10 minutes between
+                    moves += [(a, p, "away"), (b, p, "home")]
+                    last = b
+    return sorted(moves)
+
+
+def simulated_week(tags: Mapping[str, Sequence[str] | str], *, days: int = 7, seed: int = 1,
+                   radio: Radio | None = None, interval: float = 1.0,
+                   strangers_per_min: float = 0.0) -> Trace:
+    moves = week_schedule(sorted(tags), days, seed)
+    return scripted(moves, tags, days * 86400.0, radio=radio, seed=seed, interval=interval,
+                    strangers_per_min=strangers_per_min)
