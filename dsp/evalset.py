@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import soundfile as sf
-from scipy import signal
+from scipy import ndimage, signal
 from scipy.fft import next_fast_len
 
 from dsp import synth
@@ -142,11 +142,12 @@ def voicing(x: np.ndarray, fs: int, frame_s: float = 0.03, hop_s: float = 0.01) 
 
 
 def _envelope(mag: np.ndarray, n_fft: int, fs: int) -> np.ndarray:
-    """Smooth spectral envelope per frame (cepstral lifter at 1.5 ms, below any F0 period)."""
-    cep = np.fft.irfft(np.log(mag + 1e-9), n_fft, axis=1)
-    keep = int(0.0015 * fs)
-    cep[:, keep:n_fft - keep] = 0.0
-    return np.exp(np.fft.rfft(cep, n_fft, axis=1).real)
+    """Spectral envelope per frame through the harmonic peaks: a running maximum over 500 Hz
+    (wider than any F0 spacing) then a 500 Hz moving average. Unlike a cepstral envelope it has
+    no valley below F0, which would otherwise make the correction boost the new fundamental."""
+    width = max(3, int(round(500.0 * n_fft / fs)))
+    peak = ndimage.maximum_filter1d(mag, width, axis=1, mode="nearest")
+    return ndimage.uniform_filter1d(peak, width, axis=1, mode="nearest") + 1e-12
 
 
 def _pitch_shift(x: np.ndarray, fs: int, semitones: float, tilt_db: float) -> np.ndarray:
