@@ -76,8 +76,7 @@ def main(argv: list[str]) -> int:
         return 2
     if adverts:
         engine = PresenceEngine(tags, now=adverts[0][0])
-    end = adverts[-1][0] + 120.0 if adverts else None  # let the last silences expire
-    for tr in run_adverts(engine, adverts, end=end):
+    for tr in run_adverts(engine, adverts):  # the trace's end is not a silence: no padding
         if args.json:
             print(json.dumps({"t": round(tr.t, 3), "partner": tr.partner, "presence": tr.presence}))
         else:

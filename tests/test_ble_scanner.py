@@ -1,0 +1,136 @@
+"""The real bleak.BleakScanner with the replay backend: adverts reach the engine, start failures
+make presence unknown with a fault and are retried with backoff, a 90 s stall restarts the scan."""
+import threading
+import time
+
+from bleak import BleakScanner
+
+from ble.replay import ReplayScanner, ReplaySource
+from ble.service import PresenceService
+from ble.traces import scripted
+from firmware.clock import ManualClock
+from tests.conftest import wait_until
+
+TAGS = {"a": ["AA:BB:CC:DD:EE:01"], "b": ["ibeacon:11111111-2222-3333-4444-555555555555:1:2"]}
+
+
+class Recorder:
+    def __init__(self):
+        self.presence, self.faults, self.lock = [], [], threading.Lock()
+
+    def on_presence(self, p, s):
+        with self.lock:
+            self.presence.append((p, s))
+
+    def on_faults(self, faults):
+        with self.lock:
+            self.faults.append(sorted(f.code for f in faults))
+
+    def last(self, p):
+        with self.lock:
+            return [s for q, s in self.presence if q == p][-1]
+
+
+def _service(clock, trace, **kw):
+    rec = Recorder()
+    src = ReplaySource(trace.adverts(), clock)
+    svc = PresenceService(TAGS, clock, rec.on_presence, rec.on_faults, backend=ReplayScanner,
+                          backend_kwargs={"source": src}, **kw)
+    return svc, src, rec
+
+
+def _advance(clock, seconds, step=1.0):
+    for _ in range(int(seconds / step)):
+        clock.advance(step)
+        time.sleep(0.004)
+
+
+def test_bleak_scanner_delivers_replayed_adverts_as_bleak_objects():
+    clock = ManualClock()
+    tr = scripted([], {"a": TAGS["a"]}, 30)
+    got = []
+    src = ReplaySource(tr.adverts(), clock)
+
+    async def scan():
+        import asyncio
+        s = BleakScanner(lambda d, a: got.append((d, a)), backend=ReplayScanner, source=src)
+        await s.start()
+        clock.advance(10)
+        await asyncio.sleep(0.05)
+        await s.stop()
+
+    import asyncio
+    asyncio.run(scan())
+    assert got and type(got[0][0]).__module__ == "bleak.backends.device"
+    assert got[0][0].address == "AA:BB:CC:DD:EE:01" and -100 < got[0][1].rssi < -40
+
+
+def test_service_reports_home_then_unknown_with_fault_on_failure_and_recovers_with_backoff():
+    clock = ManualClock()
+    tr = scripted([], TAGS, 3000, strangers_per_min=30)
+    svc, src, rec = _service(clock, tr)
+    svc.start()
+    try:
+        assert rec.presence[:2] == [("a", "unknown"), ("b", "unknown")]
+        _advance(clock, 10)
+        assert wait_until(lambda: svc.presence() == {"a": "home", "b": "home"}, 5)
+        src.fail_starts(4)
+        src.stall()
+        _advance(clock, 95)                       # stall detected, restart fails
+        assert wait_until(lambda: rec.last("a") == "unknown" and rec.last("b") == "unknown", 5)
+        assert wait_until(lambda: rec.faults and "ble.scanner_down" in rec.faults[-1], 5)
+        assert all(s != "away" for _, s in rec.presence)
+        starts_before = src.starts
+        _advance(clock, 3)
+        early = src.starts - starts_before        # backoff 1 s, 2 s: not a restart every tick
+        assert early <= 2
+        _advance(clock, 40)
+        assert wait_until(lambda: svc.presence() == {"a": "home", "b": "home"}, 5)
+        assert wait_until(lambda: rec.faults[-1] == [], 5)
+        assert all(s != "away" for _, s in rec.presence)
+        assert svc.alive()
+    finally:
+        svc.stop()
+    assert not svc.alive()
+
+
+def test_ninety_seconds_without_any_advert_restarts_the_scan():
+    clock = ManualClock()
+    tr = scripted([], TAGS, 3000, strangers_per_min=30)
+    svc, src, rec = _service(clock, tr)
+    svc.start()
+    try:
+        _advance(clock, 10)
+        assert wait_until(lambda: svc.presence()["a"] == "home", 5)
+        src.stall()
+        _advance(clock, 80)
+        assert src.starts == 1
+        _advance(clock, 15)
+        assert wait_until(lambda: src.starts == 2, 5)
+        assert wait_until(lambda: any("ble.scanner_stalled" in f for f in rec.faults), 5)
+        _advance(clock, 5)
+        assert wait_until(lambda: svc.presence() == {"a": "home", "b": "home"}, 5)
+        assert wait_until(lambda: rec.faults[-1] == [], 5)
+        assert all(s != "away" for _, s in rec.presence)
+    finally:
+        svc.stop()
+
+
+def test_departure_through_the_service_on_the_clock():
+    clock = ManualClock()
+    tr = scripted([(60, "a", "away")], TAGS, 400, strangers_per_min=30, seed=3)
+    svc, src, rec = _service(clock, tr)
+    svc.start()
+    try:
+        _advance(clock, 20)
+        assert wait_until(lambda: svc.presence()["a"] == "home", 5)
+        _advance(clock, 60 + 90)
+        assert wait_until(lambda: svc.presence()["a"] == "away", 5)
+        assert svc.presence()["b"] == "home"
+    finally:
+        svc.stop()
+
+
+def test_callback_path_sustains_two_thousand_adverts_per_second():
+    from bench.ble_bench import callback_rate
+    assert callback_rate(20_000) >= 2000
