@@ -1,0 +1,112 @@
+"""Detection quality on the evaluation set (dsp/evalset.py): the detector beside a plain loudness
+threshold (what the Time Out! App does), scored the same way.
+
+A positive clip is found when an episode starts after the calibration and no earlier than its
+shouting began; its onset latency is the episode start minus the moment the sustained condition
+(>= 4 s of shouting within 10 s) was first met. Every episode on a negative clip is a false alarm.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .detect_cli import run
+from .evalset import CAL_OFFSET_DB, CALIBRATE_S, Clip
+
+LOUDNESS_THRESHOLD_DBA = 70.0   # a plain "too loud" threshold (LAeq over 1 s), as in the Time Out! App
+
+
+@dataclass
+class Result:
+    name: str
+    positive: bool
+    category: str
+    episodes: list[tuple[float, float | None]]      # (start_s, end_s)
+    sustained_at: float | None
+    first_shout_s: float | None
+
+    @property
+    def found(self) -> bool:
+        return any(s >= (self.first_shout_s or 0.0) for s, _ in self.episodes)
+
+    @property
+    def onset_latency(self) -> float | None:
+        if not self.positive or self.sustained_at is None:
+            return None
+        after = [s for s, _ in self.episodes if s >= (self.first_shout_s or 0.0)]
+        return min(after) - self.sustained_at if after else None
+
+
+def detector_episodes(clip: Clip) -> list[tuple[float, float | None]]:
+    _, p = run(clip.audio, clip.fs, calibrate_seconds=int(CALIBRATE_S),
+               calibration_offset_db=CAL_OFFSET_DB)
+    return [(e.start_s, e.end_s) for e in p.episodes]
+
+
+def loudness_episodes(clip: Clip, threshold_dba: float = LOUDNESS_THRESHOLD_DBA,
+                      window_s: int = 10, need_s: int = 4) -> list[tuple[float, float | None]]:
+    """The baseline: a second is "shouting" when its LAeq exceeds a fixed threshold; the same
+    sustained rule (need_s of window_s) and release as the detector."""
+    frames, _ = run(clip.audio, clip.fs, calibrate_seconds=int(CALIBRATE_S),
+                    calibration_offset_db=CAL_OFFSET_DB)
+    recent: deque[bool] = deque(maxlen=window_s)
+    out: list[list] = []
+    on = False
+    for f in frames:
+        if f.calibrating:
+            continue
+        recent.append(f.laeq_db >= threshold_dba)
+        n = sum(recent)
+        if not on and n >= need_s:
+            out.append([f.t, None])
+            on = True
+        elif on and n <= 1:
+            out[-1][1] = f.t
+            on = False
+    return [tuple(e) for e in out]
+
+
+def evaluate(clips: Iterable[Clip], episodes: Callable[[Clip], list]) -> list[Result]:
+    res = []
+    for c in clips:
+        first = min((a for a, _ in c.shout_spans), default=None)
+        res.append(Result(c.name, c.positive, c.category, episodes(c), c.sustained_at, first))
+    return res
+
+
+@dataclass
+class Summary:
+    positives: int
+    found: int
+    negatives: int
+    false_episodes: int
+    false_by_category: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.positives if self.positives else float("nan")
+
+    @property
+    def precision(self) -> float:
+        tp = self.found
+        return tp / (tp + self.false_episodes) if tp + self.false_episodes else float("nan")
+
+    def latency_p95(self) -> float:
+        return float(np.percentile(self.latencies, 95)) if self.latencies else float("nan")
+
+
+def summarise(results: list[Result]) -> Summary:
+    pos = [r for r in results if r.positive]
+    neg = [r for r in results if not r.positive]
+    s = Summary(len(pos), sum(r.found for r in pos), len(neg), sum(len(r.episodes) for r in neg))
+    for r in neg:
+        if r.episodes:
+            s.false_by_category[r.category] = s.false_by_category.get(r.category, 0) + len(r.episodes)
+    s.latencies = [r.onset_latency for r in pos if r.onset_latency is not None]
+    s.missed = [r.name for r in pos if not r.found]
+    return s
