@@ -20,7 +20,8 @@ import numpy as np
 
 from .features import Frames
 
-MIN_VOICED_FRAMES = 8        # 160 ms of voicing in a second before effort is judged at all
+MIN_VOICED = 0.16            # of a step's frames voiced (160 ms a second) before effort is judged
+STEP_S = 0.5                 # the detector judges half seconds: onset resolution, not CPU, is the cost
 LEARN_RATE = 1.0 / 300.0     # ~5 minutes of normal sound to move the baseline most of the way
 F0_QUANTILE = 0.65           # the reference is the upper part of normal F0: two talkers, one baseline
 
@@ -33,6 +34,7 @@ def _semitones(f0_hz: np.ndarray | float) -> np.ndarray | float:
 class Second:
     """What one second of sound tells the detector."""
 
+    frames: int                # how many 20 ms frames it summarises
     level_db: float            # A-weighted level of the second (frame energy mean)
     noise_db: float            # its quietest frames: the room
     voiced_frames: int
@@ -40,6 +42,10 @@ class Second:
     f0_st: float               # median voiced F0, semitones re 100 Hz (nan without voicing)
     hi_ratio_db: float         # mean high/low band ratio of voiced frames (nan without voicing)
     modulation_db: float       # spread of the frame levels: syllables come and go
+
+    @property
+    def voiced_enough(self) -> bool:
+        return self.voiced_frames >= MIN_VOICED * self.frames
 
 
 def summarise(fr: Frames) -> Second:
@@ -54,7 +60,7 @@ def summarise(fr: Frames) -> Second:
         hi = float(np.mean(fr.hi_ratio_db[voiced]))
     else:
         speech = f0 = hi = math.nan
-    return Second(level_db=level, noise_db=float(np.percentile(lv, 10)), voiced_frames=n,
+    return Second(frames=len(lv), level_db=level, noise_db=float(np.percentile(lv, 10)), voiced_frames=n,
                   speech_db=speech, f0_st=f0, hi_ratio_db=hi,
                   modulation_db=float(np.std(loud)) if len(loud) > 4 else 0.0)
 
@@ -83,7 +89,7 @@ class Baseline:
     @classmethod
     def from_seconds(cls, seconds: list[Second], f0_frames_st: np.ndarray | None = None) -> "Baseline":
         """The installer's calibration: medians over its voiced seconds."""
-        v = [s for s in seconds if s.voiced_frames >= MIN_VOICED_FRAMES]
+        v = [s for s in seconds if s.voiced_enough]
         if not v:
             raise ValueError("the calibration heard no speech: talk normally during it")
         f0s = np.array([s.f0_st for s in v])
@@ -96,6 +102,7 @@ class Baseline:
         """Move slowly towards a second that was normal speech."""
         # a calibrated baseline moves slowly; the built-in default gives way fast to real evidence
         a = LEARN_RATE if self.calibrated else max(LEARN_RATE, 1.0 / (self.seconds + 1))
+        a *= s.frames / 50.0         # per second of evidence, whatever the step length
         self.speech_db += a * (s.speech_db - self.speech_db)
         self.hi_ratio_db += a * (s.hi_ratio_db - self.hi_ratio_db)
         # a running quantile (Robbins-Monro): up by q, down by 1-q, in semitones
@@ -126,7 +133,7 @@ class Weights:
 
 def score(s: Second, b: Baseline, w: Weights = Weights()) -> float:
     """0..1; the weakest necessary piece of evidence limits it (a fuzzy AND)."""
-    if s.voiced_frames < MIN_VOICED_FRAMES:
+    if not s.voiced_enough:
         return 0.0
     f0, hi = s.f0_st - b.f0_st, s.hi_ratio_db - b.hi_ratio_db
     plausible = 1.0 - _ramp(f0, *w.f0_too_high)
@@ -135,7 +142,7 @@ def score(s: Second, b: Baseline, w: Weights = Weights()) -> float:
     effort = min(max(by_pitch, by_tilt), plausible)
     return round(min(effort, _ramp(s.speech_db - b.speech_db, *w.level),
                      _ramp(s.modulation_db, *w.modulation),
-                     _ramp(s.voiced_frames, MIN_VOICED_FRAMES - 1, MIN_VOICED_FRAMES + 1)), 3)
+                     ), 3)
 
 
 @dataclass
@@ -163,22 +170,24 @@ class Verdict:
 
 class ShoutDetector:
     def __init__(self, baseline: Baseline | None = None, *, threshold: float = 0.5,
-                 window_s: int = 10, need_s: int = 4, release_at: int = 1,
-                 weights: Weights = Weights()):
+                 window_s: float = 10, need_s: float = 4, release_s: float = 1,
+                 step_s: float = STEP_S, weights: Weights = Weights()):
         self.baseline = baseline or Baseline()
-        self.threshold, self.need_s, self.release_at = threshold, need_s, release_at
+        self.threshold, self.step_s = threshold, step_s
+        self.need, self.release_at = round(need_s / step_s), round(release_s / step_s)
         self.weights = weights
-        self._recent: deque[bool] = deque(maxlen=window_s)
+        self._recent: deque[bool] = deque(maxlen=round(window_s / step_s))
         self.episode: Episode | None = None
         self.episodes: list[Episode] = []
 
-    def second(self, t: float, s: Second, *, learn: bool = True) -> Verdict:
+    def step(self, t: float, s: Second, *, learn: bool = True) -> Verdict:
+        """Judge one step (STEP_S of sound ending at t)."""
         sc = score(s, self.baseline, self.weights)
         shouting = sc >= self.threshold
         self._recent.append(shouting)
         v = Verdict(t=t, shout=sc, episode=self.episode)
         n = sum(self._recent)
-        if self.episode is None and n >= self.need_s:
+        if self.episode is None and n >= self.need:
             self.episode = Episode(start_s=t, peak=sc)
             self.episodes.append(self.episode)
             v.started = True
@@ -189,7 +198,7 @@ class ShoutDetector:
                 v.ended, self.episode = self.episode, None
         v.episode = self.episode
         # learn only from plainly normal speech, never during or near shouting
-        if learn and sc < 0.1 and n == 0 and s.voiced_frames >= MIN_VOICED_FRAMES:
+        if learn and sc < 0.1 and n == 0 and s.voiced_enough:
             self.baseline.learn(s)
         return v
 

@@ -383,8 +383,9 @@ class _Scene:
         return signal.oaconvolve(x, self._irs[distance_m])[:len(x)]
 
     def room_noise(self) -> None:
-        self.mix += _at_laeq(synth.room_noise(len(self.mix), self.fs, self.rng), self.fs,
-                             self.rng.uniform(*ROOM_NOISE))
+        noise = synth.room_noise(len(self.mix), self.fs, self.rng)
+        level = laeq(noise[:5 * self.fs], self.fs)        # stationary: 5 s measure it
+        self.mix += noise * 10 ** ((self.rng.uniform(*ROOM_NOISE) - level) / 20)
 
     def talk(self, voices: list[list[np.ndarray]], t0: float, t1: float, level_1m: float,
              distance_m: float, pause: tuple[float, float] = (0.3, 1.5),

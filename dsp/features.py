@@ -51,6 +51,10 @@ class Frames:
     def voiced(self) -> np.ndarray:
         return ~np.isnan(self.f0_hz)
 
+    def part(self, start: int, stop: int) -> "Frames":
+        return Frames(self.level_db[start:stop], self.voicing[start:stop], self.f0_hz[start:stop],
+                      self.hi_ratio_db[start:stop])
+
 
 def frame_view(x: np.ndarray) -> np.ndarray:
     """Overlapping frames of `x` (len = WIN + k * HOP) as a read-only strided view."""

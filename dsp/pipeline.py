@@ -71,6 +71,11 @@ class Resampler:
         return out
 
 
+def _join(a: F.Frames, b: F.Frames) -> F.Frames:
+    return F.Frames(*(np.concatenate((x, y)) for x, y in zip(
+        (a.level_db, a.voicing, a.f0_hz, a.hi_ratio_db), (b.level_db, b.voicing, b.f0_hz, b.hi_ratio_db))))
+
+
 class SoundPipeline:
     def __init__(self, fs: int = F.FS, *, calibration_offset_db: float | None = None,
                  baseline: Baseline | None = None, calibrate_seconds: int = 0,
@@ -91,6 +96,7 @@ class SoundPipeline:
         self._wtd = np.zeros(0)
         self._laeq: deque[float] = deque()
         self._seconds = 0
+        self._prev_half: F.Frames | None = None
 
     @property
     def unit(self) -> str:
@@ -125,17 +131,27 @@ class SoundPipeline:
     def _second(self, raw: np.ndarray, wtd: np.ndarray, laeq: float) -> Frame:
         self._seconds += 1
         t = float(self._seconds)
-        s = summarise(F.frames(raw, wtd))
+        fr = F.frames(raw, wtd)
         if self._seconds <= self.calibrate_seconds:
-            self._calibration.append(s)
+            self._calibration.append(summarise(fr))
             if self._seconds == self.calibrate_seconds:
                 self._finish_calibration()
             return Frame(t, laeq, self.unit, 0.0, self.thermometer.value, False, calibrating=True)
-        v = self.detector.second(t, s)
-        above = s.speech_db - self.baseline.speech_db if s.voiced_frames else s.level_db - self.baseline.speech_db
-        therm = self.thermometer.update(v.shout, above, v.episode is not None)
-        return Frame(t, laeq, self.unit, v.shout, therm, v.episode is not None,
-                     started=v.episode if v.started else None, ended=v.ended)
+        # judged every half second over the last whole second: onset resolution without the
+        # noise of half-second statistics, and no extra feature work (the frames are reused)
+        half = len(fr.level_db) // 2
+        s = summarise(fr)
+        steps = [(t - 0.5, summarise(_join(self._prev_half, fr.part(0, half))))] if self._prev_half else []
+        verdicts = [self.detector.step(ts, ss) for ts, ss in steps + [(t, s)]]
+        self._prev_half = fr.part(half, len(fr.level_db))
+        shout = max(v.shout for v in verdicts)
+        above = (s.speech_db if s.voiced_frames else s.level_db) - self.baseline.speech_db
+        episode = verdicts[-1].episode
+        therm = self.thermometer.update(shout, above, episode is not None)
+        started = next((v.episode for v in verdicts if v.started), None)
+        ended = next((v.ended for v in verdicts if v.ended), None)
+        return Frame(t, laeq, self.unit, shout, therm, episode is not None, started=started,
+                     ended=ended)
 
     def _finish_calibration(self) -> None:
         try:
