@@ -56,7 +56,8 @@ class Clip:
     category: str
     fs: int
     audio: np.ndarray                              # float32 mono at the microphone
-    shout_spans: tuple[tuple[float, float], ...]   # raised-effort speech active (s from start)
+    shout_spans: tuple[tuple[float, float], ...]   # raised-effort speech active (s from start);
+    #                                                a tv negative's brief dramatic lines are here too
     sustained_at: float | None                     # first t with >= 4 s of spans in (t-10, t]
     distance_m: float
 
