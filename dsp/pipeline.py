@@ -161,5 +161,7 @@ class SoundPipeline:
         self._calibration = []
 
     def finish(self) -> None:
-        """End of a file: close an open episode at the last second."""
+        """End of a file: a calibration cut short by it still counts; an open episode closes."""
+        if self._calibration:
+            self._finish_calibration()
         self.detector.finish(float(self._seconds))

@@ -196,3 +196,10 @@ def test_r1_only_numbers_leave_the_sound_pipeline(clips, tmp_path, broker, bus):
     for spy in spies:
         spy.close()
     hub.stop()
+
+
+def test_a_calibration_as_long_as_the_recording_still_seeds_the_baseline(clips):
+    from dsp.detect_cli import run
+    c = clips[0]
+    _, p = run(c.audio[:10 * c.fs], c.fs, calibrate_seconds=10)
+    assert p.baseline.calibrated and p.baseline.seconds >= 5

@@ -1,0 +1,79 @@
+"""The hub hearing a room through the real audio path: paplay -> PulseAudio null sink -> monitor ->
+ALSA pulse plugin -> portaudio -> pyaudio -> AudioCapture -> SoundPipeline -> Hub -> Mosquitto.
+
+Raised voices become an episode and a break suggestion on the panel's state; equally loud normal
+speech does not. The household baseline comes from the clip's own first 10 s, as the installer's
+calibration would have made it on the day."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from dsp import evalset
+from dsp.detect_cli import run
+from dsp.service import save_baseline
+from firmware.clock import ManualClock
+from firmware.hub import Hub
+from firmware.plan import load_plan
+from firmware.sensors import BASELINE_FILE, Microphone, start_sound
+from tests.conftest import wait_until
+from tests.helpers.collect import Collect
+from tests.helpers.pulse import pulse_server  # noqa: F401 - the fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAN = load_plan(ROOT / "examples" / "household.toml", today=dt.date(2026, 11, 21))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    return {c.category: c for c in evalset.build(n_per_category=1, seed=0,
+                                                 cache_dir=tmp_path_factory.mktemp("evalset"))}
+
+
+def _hear(clip, pulse_server, broker, bus, tmp_path):
+    state_dir = tmp_path / "hub"
+    state_dir.mkdir()
+    calib = clip.audio[:int(evalset.CALIBRATE_S * clip.fs)]
+    _, p = run(calib, clip.fs, calibrate_seconds=int(evalset.CALIBRATE_S),
+               calibration_offset_db=evalset.CAL_OFFSET_DB)
+    save_baseline(state_dir / BASELINE_FILE, p.baseline)
+
+    panel = bus("panel", start=False)
+    sound, states = Collect(payloads=True), Collect(payloads=True)
+    panel.on("sensor/sound", sound)
+    panel.on("state", states)
+    panel.start()
+    assert panel.wait_subscribed(10)
+    hub = Hub(PLAN, bus("hub", start=False), ManualClock(), state_dir, tick_seconds=0.05).start()
+    hub.presence("a", "home")
+    hub.presence("b", "home")
+    svc = start_sound(hub, Microphone(device="pulse", calibration_offset_db=evalset.CAL_OFFSET_DB),
+                      ManualClock(), state_dir)
+    try:
+        assert wait_until(lambda: len(sound) >= 2, timeout=15), pulse_server.log_tail()
+        pulse_server.play(clip.audio[int(evalset.CALIBRATE_S * clip.fs):], clip.fs)
+        wait_until(lambda: False, timeout=3)    # the last second reaches the detector
+    finally:
+        svc.stop()
+    phases = [s.phase for s in states]
+    hub.stop()
+    return list(sound), phases
+
+
+def test_raised_voices_through_the_microphone_suggest_a_break(clips, pulse_server, broker, bus, tmp_path):
+    sound, phases = _hear(clips["shout-en"], pulse_server, broker, bus, tmp_path)
+    assert "suggestion" in phases, str([(round(m.level_db), m.shout, m.thermometer) for m in sound])
+    assert max(m.thermometer for m in sound) >= 8
+    assert max(m.shout for m in sound) >= 0.5
+    assert {m.unit for m in sound} == {"dBA"}
+    assert max(m.level_db for m in sound) >= 75
+
+
+def test_equally_loud_normal_speech_does_not(clips, pulse_server, broker, bus, tmp_path):
+    sound, phases = _hear(clips["loud-speech"], pulse_server, broker, bus, tmp_path)
+    assert "suggestion" not in phases
+    assert max(m.level_db for m in sound) >= 75      # a level threshold would have fired
+    assert max(m.thermometer for m in sound) <= 4
