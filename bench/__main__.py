@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from . import caller_bench, hub_bench, mqtt_bench, panel_bench
+from . import ble_bench, caller_bench, dsp_bench, hub_bench, mqtt_bench, panel_bench
 
 
 def main() -> int:
@@ -13,6 +13,8 @@ def main() -> int:
     ok = hub_bench.run(mqtt_bench.BARE_MEDIAN_MS) and ok
     ok = panel_bench.run(mqtt_bench.BARE_MEDIAN_MS) and ok
     ok = caller_bench.run() and ok
+    ok = dsp_bench.run() and ok
+    ok = ble_bench.run() and ok
     print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
     return 0 if ok else 1
 

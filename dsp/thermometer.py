@@ -4,7 +4,7 @@ Three parts, the highest wins: the smoothed shouting score (rises within ~10 s, 
 minute), the memory of recent episodes (an episode holds it at 8 or more, then it cools over ten
 minutes: the procedure says tension does not vanish when the voices drop), and a small part for
 plain loudness above the household's normal speech, which alone never goes above 3.
-It moves at most one step per second so the panel does not jump.
+It rises at most two steps a second and falls one, so the panel moves calmly.
 """
 from __future__ import annotations
 
@@ -32,5 +32,5 @@ class Thermometer:
         if math.isfinite(level_above_speech_db):
             loud = min(3.0, max(0.0, (level_above_speech_db - 6.0) / 4.0))
         target = int(round(min(10.0, max(self._score, self._memory, loud))))
-        self.value += max(-1, min(1, target - self.value))
+        self.value += max(-1, min(2, target - self.value))
         return self.value

@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from ble.replay import ReplayScanner, ReplaySource
+from dsp.service import ArraySource, save_baseline
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
 from mqtt.client import BusClient, Message
@@ -30,6 +32,7 @@ from .hub import Hub
 from .modem.simulator import Callee, SimulatedSIM7600
 from .panel import Panel, draw
 from .plan import load_plan
+from .sensors import BASELINE_FILE, Bluetooth, Microphone, start_presence, start_sound
 from .texts import PHASES, say
 
 EXAMPLE_PLAN = Path(__file__).resolve().parents[1] / "examples" / "household.toml"
@@ -71,12 +74,66 @@ class Evening:
                                    f"(it is in {hub.public_state()['phase']})")
             time.sleep(0.02)
 
+    def wait_phase_for(self, cond, evening_minutes: float) -> None:
+        deadline = time.monotonic() + evening_minutes * 60 / self.factor + 10
+        while not cond():
+            if time.monotonic() > deadline:
+                raise RuntimeError("demo: the hub did not get there in time")
+            time.sleep(0.02)
+
     def sleep(self, evening_minutes: float) -> None:
         time.sleep(evening_minutes * 60 / self.factor)
 
 
+class DemoTags:
+    """The partners' tags on the air, live: adverts come from where the script puts each partner
+    (`move`), with the same radio figures as the BLE traces (shadowing, packet loss), plus the
+    neighbours' phones passing by. The hub's real PresenceService hears them through bleak's
+    backend seam (ble.replay)."""
+
+    def __init__(self, plan, seed: int = 3):
+        import random
+        from ble.traces import _payloads
+        self.rng = random.Random(seed)
+        self.where = {p: "home" for p in plan.partners}
+        self.tags = {p: _payloads(pp.tags[0], self.rng, 4) for p, pp in plan.partners.items() if pp.tags}
+
+    def move(self, partner: str, where: str) -> None:
+        self.where[partner] = where
+
+    def adverts(self):
+        t, k = 0.0, 0
+        while True:
+            t += 0.25
+            k += 1
+            for p, payloads in self.tags.items():
+                if k % 4 == 0 and self.where[p] == "home" and self.rng.random() > 0.3:
+                    addr, mfr, svc = payloads[(k // 400) % len(payloads)]
+                    yield (t, addr, int(self.rng.gauss(-68, 6)), mfr, svc)
+            if self.rng.random() < 0.15:      # someone's phone in the street
+                addr = ":".join(f"{self.rng.randrange(256) & (0x3F if i == 0 else 0xFF):02X}"
+                                for i in range(6))
+                yield (t, addr, int(self.rng.gauss(-92, 4)), {}, {})
+
+
+def rising_voices(tmp: Path):
+    """A household's calm talk, then raised voices (dsp/evalset.py: real recorded speech made
+    shouted with the published acoustics), and the baseline the installer's calibration on the
+    first 10 s would have given."""
+    from dsp import evalset
+    from dsp.detect_cli import run
+    clip = next(c for c in evalset.build(n_per_category=1, cache_dir=tmp / "evalset")
+                if c.category == "shout-nl")
+    n = int(evalset.CALIBRATE_S * clip.fs)
+    _, p = run(clip.audio[:n], clip.fs, calibrate_seconds=int(evalset.CALIBRATE_S),
+               calibration_offset_db=evalset.CAL_OFFSET_DB)
+    return clip.audio[n:], clip.fs, p.baseline, evalset.CAL_OFFSET_DB
+
+
 def run_demo(speed: float = 1.0) -> int:
     logging.getLogger("mqtt").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="timeout-hub-demo-audio-") as audio_tmp:
+        audio, fs, baseline, offset = rising_voices(Path(audio_tmp))
     ev = Evening(factor=120.0 / max(speed, 0.05))
     household = ev.plan.household
     with tempfile.TemporaryDirectory(prefix="timeout-hub-demo-") as tmp:
@@ -198,8 +255,24 @@ def run_demo(speed: float = 1.0) -> int:
 
         hub_bus.on("call/result", on_result)
         hub_bus.on("call/request", on_request)
+
+        save_baseline(tmp_path / "hub" / BASELINE_FILE, baseline)
+        last = {"thermometer": -1}
+
+        def on_sound(m: Message) -> None:
+            s = m.payload
+            if s.thermometer != last["thermometer"] and s.thermometer % 2 == 0:
+                last["thermometer"] = s.thermometer
+                ev.say("sound", f"LAeq {s.level_db:.0f} {'dB(A)' if s.unit == 'dBA' else s.unit}, "
+                                f"shouting {s.shout:.2f}: thermometer {s.thermometer}/10")
+
+        panel.on("sensor/sound", on_sound)
+        tags = DemoTags(ev.plan)
+        running: list = []
         try:
             hub.start()
+            running.append(start_presence(hub, ev.plan, Bluetooth(), ev.clock, backend=ReplayScanner,
+                                          backend_kwargs={"source": ReplaySource(tags.adverts(), ev.clock)}))
             caller.start()
             for c in (panel, wear_b):
                 c.start()
@@ -207,16 +280,14 @@ def run_demo(speed: float = 1.0) -> int:
                 if not c.wait_subscribed(10):
                     raise RuntimeError(f"demo: {c.service} could not connect")
             ev.say("hub", "services online: hub, panel, caller (simulated SIM7600), wearable-b")
-            hub.feed(P.PresenceSeen("a", "home"))
-            hub.feed(P.PresenceSeen("b", "home"))
-            ev.say("tags", "both partners' tags are seen at home")
+            ev.wait_phase_for(lambda: set(hub.proc.s["presence"].values()) == {"home"}, 5)
+            ev.say("tags", "both partners' tags are heard at home (BLE, bleak replay backend)")
 
-            for level in (2, 4, 6, 8):
-                ev.sleep(1)
-                ev.say("sound", f"voices rising: thermometer {level}/10"
-                                + (", sustained shouting" if level == 8 else ""))
-                hub.feed(P.Sound(level, episode=level == 8))
-            ev.wait_phase(hub, ("suggestion",), 1)
+            ev.say("sound", "the microphone hears the evening (generated audio, the real detector)")
+            sound_svc = start_sound(hub, Microphone(calibration_offset_db=offset), ev.clock,
+                                    tmp_path / "hub", source=ArraySource(audio, fs, speed=8.0 / max(speed, 0.05)))
+            running.append(sound_svc)
+            ev.wait_phase(hub, ("suggestion",), 60)
             ev.say("panel", "a partner lifts the cover and holds the time-out button")
             button = factory.pin(panel_hw.pins.timeout_button)
             button.drive_low()
@@ -224,14 +295,20 @@ def run_demo(speed: float = 1.0) -> int:
             button.drive_high()
             ev.wait_phase(hub, ("leaving",), 1)
             ev.sleep(2)
+            ev.say("partner a", "leaves the house")
+            tags.move("a", "away")
+            ev.wait_phase_for(lambda: hub.proc.s["presence"]["a"] == "away", 5)
             ev.say("tags", "partner a's tag is gone: a has left")
-            hub.feed(P.PresenceSeen("a", "away"))
             ev.sleep(8)
+            ev.say("partner a", "comes back in (too early)")
+            tags.move("a", "home")
+            ev.wait_phase_for(lambda: hub.proc.s["presence"]["a"] == "home", 2)
             ev.say("tags", "partner a's tag is seen at home again (too early)")
-            hub.feed(P.PresenceSeen("a", "home"))
             ev.sleep(2)
+            ev.say("partner a", "leaves again")
+            tags.move("a", "away")
+            ev.wait_phase_for(lambda: hub.proc.s["presence"]["a"] == "away", 5)
             ev.say("tags", "partner a's tag is gone again")
-            hub.feed(P.PresenceSeen("a", "away"))
             ev.wait_phase(hub, ("extended",), 25)
             ev.wait_phase(hub, ("evaluation",), 30)
             ev.wait_phase(hub, ("monitoring",), 30)
@@ -246,6 +323,8 @@ def run_demo(speed: float = 1.0) -> int:
             ev.say("hub", f"back to monitoring; the event log holds {len(events)} events: "
                           + ", ".join(sorted({e.type for e in events})))
         finally:
+            for svc in running:
+                svc.stop()
             panel_hw.close()
             hub.stop()
             caller.stop()

@@ -16,7 +16,8 @@ def test_the_demo_evening_runs_end_to_end():
     took = time.monotonic() - t
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     out = r.stdout
-    for line in ("suggestion: take a break", "holds the time-out button", "button ●",
+    for line in ("the microphone hears the evening", "shouting 1.00", "tags are heard at home",
+                 "suggestion: take a break", "holds the time-out button", "button ●",
                  "time-out ●", "partner a's tag is gone",
                  "contacts (early_return)", "dial -> acknowledged", "replies by SMS", "time-out extended",
                  "Jullie mogen elkaar weer zien", "You may meet again", "looking back together",
