@@ -242,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     # these two parse their own arguments (main() hands them over before this parser runs)
     sub.add_parser("detect", help="run the shouting detector on a WAV/OGG/FLAC file",
                    add_help=False)
+    sub.add_parser("calibrate", help="the installer's microphone calibrations (level offset, "
+                   "household baseline)", add_help=False)
     sub.add_parser("presence-replay", help="run the BLE presence engine on an advert trace",
                    add_help=False)
 
@@ -251,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli"}
+OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli",
+               "calibrate": "dsp.calibrate_cli"}
 
 
 def main(argv: list[str] | None = None) -> int:

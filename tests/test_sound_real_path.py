@@ -10,6 +10,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dsp import evalset
@@ -77,3 +78,21 @@ def test_equally_loud_normal_speech_does_not(clips, pulse_server, broker, bus, t
     assert "suggestion" not in phases
     assert max(m.level_db for m in sound) >= 75      # a level threshold would have fired
     assert max(m.thermometer for m in sound) <= 4
+
+
+def test_the_installer_calibrates_the_household_baseline_through_the_microphone(clips, pulse_server, tmp_path):
+    import subprocess
+    import sys
+    calm = clips["calm"].audio[:int(evalset.CALIBRATE_S * 16000)]
+    cmd = [sys.executable, "-m", "firmware.cli", "calibrate", "--device", "pulse", "--seconds", "10",
+           "--state-dir", str(tmp_path / "hub")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import time
+    time.sleep(3)                     # the null sink hands out its first data after ~2 s
+    player = pulse_server.play(np.concatenate([calm, calm]), 16000, wait=False)
+    out, err = proc.communicate(timeout=60)
+    player.kill()
+    assert proc.returncode == 0, err[-800:]
+    saved = json.loads((tmp_path / "hub" / BASELINE_FILE).read_text())
+    assert saved["calibrated"] and saved["seconds"] >= 4
+    assert "household baseline saved" in out

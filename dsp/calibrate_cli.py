@@ -1,0 +1,84 @@
+"""`timeout-hub calibrate`: the installer's two calibrations, on the hub's own microphone.
+
+- `--reference-db 94` with a sound calibrator on the microphone: prints the offset for
+  sensors.toml (`microphone.calibration_offset_db`), so levels read dB(A) instead of dBFS.
+- without it: N seconds of the household talking normally (the installer asks both partners to
+  chat for a minute) seed the household baseline the detector compares against. Only four numbers
+  are saved (R1); the audio is gone when the command ends.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="timeout-hub calibrate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sensors", type=Path, help="sensors.toml: which microphone (default: --device)")
+    ap.add_argument("--device", default=None, help="microphone name (part of it) or index")
+    ap.add_argument("--state-dir", type=Path, default=Path("/var/lib/timeout-hub/hub"),
+                    help="the hub's state directory (the baseline is saved there)")
+    ap.add_argument("--seconds", type=int, default=60, help="how long to listen (10-600)")
+    ap.add_argument("--reference-db", type=float, default=None, metavar="DB",
+                    help="a calibrator of DB dB SPL at 1 kHz is on the microphone: print the offset")
+    a = ap.parse_args(argv)
+    device, rate, offset = a.device, 16000, None
+    if a.sensors:
+        from firmware.sensors import SensorsError, load_sensors
+        try:
+            mic = load_sensors(a.sensors).microphone
+        except SensorsError as e:
+            print(f"calibrate: {e}", file=sys.stderr)
+            return 2
+        device = device if device is not None else mic.device
+        rate, offset = mic.rate, mic.calibration_offset_db
+    if isinstance(device, str) and device.isdigit():
+        device = int(device)
+    if a.reference_db is not None:
+        from .capture import main as capture_main
+        return capture_main((["--device", str(device)] if device is not None else [])
+                            + ["--rate", str(rate), "--seconds", "5", "--calibrate", str(a.reference_db)])
+    if not 10 <= a.seconds <= 600:
+        print("calibrate: --seconds must be 10 to 600", file=sys.stderr)
+        return 2
+    return _baseline(device, rate, offset, a.seconds, a.state_dir)
+
+
+def _baseline(device, rate: int, offset, seconds: int, state_dir: Path) -> int:
+    from firmware.sensors import BASELINE_FILE
+
+    from .capture import FIRST_BLOCK_SECONDS, AudioCapture
+    from .pipeline import SoundPipeline
+    from .service import save_baseline
+
+    faults: list[str] = []
+    cap = AudioCapture(device, rate=rate, on_fault=lambda c, r: faults.append(r) if c else None,
+                       retry_min=60.0).start()
+    p = SoundPipeline(rate, calibration_offset_db=offset, calibrate_seconds=seconds)
+    print(f"listening for {seconds} s: please talk together as you normally do")
+    got, deadline = 0, time.monotonic() + seconds + FIRST_BLOCK_SECONDS + 2
+    try:
+        while got < seconds * rate and time.monotonic() < deadline and not faults:
+            block = cap.read(0.5)
+            if block is not None:
+                got += block.size
+                p.process(block)
+    finally:
+        cap.stop()
+    if faults:
+        print(f"calibrate: {faults[0]}", file=sys.stderr)
+        return 1
+    p.finish()
+    b = p.baseline
+    if not b.calibrated:
+        print("calibrate: no speech was heard; the baseline was not changed. Ask both partners "
+              "to talk normally near the hub and run it again.", file=sys.stderr)
+        return 1
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    save_baseline(Path(state_dir) / BASELINE_FILE, b)
+    print(f"household baseline saved to {Path(state_dir) / BASELINE_FILE}: normal speech "
+          f"{b.speech_db + (offset or 0):.1f} {p.unit}, voice reference {100 * 2 ** (b.f0_st / 12):.0f} Hz, "
+          f"{b.seconds} s of speech. Restart the hub to use it.")
+    return 0
