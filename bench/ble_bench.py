@@ -86,6 +86,30 @@ def _figures(trace, make) -> tuple:
             s.missed_departures + s.missed_arrivals)
 
 
+def detail(trace) -> None:
+    """BLE_BENCH_DETAIL=1: why each away happened (walk-away flag, level, home low, reference)."""
+    e = PresenceEngine(TAGS)
+    info = []
+    orig = e._update
+
+    def upd(t, p):
+        out = orig(t, p)
+        for tr in out:
+            if tr.presence == "away":
+                trk = [e._trackers[k] for k, o in e._owner.items() if o == p][0]
+                info.append((t, p, trk.walking, getattr(trk, "walk_check", None), round(t - trk.last_evidence, 1)))
+        return out
+    e._update = upd
+    run_adverts(e, trace.adverts(), end=trace.duration)
+    truth = trace.truth
+    for t, p, w, dbg, sil in info:
+        dep = [tt for tt, pp, st in truth if pp == p and st == "away" and tt <= t]
+        arr = [tt for tt, pp, st in truth if pp == p and st == "home" and tt <= t]
+        is_dep = dep and (not arr or dep[-1] > arr[-1])
+        tag = f"DEP +{t - dep[-1]:.0f}" if is_dep else "FALSE"
+        print(f"   {tag:10s} {p} t={t:9.0f} walking={w} last(f,low,ref)={dbg} silence={sil}")
+
+
 def run() -> bool:
     t0 = time.perf_counter()
     trace = simulated_week(TAGS, days=7, seed=7, radio=Radio(sigma=6.0, loss=0.3), strangers_per_min=20)
@@ -93,13 +117,20 @@ def run() -> bool:
             ("ours, Kalman filter", lambda: PresenceEngine(TAGS, config=PresenceConfig(filter="kalman"))),
             ("fixed timeout 30 s", lambda: FixedTimeout(TAGS, 30.0)),
             ("fixed timeout 300 s", lambda: FixedTimeout(TAGS, 300.0))]
+    import os
+    if os.environ.get("BLE_BENCH_DETAIL"):
+        detail(trace)
+    for spec in os.environ.get("BLE_BENCH_SWEEP", "").split(";"):
+        if spec:
+            kw = eval(f"dict({spec})")
+            rows.append((spec, lambda kw=kw: PresenceEngine(TAGS, config=PresenceConfig(**kw))))
     results = {name: _figures(trace, make) for name, make in rows}
     rate = callback_rate()
     print(f"\nBLE presence (issue 5) — 2 tags x 7 simulated days, sigma 6 dB, 30 % loss, "
           f"{len(trace)} adverts, {sum(1 for x in trace.truth if x[2] == 'away')} departures")
     print(f"  {'':22s} {'departure p95':>14s} {'arrival p95':>12s} {'false aways/24h':>16s} {'missed':>7s}")
     for name, (d, a, fa, miss) in results.items():
-        print(f"  {name:22s} {d:12.1f} s {a:10.1f} s {fa:16.2f} {miss:7d}")
+        print(f"  {name[:40]:22s} {d:12.1f} s {a:10.1f} s {fa:16.2f} {miss:7d}")
     print(f"  {'target':22s} {'<= ' + str(int(DEPART_P95_S)) + ' s':>14s} {'<= ' + str(int(ARRIVE_P95_S)) + ' s':>12s}"
           f" {'0':>16s}")
     d, a, fa, miss = results["ours, window median"]

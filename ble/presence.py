@@ -24,20 +24,28 @@ from .rssi_filter import FILTERS
 State = Literal["home", "away", "unknown"]
 DUPLICATE_GAP = 0.02  # the same advert on another channel or a scan response: not a new interval
 SILENCE_HALF_LIFE = 2 * 86400.0
+HOME_HALF_LIFE = 2 * 86400.0
 SILENCE_FACTOR = 1.25
-BRIEF_AWAY = 120.0
 
 
 @dataclass(frozen=True)
 class PresenceConfig:
-    arrive_dbm: float = -90.0
+    arrive_dbm: float = -100.0
     arrive_adverts: int = 2
     arrive_window: float = 5.0
-    floor_dbm: float = -96.0
+    floor_dbm: float = -100.0
     miss_intervals: int = 12
     margin: float = 8.0
     leave_min: float = 12.0
-    leave_max: float = 40.0
+    leave_max: float = 300.0      # slow path: silence from a usual level (drawer, lying on it)
+    walk_leave: float = 35.0      # fast path: silence after a walk-away
+    walk_fall_db: float = 15.0    # walk-away: filtered RSSI this far below its level of
+    walk_ref: tuple[float, float] = (30.0, 8.0)  # ... [t-30 s, t-8 s] (median) ...
+    home_low_pct: float = 1.0     # ... and below this percentile of the tag's levels while home
+    home_low_default: float = -88.0
+    brief_away: float = 330.0
+    leave_initial: float = 80.0   # slow path's lower bound until learn_after s heard at home
+    learn_after: float = 86400.0
     default_interval: float = 1.0
     quiet_trust: float = 15.0
     stall_after: float = 90.0
@@ -52,8 +60,51 @@ class Transition:
     presence: State
 
 
+class HomeLevels:
+    """The tag's filtered RSSI while its partner is home: a 1 dB histogram whose weights decay with
+    a half-life of HOME_HALF_LIFE (a tag moved to a new pocket or a rearranged room is learned in
+    days). Samples at most every SAMPLE_S so a fast-advertising tag does not dominate."""
+
+    LO, HI = -120, -20
+    SAMPLE_S = 2.0
+    MIN_SAMPLES = 300  # ~10 minutes at home before the learned level replaces the default
+
+    def __init__(self):
+        self.w = [0.0] * (self.HI - self.LO + 1)
+        self.total = 0.0
+        self.n = 0
+        self._t0: float | None = None
+        self._last = float("-inf")
+
+    def add(self, t: float, rssi: float) -> None:
+        if t - self._last < self.SAMPLE_S:
+            return
+        self._last = t
+        if self._t0 is None:
+            self._t0 = t
+        g = 2.0 ** ((t - self._t0) / HOME_HALF_LIFE)  # newer samples weigh more: same as decay
+        if g > 1e6:
+            self.w = [x / g for x in self.w]
+            self.total /= g
+            self._t0, g = t, 1.0
+        k = min(max(int(round(rssi)) - self.LO, 0), len(self.w) - 1)
+        self.w[k] += g
+        self.total += g
+        self.n += 1
+
+    def percentile(self, p: float) -> float | None:
+        if self.n < self.MIN_SAMPLES:
+            return None
+        goal, acc = self.total * p / 100.0, 0.0
+        for k, x in enumerate(self.w):
+            acc += x
+            if acc >= goal:
+                return float(self.LO + k)
+        return float(self.HI)
+
+
 class TagTracker:
-    """One tag: filtered RSSI, learned interval and leave time, and its own home/away state."""
+    """One tag: filtered RSSI, learned interval and leave times, and its own home/away state."""
 
     GAPS = 64  # recent advert gaps, for the interval
 
@@ -71,6 +122,11 @@ class TagTracker:
         self._silence_at = now
         self._away_at = now
         self._leave: float | None = None
+        self.levels = HomeLevels()
+        self._home_low = cfg.home_low_default
+        self._home_low_at = float("-inf")
+        self._recent: deque[tuple[float, float]] = deque()  # (t, filtered) of the last walk_ref[0] s
+        self.walking = False  # the last evidence was a walk-away: the fast leave time applies
 
     def advert(self, t: float, rssi: float) -> bool:
         """Returns True when this advert made the tag arrive."""
@@ -83,11 +139,22 @@ class TagTracker:
                     self._learn_interval()
         self.last_advert = t
         f = self.filter.update(t, rssi)
+        recent = self._recent
+        recent.append((t, f))
+        while recent[0][0] < t - cfg.walk_ref[0]:
+            recent.popleft()
+        if self.state == "home":
+            n = self.levels.n
+            self.levels.add(t, f)
+            if n != self.levels.n and self.levels.n * HomeLevels.SAMPLE_S == cfg.learn_after:
+                self._leave = None
         if f >= cfg.floor_dbm:
             if self.last_evidence is not None and (
-                    self.state == "home" or (self.state == "away" and t - self._away_at < BRIEF_AWAY)):
-                self._learn_silence(t - self.last_evidence)
+                    self.state == "home" or (self.state == "away" and t - self._away_at < cfg.brief_away)):
+                if not self.walking:
+                    self._learn_silence(t - self.last_evidence)
             self.last_evidence = t
+            self.walking = self._walking_away(t, f)
         if f >= cfg.arrive_dbm:
             self._strong.append(t)
             if (self.state != "home" and len(self._strong) == self._strong.maxlen
@@ -95,6 +162,26 @@ class TagTracker:
                 self.state = "home"
                 return True
         return False
+
+    def home_low(self, t: float) -> float:
+        """The level this tag is rarely below while home (refreshed once a minute)."""
+        if t - self._home_low_at >= 60.0:
+            self._home_low_at = t
+            p = self.levels.percentile(self.cfg.home_low_pct)
+            self._home_low = self.cfg.home_low_default if p is None else p
+        return self._home_low
+
+    def _walking_away(self, t: float, f: float) -> bool:
+        """A sustained fall to below the home's usual levels: the filtered RSSI is walk_fall_db
+        under its median of walk_ref seconds ago. A fade in place (drawer, a body) starts from the
+        room's usual level; a walk out ends at the door, below it, after a fall."""
+        cfg = self.cfg
+        low = self.home_low(t)
+        ref = sorted(v for u, v in self._recent if u <= t - cfg.walk_ref[1])
+        self.walk_check = (round(f, 1), low, ref[len(ref) // 2] if ref else None)
+        if f > low:
+            return False
+        return bool(ref) and ref[len(ref) // 2] - f >= cfg.walk_fall_db
 
     def _learn_interval(self) -> None:
         # Lost adverts only lengthen gaps, so a low percentile is the advertising interval itself.
@@ -117,10 +204,14 @@ class TagTracker:
         return self._interval
 
     def leave_after(self) -> float:
+        cfg = self.cfg
         if self._leave is None:
-            cfg = self.cfg
             base = max(cfg.miss_intervals * self._interval, SILENCE_FACTOR * self._silence_max)
-            self._leave = min(cfg.leave_max, max(cfg.leave_min, base + cfg.margin))
+            young = self.levels.n * HomeLevels.SAMPLE_S < cfg.learn_after
+            low = cfg.leave_initial if young else cfg.leave_min  # too little seen to go shorter
+            self._leave = min(cfg.leave_max, max(low, base + cfg.margin))
+        if self.walking:
+            return min(self._leave, max(cfg.walk_leave, cfg.miss_intervals * self._interval))
         return self._leave
 
     def expire(self, t: float, scanner_since: float, last_any: float) -> State | None:

@@ -2,11 +2,16 @@
 the front door. Used by the tests, the bench and the demo; the JSONL form is the one
 `timeout-hub presence-replay` reads: {"t", "address", "rssi"[, "manufacturer_data", "service_data"]}.
 
-Radio model: log-distance path loss (RSSI at 1 m `p0`, exponent ~2.7 indoors), log-normal
-shadowing as a correlated (AR(1)) process of standard deviation `sigma`, a body between tag and hub
-for part of each stay (extra attenuation), random packet loss and the receiver's sensitivity.
-Movement: at home the partner stays in rooms 1.5-7 m from the hub and walks between them; leaving,
-they walk to the door and on down the street at walking speed; arriving, the reverse.
+Radio model (docs/ble.md, "Simulation" has the sources of each number): log-distance path loss
+(-62 dBm at 1 m, exponent 2.7); log-normal shadowing of `sigma` split into a spatial part
+(correlated over ~2.5 m walked, constant while the tag lies still) and a temporal part (AR(1),
+~2 s, people and doors moving around it); the exterior wall (12 dB) once the tag is outside;
+a body between tag and hub for 30 % of stays (10-20 dB for the whole stay, i.e. minutes); deep
+fades at home (phone in a drawer, lying on it: 20-30 dB for 20-180 s, ~every 2 h at home); random
+packet loss and the receiver's sensitivity. Movement: at home the partner stays in rooms 1.5-7 m
+from the hub and walks between them; leaving, they walk to the door (8 m), lock it from the
+doorstep (0-5 s) and walk on down the street at 1.2-1.4 m/s; arriving, the reverse (unlocking
+takes 3-10 s).
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ from scipy.signal import lfilter
 from .identity import EDDYSTONE_UUID, APPLE, ah, parse_tag_id
 
 DOOR_M = 8.0           # distance hub -> front door: the ground truth's home boundary
-WALK_M = 80.0         # walked in the street (mean RSSI ~ -110 dBm), then gone: FAR_M
+STEP_M = DOOR_M + 1.0  # the doorstep, outside: locking or unlocking the door
+WALK_M = 80.0          # walked in the street (mean RSSI ~ -125 dBm), then gone: FAR_M
 FAR_M = 1000.0
 ROOMS_M = (1.5, 7.0)
 RPA_ROTATE_S = 900.0   # phones change their private address about every 15 minutes
@@ -29,15 +35,20 @@ RPA_ROTATE_S = 900.0   # phones change their private address about every 15 minu
 
 @dataclass(frozen=True)
 class Radio:
-    p0: float = -59.0
+    p0: float = -62.0                 # a 0..-4 dBm tag at 1 m
     exponent: float = 2.7
-    sigma: float = 6.0
-    shadow_tau: float = 3.0
+    sigma: float = 6.0                # total shadowing, split evenly (in power) spatial/temporal
+    shadow_m: float = 2.5             # spatial decorrelation distance
+    shadow_tau: float = 2.0           # temporal decorrelation
     loss: float = 0.3
     sensitivity: float = -98.0
     body_prob: float = 0.3
-    body_db: tuple[float, float] = (3.0, 8.0)
-    walk_speed: tuple[float, float] = (1.1, 1.6)
+    body_db: tuple[float, float] = (10.0, 20.0)
+    wall_db: float = 12.0             # exterior wall, once past the door
+    fade_per_h: float = 0.5           # deep fades at home (drawer, lying on it)
+    fade_s: tuple[float, float] = (20.0, 180.0)
+    fade_db: tuple[float, float] = (20.0, 30.0)
+    walk_speed: tuple[float, float] = (1.2, 1.4)
 
 
 @dataclass
@@ -112,6 +123,7 @@ class _Path:
         self.kd: list[float] = []
         self.bt: list[float] = [0.0]
         self.bdb: list[float] = [0.0]
+        self.fades: list[tuple[float, float, float]] = []  # (start, end, dB), disjoint, sorted
         self.d = rng.uniform(*ROOMS_M) if home else FAR_M
         self._knot(0.0, self.d)
 
@@ -131,6 +143,12 @@ class _Path:
         """Room to room until t1, starting at the current position at t0."""
         rng, t = self.rng, t0
         self._knot(t0, self.d)
+        r = self.radio
+        f = t0 + (rng.expovariate(r.fade_per_h / 3600.0) if r.fade_per_h > 0 else t1)
+        while f < t1:
+            end = min(t1, f + rng.uniform(*r.fade_s))
+            self.fades.append((f, end, rng.uniform(*r.fade_db)))
+            f = end + rng.expovariate(r.fade_per_h / 3600.0)
         while True:
             self._body(t)
             t += rng.expovariate(1 / 600.0)
@@ -145,20 +163,58 @@ class _Path:
         self._knot(t1, self.d)
 
     def leave(self, t_door: float) -> None:
+        """Walk to the door, cross it at t_door, lock it (0-5 s on the doorstep), walk away."""
         v = self.rng.uniform(*self.radio.walk_speed)
         self._knot(t_door - abs(DOOR_M - self.d) / v, self.d)
         self._body(t_door - abs(DOOR_M - self.d) / v)
         self._knot(t_door, DOOR_M)
-        self._knot(t_door + (WALK_M - DOOR_M) / v, WALK_M)
-        self._knot(t_door + (WALK_M - DOOR_M) / v + 1, FAR_M)
+        t = t_door + 1.0 / v
+        self._knot(t, STEP_M)
+        t += self.rng.uniform(0.0, 5.0)
+        self._knot(t, STEP_M)
+        t += (WALK_M - STEP_M) / v
+        self._knot(t, WALK_M)
+        self._knot(t + 1, FAR_M)
 
     def arrive(self, t_door: float) -> None:
+        """Walk up the street, unlock the door (3-10 s on the doorstep), cross it at t_door."""
         v = self.rng.uniform(*self.radio.walk_speed)
-        self._knot(t_door - (WALK_M - DOOR_M) / v - 1, FAR_M)
-        self._knot(t_door - (WALK_M - DOOR_M) / v, WALK_M)
-        self._body(t_door - (WALK_M - DOOR_M) / v)
+        t = t_door - 1.0 / v - self.rng.uniform(3.0, 10.0)
+        self._knot(t - (WALK_M - STEP_M) / v - 1, FAR_M)
+        self._knot(t - (WALK_M - STEP_M) / v, WALK_M)
+        self._body(t - (WALK_M - STEP_M) / v)
+        self._knot(t, STEP_M)
+        self._knot(t_door - 1.0 / v, STEP_M)
         self._knot(t_door, DOOR_M)
         self._knot(t_door + 4.0, self.rng.uniform(*ROOMS_M))
+
+
+def _ar1(n: int, a: float, sigma: float, nprng) -> np.ndarray:
+    """Stationary AR(1) of standard deviation sigma and lag-1 correlation a."""
+    e = nprng.standard_normal(n) * sigma * np.sqrt(1 - a * a)
+    if n:
+        e[0] = nprng.standard_normal() * sigma
+    return lfilter([1.0], [1.0, -a], e)
+
+
+def _rssi(t: np.ndarray, path: _Path, radio: Radio, iv: float, nprng) -> np.ndarray:
+    d = np.maximum(0.5, np.interp(t, path.kt, path.kd))
+    body = np.asarray(path.bdb)[np.searchsorted(path.bt, t, side="right") - 1]
+    fade = np.zeros(len(t))
+    if path.fades:
+        fs, fe, fdb = (np.asarray(x) for x in zip(*path.fades))
+        k = np.searchsorted(fs, t, side="right") - 1
+        inside = (k >= 0) & (t < fe[np.maximum(k, 0)])
+        fade[inside] = fdb[k[inside]]
+    wall = radio.wall_db * np.clip((d - DOOR_M) / 0.5, 0.0, 1.0)  # the open door, then the wall
+    sig = radio.sigma / np.sqrt(2)
+    temporal = _ar1(len(t), float(np.exp(-iv / radio.shadow_tau)), sig, nprng)
+    # spatial part: AR(1) over the distance walked (0.1 m grid): it stays put while the tag does
+    walked = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(path.kd)))])
+    u = np.interp(t, path.kt, walked) / 0.1
+    grid = _ar1(int(u[-1]) + 2 if len(u) else 1, float(np.exp(-0.1 / radio.shadow_m)), sig, nprng)
+    spatial = grid[np.rint(u).astype(np.int64)]
+    return (radio.p0 - 10 * radio.exponent * np.log10(d) - body - fade - wall + temporal + spatial)
 
 
 def scripted(moves: Sequence[tuple[float, str, str]], tags: Mapping[str, Sequence[str] | str],
@@ -199,11 +255,7 @@ def scripted(moves: Sequence[tuple[float, str, str]], tags: Mapping[str, Sequenc
             iv = interval * rng.uniform(0.98, 1.02)
             n = int(duration / iv)
             t = rng.uniform(0, iv) + np.arange(n) * iv + nprng.uniform(0, 0.01, n)
-            d = np.maximum(0.5, np.interp(t, path.kt, path.kd))
-            body = np.asarray(path.bdb)[np.searchsorted(path.bt, t, side="right") - 1]
-            a = float(np.exp(-iv / radio.shadow_tau))
-            shadow = lfilter([radio.sigma * np.sqrt(1 - a * a)], [1, -a], nprng.standard_normal(n))
-            rssi = radio.p0 - 10 * radio.exponent * np.log10(d) - body + shadow
+            rssi = _rssi(t, path, radio, iv, nprng)
             keep = (rssi >= radio.sensitivity) & (nprng.random(n) >= radio.loss)
             ts.append(t[keep])
             rs.append(np.round(rssi[keep]).astype(np.int64))
