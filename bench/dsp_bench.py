@@ -25,16 +25,20 @@ RECALL_TARGET = 0.9
 RSS_TARGET_MB = 60.0
 
 _RSS_SCRIPT = r"""
-import resource, sys, json
+import sys, json
+def hwm():   # VmHWM, not ru_maxrss: that one carries the parent's peak across fork+exec
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 import numpy
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base = hwm()
 if sys.argv[1] == "pipeline":
     from dsp.pipeline import SoundPipeline   # with scipy.signal: counted as the detector's
     rng = numpy.random.default_rng(1)
     p = SoundPipeline(16000, calibrate_seconds=10)
     for _ in range(600):
         p.process((rng.standard_normal(1600) * 0.05).astype("float32"))
-print(json.dumps({"base": base, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"base": base, "peak": hwm()}))
 """
 
 
