@@ -25,6 +25,7 @@ State = Literal["home", "away", "unknown"]
 DUPLICATE_GAP = 0.02  # the same advert on another channel or a scan response: not a new interval
 SILENCE_HALF_LIFE = 2 * 86400.0
 HOME_HALF_LIFE = 2 * 86400.0
+WALK_DISTRUST = 2 * 86400.0  # the fast path is off this long after its signature misled
 SILENCE_FACTOR = 1.25
 
 
@@ -41,6 +42,7 @@ class PresenceConfig:
     walk_leave: float = 35.0      # fast path: silence after a walk-away
     walk_fall_db: float = 15.0    # walk-away: filtered RSSI this far below its level of
     walk_ref: tuple[float, float] = (30.0, 8.0)  # ... [t-30 s, t-8 s] (median) ...
+    walk_step_db: float = 8.0     # ... reached without a single drop larger than this ...
     home_low_pct: float = 1.0     # ... and below this percentile of the tag's levels while home
     home_low_default: float = -88.0
     brief_away: float = 330.0
@@ -127,6 +129,7 @@ class TagTracker:
         self._home_low_at = float("-inf")
         self._recent: deque[tuple[float, float]] = deque()  # (t, filtered) of the last walk_ref[0] s
         self.walking = False  # the last evidence was a walk-away: the fast leave time applies
+        self._walk_wrong_at = float("-inf")
 
     def advert(self, t: float, rssi: float) -> bool:
         """Returns True when this advert made the tag arrive."""
@@ -151,8 +154,12 @@ class TagTracker:
         if f >= cfg.floor_dbm:
             if self.last_evidence is not None and (
                     self.state == "home" or (self.state == "away" and t - self._away_at < cfg.brief_away)):
+                silence = t - self.last_evidence
                 if not self.walking:
-                    self._learn_silence(t - self.last_evidence)
+                    self._learn_silence(silence)
+                elif silence >= cfg.walk_leave / 2:
+                    # the walk-away signature, and yet still home: not to be trusted in this home
+                    self._walk_wrong_at = t
             self.last_evidence = t
             self.walking = self._walking_away(t, f)
         if f >= cfg.arrive_dbm:
@@ -173,15 +180,18 @@ class TagTracker:
 
     def _walking_away(self, t: float, f: float) -> bool:
         """A sustained fall to below the home's usual levels: the filtered RSSI is walk_fall_db
-        under its median of walk_ref seconds ago. A fade in place (drawer, a body) starts from the
-        room's usual level; a walk out ends at the door, below it, after a fall."""
+        under its median of walk_ref seconds ago, got there in steps of at most walk_step_db between
+        adverts over the last walk_ref[0] s (walking away is gradual; a drawer or a body is one
+        step from the room's level), and is below the home_low_pct percentile of home levels."""
         cfg = self.cfg
         low = self.home_low(t)
-        ref = sorted(v for u, v in self._recent if u <= t - cfg.walk_ref[1])
-        self.walk_check = (round(f, 1), low, ref[len(ref) // 2] if ref else None)
-        if f > low:
+        before = sorted(v for u, v in self._recent if u <= t - cfg.walk_ref[1])
+        ref = before[len(before) // 2] if before else None
+        self.walk_check = (round(f, 1), low, ref)
+        if ref is None or f > low or ref - f < cfg.walk_fall_db:
             return False
-        return bool(ref) and ref[len(ref) // 2] - f >= cfg.walk_fall_db
+        fall = [v for _, v in self._recent]
+        return all(a - b <= cfg.walk_step_db for a, b in zip(fall, fall[1:]))
 
     def _learn_interval(self) -> None:
         # Lost adverts only lengthen gaps, so a low percentile is the advertising interval itself.
@@ -210,7 +220,7 @@ class TagTracker:
             young = self.levels.n * HomeLevels.SAMPLE_S < cfg.learn_after
             low = cfg.leave_initial if young else cfg.leave_min  # too little seen to go shorter
             self._leave = min(cfg.leave_max, max(low, base + cfg.margin))
-        if self.walking:
+        if self.walking and (self.last_evidence or 0.0) - self._walk_wrong_at > WALK_DISTRUST:
             return min(self._leave, max(cfg.walk_leave, cfg.miss_intervals * self._interval))
         return self._leave
 

@@ -1,11 +1,89 @@
-"""The pure presence engine on generated traces: latencies, no false away over simulated days,
-scanner down -> unknown, missing tags, unknown devices never kept."""
+"""The pure presence engine on hand-made and generated traces: fast departure on a walk-away,
+no false away while a tag is weak or silent at home, latencies and false aways beside a 300 s
+fixed timeout on the same trace, scanner down -> unknown, missing tags, unknown devices never kept."""
+import random
+
 from ble.evaluate import score
 from ble.presence import PresenceEngine, run_adverts
 from ble.traces import Radio, scripted, simulated_week
+from bench.ble_bench import FixedTimeout
 from bench.stats import percentile
 
 TAGS = {"a": "AA:BB:CC:DD:EE:01", "b": "irk:ec0234a357c8ad05341010a60a397d9b"}
+A, NEIGHBOUR = "AA:BB:CC:DD:EE:01", "11:22:33:44:55:66"
+
+
+def _home_hour(seed=1):
+    """An hour of partner a's tag at home around -70 dBm (1 s interval, 30 % loss), with a
+    neighbour's device every 2 s so that silence is trusted. Returns (adverts, rng)."""
+    rng = random.Random(seed)
+    adv = [(t + 0.5, NEIGHBOUR, -85) for t in range(0, 3600, 2)]
+    adv += [(float(t), A, -70 + rng.gauss(0, 3)) for t in range(3600) if rng.random() > 0.3]
+    return adv, rng
+
+
+def _then(adv, rng, t0, t1, level):
+    """Adverts of the tag at level(t) from t0 to t1 (30 % loss) and the neighbour throughout."""
+    adv += [(t + 0.5, NEIGHBOUR, -85) for t in range(int(t0), int(t1), 2)]
+    for t in range(int(t0), int(t1)):
+        r = level(t)
+        if r is not None and rng.random() > 0.3:
+            adv.append((float(t), A, r + rng.gauss(0, 1.5)))
+    return sorted(adv)
+
+
+def _away_at(adv, end):
+    e = PresenceEngine({"a": [A]}, now=0.0)
+    out = run_adverts(e, adv, end=end)
+    assert [x.presence for x in out][:1] == ["home"]
+    aways = [x.t for x in out if x.presence == "away"]
+    return aways[0] if aways else None
+
+
+def test_walk_away_is_detected_fast():
+    """Walking out: the level falls steadily (-70 -> -96 over 20 s, door at 3612 s), then nothing."""
+    adv, rng = _home_hour()
+    adv = _then(adv, rng, 3600, 3800, lambda t: -70 - 1.3 * (t - 3600) if t < 3620 else None)
+    away = _away_at(adv, 3800)
+    assert away is not None and away - 3612 <= 45.0, away
+    assert away > 3620  # not before the tag went quiet
+
+
+def test_step_to_silence_at_home_takes_the_slow_path():
+    """The same silence after a step from the room's level (a drawer): no fast away; away only
+    after the slow leave time (a tag that stays silent for minutes is taken for gone)."""
+    adv, rng = _home_hour()
+    adv = _then(adv, rng, 3600, 4000, lambda t: -70 if t < 3620 else None)
+    away = _away_at(adv, 4000)
+    last = max(a[0] for a in adv if a[1] == A)
+    assert away is not None and away - last >= 80.0, (away, last)
+
+
+def test_long_weak_stretch_at_home_is_no_away():
+    """Five minutes in a drawer or under someone: heard only now and then (-96..-99 dBm, gaps up
+    to 60 s). A 30 s fixed timeout calls that away; we must not."""
+    adv, rng = _home_hour()
+    adv = _then(adv, rng, 3600, 4000, lambda t: -70 if t < 3620 or t >= 3920 else None)
+    adv = sorted(adv + [(3620.0 + k, A, -96.0 - k % 4) for k in (25, 70, 110, 170, 200, 255, 300)])
+    e = PresenceEngine({"a": [A]}, now=0.0)
+    out = run_adverts(e, adv, end=4000)
+    assert [x.presence for x in out] == ["home"]
+    base = FixedTimeout({"a": A}, 30.0)
+    fixed = run_adverts(base, adv, end=4000)
+    assert "away" in [x.presence for x in fixed]  # the stretch is a real test
+
+
+def test_walk_away_signature_that_stayed_home_switches_the_fast_path_off():
+    """A fall that looked like walking away, then the tag back at home: the next such fall gets the
+    slow leave time (this home's rooms fool the trend test)."""
+    adv, rng = _home_hour()
+    fall = lambda t0: (lambda t: -70 - 1.3 * (t - t0) if t < t0 + 20 else None)  # noqa: E731
+    adv = _then(adv, rng, 3600, 3645, fall(3600))
+    adv = _then(adv, rng, 3645, 3700, lambda t: -70)           # back after 25 s of silence
+    adv = _then(adv, rng, 3700, 3900, fall(3700))
+    away = _away_at(adv, 3900)
+    last = max(a[0] for a in adv if a[1] == A)
+    assert away is None or away - last >= 80.0, (away, last)
 
 
 def _run(trace, tags=TAGS):
@@ -13,7 +91,7 @@ def _run(trace, tags=TAGS):
     return e, run_adverts(e, trace.adverts(), end=trace.duration)
 
 
-def test_departures_and_arrivals_are_seen_quickly_on_generated_walks():
+def test_generated_walks_all_seen_with_quick_arrivals():
     moves = []
     for k in range(12):
         t0 = 600 + k * 1500
@@ -22,13 +100,30 @@ def test_departures_and_arrivals_are_seen_quickly_on_generated_walks():
     _, out = _run(tr)
     s = score(out, tr.truth, tr.duration, ["a", "b"])
     assert s.missed_departures == 0 and s.missed_arrivals == 0
-    assert percentile(s.arrivals, 95) <= 5.0
-    assert percentile(s.departures, 95) <= 90.0
-    assert s.false_aways == 0
+    assert percentile(s.arrivals, 95) <= 10.0
+    assert max(s.departures) <= 300.0 + 30.0
 
 
-def test_no_false_away_over_two_simulated_days_at_sigma_6_and_30_percent_loss():
+def test_two_simulated_days_few_false_aways_beside_the_fixed_timeouts():
+    """The realistic home (drawers, bodies, far rooms): a 30 s timeout flaps all day; we stay near
+    the 300 s one (ours may lose a few on the first day, while the leave time is still 80 s)."""
     tr = simulated_week(TAGS, days=2, seed=11, radio=Radio(sigma=6, loss=0.3), strangers_per_min=20)
+    _, out = _run(tr)
+    s = score(out, tr.truth, tr.duration, ["a", "b"])
+    f300 = score(run_adverts(FixedTimeout(TAGS, 300.0), tr.adverts(), end=tr.duration), tr.truth,
+                 tr.duration, ["a", "b"])
+    f30 = score(run_adverts(FixedTimeout(TAGS, 30.0), tr.adverts(), end=tr.duration), tr.truth,
+                tr.duration, ["a", "b"])
+    assert s.missed_departures == 0
+    assert s.false_aways <= f300.false_aways + 2, (s, f300)
+    assert f30.false_aways >= 10 * max(1, s.false_aways), (s, f30)
+    assert percentile(s.departures, 50) < percentile(f300.departures, 50)
+
+
+def test_no_false_away_over_two_days_without_deep_fades_or_body_blocking():
+    """A home where the tag is always audible (no drawer, no body in the way): zero false aways."""
+    radio = Radio(sigma=6, loss=0.3, fade_per_h=0.0, body_prob=0.0)
+    tr = simulated_week(TAGS, days=2, seed=11, radio=radio, strangers_per_min=20)
     _, out = _run(tr)
     s = score(out, tr.truth, tr.duration, ["a", "b"])
     assert s.false_aways == 0, s
@@ -57,7 +152,7 @@ def test_silent_radio_is_not_taken_for_absence():
     for t in range(60):
         e.advert(float(t), "AA:BB:CC:DD:EE:01", -70)
         e.advert(t + 0.5, "11:22:33:44:55:66", -80)   # a neighbour's device
-    states = [x.presence for t in range(60, 89) for x in e.tick(float(t)) if x.partner == "a"]
+    states = [x.presence for t in range(60, 148) for x in e.tick(float(t)) if x.partner == "a"]
     assert states == ["unknown"]
 
 
