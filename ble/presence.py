@@ -1,12 +1,13 @@
 """Home/away per partner from the adverts of their tags: a pure engine, driven with explicit times
 (adverts and ticks), so a week runs in seconds and the live service and `presence-replay` share it.
 
-Per tag:
-- arrive fast: `arrive_adverts` adverts whose filtered RSSI is at least `arrive_dbm` within
-  `arrive_window` seconds (a tag walking in through the door is strong at once);
-- leave slowly enough: no advert with filtered RSSI above `floor_dbm` for the tag's leave time,
-  learned from its own advertising interval and from the longest silences it had while home
-  (`miss_intervals` intervals or 1.25 x the 99.9th percentile silence, plus `margin`, clamped);
+Per tag (docs/ble.md has the numbers and why):
+- arrive fast: `arrive_adverts` adverts at least `arrive_dbm` (filtered) within `arrive_window` s;
+- leave, fast path: the last advert ended a sustained, gradual fall to below the tag's learned
+  home levels (a walk out of the door): `walk_leave` s of silence suffice;
+- leave, slow path: otherwise silence for the learned leave time (`miss_intervals` intervals or
+  1.25 x the longest silence while home, plus `margin`, clamped; `leave_initial` until a day at
+  home has been seen): a drawer or a body makes a step down from the room's level, not a fall;
 - silence counts as absence only while the scanner is known to work (it heard *some* advert in the
   last `quiet_trust` seconds, or was just (re)started); otherwise the tag becomes `unknown`, never
   `away`. A scanner that is down makes every partner `unknown`.
