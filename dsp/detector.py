@@ -1,10 +1,10 @@
 """Shouting score per second and shouting *episodes*, relative to the household's own baseline.
 
-A second scores high only when voiced speech in it shows raised vocal effort against what this
+A step (the last second, judged every STEP_S) scores high only when voiced speech in it shows raised vocal effort against what this
 household sounds like normally: a flatter spectral tilt (more energy above 1 kHz) and a higher F0,
 at a level above the normal speech level, with the syllabic level modulation of speech (which a
-vacuum cleaner or a held musical note lacks). An episode needs that sustained: at least
-`need_s` shouting seconds within `window_s`, and it ends only when the window has (almost) none
+vacuum cleaner or a held musical note lacks). An episode needs that sustained (`Sustained`): at
+least `need_s` of shouting within `window_s`, and it ends only when the window has (almost) none
 left, so one loud burst neither starts nor interrupts it.
 
 The baseline is seeded by the installer's calibration and keeps learning, slowly, from seconds
@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .features import Frames
 
 MIN_VOICED = 0.16            # of a step's frames voiced (160 ms a second) before effort is judged
-STEP_S = 0.5                 # the detector judges half seconds: onset resolution, not CPU, is the cost
+STEP_S = 0.5                 # judged every half second (over the last second): onset resolution
 LEARN_RATE = 1.0 / 300.0     # ~5 minutes of normal sound to move the baseline most of the way
 F0_QUANTILE = 0.65           # the reference is the upper part of normal F0: two talkers, one baseline
 
@@ -36,7 +36,6 @@ class Second:
 
     frames: int                # how many 20 ms frames it summarises
     level_db: float            # A-weighted level of the second (frame energy mean)
-    noise_db: float            # its quietest frames: the room
     voiced_frames: int
     speech_db: float           # energy mean of the voiced frames (nan without voicing)
     f0_st: float               # median voiced F0, semitones re 100 Hz (nan without voicing)
@@ -50,9 +49,10 @@ class Second:
 
 def summarise(fr: Frames) -> Second:
     lv = fr.level_db
-    voiced = fr.voiced & (lv > np.percentile(lv, 10) + 6.0)   # not the room's own hum
+    room = np.percentile(lv, 10)                   # the quietest frames: the room
+    voiced = fr.voiced & (lv > room + 6.0)         # not the room's own hum
     n = int(voiced.sum())
-    loud = lv[lv > np.percentile(lv, 10) + 3.0]
+    loud = lv[lv > room + 3.0]
     level = 10 * math.log10(float(np.mean(10 ** (lv / 10))) + 1e-12)
     if n:
         speech = 10 * math.log10(float(np.mean(10 ** (lv[voiced] / 10))) + 1e-12)
@@ -60,7 +60,7 @@ def summarise(fr: Frames) -> Second:
         hi = float(np.mean(fr.hi_ratio_db[voiced]))
     else:
         speech = f0 = hi = math.nan
-    return Second(frames=len(lv), level_db=level, noise_db=float(np.percentile(lv, 10)), voiced_frames=n,
+    return Second(frames=len(lv), level_db=level, voiced_frames=n,
                   speech_db=speech, f0_st=f0, hi_ratio_db=hi,
                   modulation_db=float(np.std(loud)) if len(loud) > 4 else 0.0)
 
@@ -72,7 +72,7 @@ class Baseline:
     speech_db: float = -45.0   # voiced level of normal conversation (dBFS A-weighted)
     f0_st: float = 10.0        # F0 reference, semitones re 100 Hz (~178 Hz)
     hi_ratio_db: float = -12.0
-    seconds: int = 0           # how many seconds of evidence it rests on
+    seconds: float = 0.0       # how many seconds of new sound it rests on
     calibrated: bool = False   # seeded by an installer's calibration
 
     def to_dict(self) -> dict:
@@ -81,13 +81,13 @@ class Baseline:
     @classmethod
     def from_dict(cls, d: dict) -> "Baseline":
         b = cls(**{k: float(d[k]) for k in ("speech_db", "f0_st", "hi_ratio_db")},
-                seconds=int(d.get("seconds", 0)), calibrated=bool(d.get("calibrated", False)))
+                seconds=float(d.get("seconds", 0)), calibrated=bool(d.get("calibrated", False)))
         if not all(math.isfinite(v) for v in (b.speech_db, b.f0_st, b.hi_ratio_db)):
             raise ValueError("baseline holds a number that is not finite")
         return b
 
     @classmethod
-    def from_seconds(cls, seconds: list[Second], f0_frames_st: np.ndarray | None = None) -> "Baseline":
+    def from_seconds(cls, seconds: list[Second]) -> "Baseline":
         """The installer's calibration: medians over its voiced seconds."""
         v = [s for s in seconds if s.voiced_enough]
         if not v:
@@ -98,17 +98,18 @@ class Baseline:
                    hi_ratio_db=float(np.median([s.hi_ratio_db for s in v])),
                    seconds=len(v), calibrated=True)
 
-    def learn(self, s: Second) -> None:
-        """Move slowly towards a second that was normal speech."""
+    def learn(self, s: Second, new_seconds: float) -> None:
+        """Move slowly towards a step that was normal speech; `new_seconds` of it were not seen
+        before (steps overlap: a second is judged twice, and must not count twice)."""
         # a calibrated baseline moves slowly; the built-in default gives way fast to real evidence
         a = LEARN_RATE if self.calibrated else max(LEARN_RATE, 1.0 / (self.seconds + 1))
-        a *= s.frames / 50.0         # per second of evidence, whatever the step length
+        a *= new_seconds
         self.speech_db += a * (s.speech_db - self.speech_db)
         self.hi_ratio_db += a * (s.hi_ratio_db - self.hi_ratio_db)
         # a running quantile (Robbins-Monro): up by q, down by 1-q, in semitones
         step = 3.0 * a
         self.f0_st += step * (F0_QUANTILE if s.f0_st > self.f0_st else F0_QUANTILE - 1.0)
-        self.seconds += 1
+        self.seconds += new_seconds
 
 
 def _ramp(x: float, lo: float, hi: float) -> float:
@@ -141,8 +142,7 @@ def score(s: Second, b: Baseline, w: Weights = Weights()) -> float:
     by_tilt = _ramp(hi, *w.hi_ratio)
     effort = min(max(by_pitch, by_tilt), plausible)
     return round(min(effort, _ramp(s.speech_db - b.speech_db, *w.level),
-                     _ramp(s.modulation_db, *w.modulation),
-                     ), 3)
+                     _ramp(s.modulation_db, *w.modulation)), 3)
 
 
 @dataclass
@@ -157,14 +157,41 @@ class Episode:
                 "peak": round(self.peak, 3)}
 
 
+class Sustained:
+    """The episode rule, for any per-step yes/no: on when `need_s` of the last `window_s` said yes,
+    off again only when at most `release_s` of them do (hysteresis)."""
+
+    def __init__(self, step_s: float, window_s: float = 10, need_s: float = 4, release_s: float = 1):
+        self.need, self.release_at = round(need_s / step_s), round(release_s / step_s)
+        self._recent: deque[bool] = deque(maxlen=round(window_s / step_s))
+        self.on = False
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing in the window: safe to learn from."""
+        return not any(self._recent)
+
+    def step(self, yes: bool) -> str | None:
+        """"start", "end" or None."""
+        self._recent.append(yes)
+        n = sum(self._recent)
+        if not self.on and n >= self.need:
+            self.on = True
+            return "start"
+        if self.on and n <= self.release_at:
+            self.on = False
+            return "end"
+        return None
+
+
 @dataclass
 class Verdict:
-    """The detector's answer for one second."""
+    """The detector's answer for one step."""
 
-    t: float                    # end of the second, seconds since the stream began
+    t: float                    # end of the step, seconds since the stream began
     shout: float
     episode: Episode | None     # the running episode, if any
-    started: bool = False       # this second started it
+    started: bool = False       # this step started it
     ended: Episode | None = None
 
 
@@ -173,33 +200,29 @@ class ShoutDetector:
                  window_s: float = 10, need_s: float = 4, release_s: float = 1,
                  step_s: float = STEP_S, weights: Weights = Weights()):
         self.baseline = baseline or Baseline()
-        self.threshold, self.step_s = threshold, step_s
-        self.need, self.release_at = round(need_s / step_s), round(release_s / step_s)
-        self.weights = weights
-        self._recent: deque[bool] = deque(maxlen=round(window_s / step_s))
+        self.threshold, self.step_s, self.weights = threshold, step_s, weights
+        self.rule = Sustained(step_s, window_s, need_s, release_s)
         self.episode: Episode | None = None
         self.episodes: list[Episode] = []
 
-    def step(self, t: float, s: Second, *, learn: bool = True) -> Verdict:
-        """Judge one step (STEP_S of sound ending at t)."""
+    def step(self, t: float, s: Second) -> Verdict:
+        """Judge one step (the last second of sound, ending at t)."""
         sc = score(s, self.baseline, self.weights)
-        shouting = sc >= self.threshold
-        self._recent.append(shouting)
-        v = Verdict(t=t, shout=sc, episode=self.episode)
-        n = sum(self._recent)
-        if self.episode is None and n >= self.need:
-            self.episode = Episode(start_s=t, peak=sc)
+        change = self.rule.step(sc >= self.threshold)
+        v = Verdict(t=t, shout=sc, episode=None)
+        if change == "start":
+            self.episode = Episode(start_s=t)
             self.episodes.append(self.episode)
             v.started = True
-        elif self.episode is not None:
+        if self.episode is not None:
             self.episode.peak = max(self.episode.peak, sc)
-            if n <= self.release_at:
-                self.episode.end_s = t
-                v.ended, self.episode = self.episode, None
+        if change == "end":
+            self.episode.end_s = t
+            v.ended, self.episode = self.episode, None
         v.episode = self.episode
         # learn only from plainly normal speech, never during or near shouting
-        if learn and sc < 0.1 and n == 0 and s.voiced_enough:
-            self.baseline.learn(s)
+        if sc < 0.1 and self.rule.quiet and s.voiced_enough:
+            self.baseline.learn(s, new_seconds=self.step_s)
         return v
 
     def finish(self, t: float) -> None:

@@ -7,13 +7,13 @@ shouting began; its onset latency is the episode start minus the moment the sust
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-import numpy as np
 
 from .detect_cli import run
+from .detector import Sustained
+from .levels import LevelMeter
 from .evalset import CAL_OFFSET_DB, CALIBRATE_S, Clip
 
 LOUDNESS_THRESHOLD_DBA = 70.0   # a plain "too loud" threshold (LAeq over 1 s), as in the Time Out! App
@@ -46,26 +46,19 @@ def detector_episodes(clip: Clip) -> list[tuple[float, float | None]]:
     return [(e.start_s, e.end_s) for e in p.episodes]
 
 
-def loudness_episodes(clip: Clip, threshold_dba: float = LOUDNESS_THRESHOLD_DBA,
-                      window_s: int = 10, need_s: int = 4) -> list[tuple[float, float | None]]:
+def loudness_episodes(clip: Clip, threshold_dba: float = LOUDNESS_THRESHOLD_DBA) -> list[tuple[float, float | None]]:
     """The baseline: a second is "shouting" when its LAeq exceeds a fixed threshold; the same
-    sustained rule (need_s of window_s) and release as the detector."""
-    frames, _ = run(clip.audio, clip.fs, calibrate_seconds=int(CALIBRATE_S),
-                    calibration_offset_db=CAL_OFFSET_DB)
-    recent: deque[bool] = deque(maxlen=window_s)
+    sustained rule (4 s within 10 s, with release) as the detector, on 1 s steps."""
+    meter = LevelMeter(clip.fs, CAL_OFFSET_DB)
+    rule = Sustained(step_s=1.0)
     out: list[list] = []
-    on = False
-    for f in frames:
-        if f.calibrating:
-            continue
-        recent.append(f.laeq_db >= threshold_dba)
-        n = sum(recent)
-        if not on and n >= need_s:
-            out.append([f.t, None])
-            on = True
-        elif on and n <= 1:
-            out[-1][1] = f.t
-            on = False
+    for i, laeq in enumerate(meter.process(clip.audio).seconds[int(CALIBRATE_S):]):
+        t = CALIBRATE_S + i + 1
+        change = rule.step(laeq >= threshold_dba)
+        if change == "start":
+            out.append([t, None])
+        elif change == "end":
+            out[-1][1] = t
     return [tuple(e) for e in out]
 
 
@@ -95,9 +88,6 @@ class Summary:
     def precision(self) -> float:
         tp = self.found
         return tp / (tp + self.false_episodes) if tp + self.false_episodes else float("nan")
-
-    def latency_p95(self) -> float:
-        return float(np.percentile(self.latencies, 95)) if self.latencies else float("nan")
 
 
 def summarise(results: list[Result]) -> Summary:
