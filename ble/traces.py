@@ -98,7 +98,9 @@ def rpa_for(irk_hex: str, rng: random.Random) -> str:
     return ":".join(f"{x:02X}" for x in prand + ah(bytes.fromhex(irk_hex), prand))
 
 
-def _payloads(tag: str, rng: random.Random, n_rot: int) -> list[tuple[str, dict, dict]]:
+def payloads_for(tag: str, rng: random.Random, n_rot: int) -> list[tuple[str, dict, dict]]:
+    """What the tag with this household-plan ID puts on air: (address, manufacturer_data,
+    service_data) per advert form; an `irk:` tag gets `n_rot` rotating private addresses."""
     tid = parse_tag_id(tag)
     if tid.kind == "mac":
         return [(tid.key, {}, {})]
@@ -249,7 +251,7 @@ def scripted(moves: Sequence[tuple[float, str, str]], tags: Mapping[str, Sequenc
             path._knot(duration, FAR_M)
         ids = tags[partner]
         for tag in ([ids] if isinstance(ids, str) else ids):
-            pls = _payloads(tag, rng, int(duration // RPA_ROTATE_S) + 1)
+            pls = payloads_for(tag, rng, int(duration // RPA_ROTATE_S) + 1)
             base = len(payloads)
             payloads += pls
             iv = interval * rng.uniform(0.98, 1.02)

@@ -93,7 +93,7 @@ class DemoTags:
 
     def __init__(self, plan, seed: int = 3):
         import random
-        from ble.traces import _payloads
+        from ble.traces import payloads_for as _payloads
         self.rng = random.Random(seed)
         self.where = {p: "home" for p in plan.partners}
         self.tags = {p: _payloads(pp.tags[0], self.rng, 4) for p, pp in plan.partners.items() if pp.tags}

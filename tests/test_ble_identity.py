@@ -4,7 +4,7 @@ import random
 import pytest
 
 from ble.identity import Resolver, TagIdError, ah, parse_tag_id
-from ble.traces import _payloads, rpa_for
+from ble.traces import payloads_for, rpa_for
 
 IRK = "ec0234a357c8ad05341010a60a397d9b"
 BEACON = "ibeacon:11111111-2222-3333-4444-555555555555:7:300"
@@ -29,9 +29,9 @@ def test_each_id_form_matches_its_adverts_and_nothing_else():
     r = Resolver([parse_tag_id(t) for t in ("aa:bb:cc:dd:ee:01", BEACON, EDDY, f"irk:{IRK}")])
     assert r.match("AA:BB:CC:DD:EE:01") == "AA:BB:CC:DD:EE:01"
     for tag in (BEACON, EDDY):
-        (addr, mfr, svc), = _payloads(tag, rng, 1)
+        (addr, mfr, svc), = payloads_for(tag, rng, 1)
         assert r.match(addr, mfr, svc) == parse_tag_id(tag).key
-    other = _payloads("ibeacon:11111111-2222-3333-4444-555555555555:7:301", rng, 1)[0]
+    other = payloads_for("ibeacon:11111111-2222-3333-4444-555555555555:7:301", rng, 1)[0]
     assert r.match(*other) is None
     assert r.match(rpa_for(IRK, rng)) == f"irk:{IRK}"
     assert r.match(rpa_for("00" * 16, rng)) is None          # someone else's phone
