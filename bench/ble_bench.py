@@ -143,7 +143,6 @@ def run() -> bool:
     t0 = time.perf_counter()
     trace = simulated_week(TAGS, days=7, seed=7, radio=Radio(sigma=6.0, loss=0.3), strangers_per_min=20)
     rows = [("ours, window median", lambda: PresenceEngine(TAGS)),
-            ("ours, Kalman filter", lambda: PresenceEngine(TAGS, config=PresenceConfig(filter="kalman"))),
             ("fixed timeout 30 s", lambda: FixedTimeout(TAGS, 30.0)),
             ("fixed timeout 300 s", lambda: FixedTimeout(TAGS, 300.0))]
     import os

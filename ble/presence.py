@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Literal, Mapping, Sequence
 
 from .identity import Resolver, TagId, parse_tag_id
-from .rssi_filter import FILTERS
+from .rssi_filter import WindowMedian
 
 State = Literal["home", "away", "unknown"]
 DUPLICATE_GAP = 0.02  # the same advert on another channel or a scan response: not a new interval
@@ -53,7 +53,6 @@ class PresenceConfig:
     quiet_trust: float = 15.0
     stall_after: float = 90.0
     missing_after: float = 24 * 3600.0
-    filter: str = "median"
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ class TagTracker:
 
     def __init__(self, cfg: PresenceConfig, now: float):
         self.cfg = cfg
-        self.filter = FILTERS[cfg.filter]()
+        self.filter = WindowMedian()
         self.state: State = "unknown"
         self.last_advert: float | None = None
         self.last_evidence: float | None = None
