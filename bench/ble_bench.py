@@ -88,6 +88,15 @@ def _figures(trace, make) -> tuple:
             s.missed_departures + s.missed_arrivals, percentile(s.departures, 50))
 
 
+def _walk_check(trk) -> tuple:
+    """What the walk-away test saw at the tag's last advert: (filtered level, home low, reference)."""
+    if not trk._recent:
+        return None
+    t, f = trk._recent[-1]
+    before = sorted(v for u, v in trk._recent if u <= t - trk.cfg.walk_ref[1])
+    return round(f, 1), trk.home_low(t), before[len(before) // 2] if before else None
+
+
 def detail(trace) -> None:
     """BLE_BENCH_DETAIL=1: why each away happened (walk-away flag, level, home low, reference)."""
     e = PresenceEngine(TAGS)
@@ -99,7 +108,7 @@ def detail(trace) -> None:
         for tr in out:
             if tr.presence == "away":
                 trk = [e._trackers[k] for k, o in e._owner.items() if o == p][0]
-                info.append((t, p, trk.walking, getattr(trk, "walk_check", None), round(t - trk.last_evidence, 1)))
+                info.append((t, p, trk.walking, _walk_check(trk), round(t - trk.last_evidence, 1)))
         return out
     e._update = upd
     run_adverts(e, trace.adverts(), end=trace.duration)

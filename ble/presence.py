@@ -123,7 +123,6 @@ class TagTracker:
         self._silence_max = 0.0
         self._silence_at = now
         self._away_at = now
-        self._leave: float | None = None
         self.levels = HomeLevels()
         self._home_low = cfg.home_low_default
         self._home_low_at = float("-inf")
@@ -147,10 +146,7 @@ class TagTracker:
         while recent[0][0] < t - cfg.walk_ref[0]:
             recent.popleft()
         if self.state == "home":
-            n = self.levels.n
             self.levels.add(t, f)
-            if n != self.levels.n and self.levels.n * HomeLevels.SAMPLE_S == cfg.learn_after:
-                self._leave = None
         if f >= cfg.floor_dbm:
             if self.last_evidence is not None and (
                     self.state == "home" or (self.state == "away" and t - self._away_at < cfg.brief_away)):
@@ -187,7 +183,6 @@ class TagTracker:
         low = self.home_low(t)
         before = sorted(v for u, v in self._recent if u <= t - cfg.walk_ref[1])
         ref = before[len(before) // 2] if before else None
-        self.walk_check = (round(f, 1), low, ref)
         if ref is None or f > low or ref - f < cfg.walk_fall_db:
             return False
         fall = [v for _, v in self._recent]
@@ -197,7 +192,6 @@ class TagTracker:
         # Lost adverts only lengthen gaps, so a low percentile is the advertising interval itself.
         gaps = sorted(self._gaps)
         self._interval = gaps[len(gaps) // 10]
-        self._leave = None
 
     def _learn_silence(self, silence: float) -> None:
         """The longest silence while home, forgotten with a half-life of SILENCE_HALF_LIFE: one
@@ -207,7 +201,6 @@ class TagTracker:
         decayed = self._silence_max * 0.5 ** ((t - self._silence_at) / SILENCE_HALF_LIFE)
         if silence > decayed:
             self._silence_max, self._silence_at = silence, t
-            self._leave = None
 
     @property
     def interval(self) -> float:
@@ -215,14 +208,13 @@ class TagTracker:
 
     def leave_after(self) -> float:
         cfg = self.cfg
-        if self._leave is None:
-            base = max(cfg.miss_intervals * self._interval, SILENCE_FACTOR * self._silence_max)
-            young = self.levels.n * HomeLevels.SAMPLE_S < cfg.learn_after
-            low = cfg.leave_initial if young else cfg.leave_min  # too little seen to go shorter
-            self._leave = min(cfg.leave_max, max(low, base + cfg.margin))
+        base = max(cfg.miss_intervals * self._interval, SILENCE_FACTOR * self._silence_max)
+        young = self.levels.n * HomeLevels.SAMPLE_S < cfg.learn_after
+        low = cfg.leave_initial if young else cfg.leave_min  # too little seen to go shorter
+        leave = min(cfg.leave_max, max(low, base + cfg.margin))
         if self.walking and (self.last_evidence or 0.0) - self._walk_wrong_at > WALK_DISTRUST:
-            return min(self._leave, max(cfg.walk_leave, cfg.miss_intervals * self._interval))
-        return self._leave
+            return min(leave, max(cfg.walk_leave, cfg.miss_intervals * self._interval))
+        return leave
 
     def expire(self, t: float, scanner_since: float, last_any: float) -> State | None:
         """The new state if silence changed it."""
