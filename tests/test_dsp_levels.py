@@ -84,6 +84,31 @@ def test_fast_follows_a_burst_within_half_a_second_and_slow_does_not():
     assert (after_s[1] - after_s[4]) / 0.3 == pytest.approx(4.34, abs=0.1)
 
 
+def test_fast_and_slow_match_a_per_sample_reference_and_fast_max_is_the_peak():
+    # An independent check of the meter's closed-form end values and its on-demand Fast maximum:
+    # the IEC one-pole recursion y += (1 - exp(-1/(tau fs))) (x^2 - y), one sample at a time.
+    m = LevelMeter(FS, calibration_offset_db=50.0)
+    burst = np.concatenate([tone(1000, 0.2, 0.5), np.zeros(int(0.3 * FS), np.float32)])
+    blocks = [m.process(burst), m.process(np.zeros(FS // 10, np.float32))]
+    for tau, end_attr in ((0.125, "fast_db"), (1.0, "slow_db")):
+        a = 1.0 - math.exp(-1.0 / (tau * FS))
+        y, series = 0.0, []
+        for b in blocks:
+            s = []
+            for e in b.weighted * b.weighted:
+                y += a * (e - y)
+                s.append(y)
+            series.append(s)
+            assert getattr(b, end_attr) == pytest.approx(10 * math.log10(y) + 50.0, abs=1e-9)
+        if tau == 0.125:
+            for b, s in zip(blocks, series):
+                assert b.fast_max_db == pytest.approx(10 * math.log10(max(s)) + 50.0, abs=1e-9)
+    # the burst ended 0.3 s before the block did: its peak is ~10 dB above the end level
+    assert blocks[0].fast_max_db > blocks[0].fast_db + 9.0
+    assert blocks[0].fast_max_db == pytest.approx(sine_dbfs(0.5) + 50.0, abs=1.0)
+    assert blocks[1].fast_max_db < blocks[0].fast_db     # still falling: its start is its max
+
+
 def test_any_split_into_blocks_gives_the_same_numbers():
     rng = np.random.default_rng(7)
     x = (rng.standard_normal(int(3.7 * FS)) * 0.1).astype(np.float32)
