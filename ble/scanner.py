@@ -27,11 +27,11 @@ from bleak.assigned_numbers import AdvertisementDataType
 from firmware.clock import Clock
 
 from .identity import Resolver
+from .presence import PresenceConfig
 
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 20_000   # ~10 s of a very busy street; the oldest adverts are dropped first
-STALL_AFTER = 90.0
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
 _PRIVATE = re.compile(r"(?:[0-9A-Fa-f]{2}[:_]){5}[0-9A-Fa-f]{2}")
 
@@ -56,7 +56,7 @@ def or_patterns(resolver: Resolver) -> list[OrPattern]:
 class Scanner:
     def __init__(self, clock: Clock, stop: threading.Event, patterns: list[OrPattern],
                  backend: type | None = None, backend_kwargs: dict | None = None,
-                 stall_after: float = STALL_AFTER, queue_max: int = QUEUE_MAX):
+                 stall_after: float = PresenceConfig.stall_after, queue_max: int = QUEUE_MAX):
         self.clock = clock
         self.queue: deque[tuple] = deque(maxlen=queue_max)
         self._stop = stop

@@ -25,8 +25,7 @@ class PresenceService:
                  on_faults: Callable[[list[schemas.Fault]], None],
                  backend: type | None = None, backend_kwargs: dict | None = None,
                  expected_home: Callable[[str], bool] = lambda p: True,
-                 tick_seconds: float = 1.0, config: PresenceConfig | None = None,
-                 stall_after: float | None = None):
+                 tick_seconds: float = 1.0, config: PresenceConfig | None = None):
         self.clock = clock
         self.engine = PresenceEngine(tags, now=clock.monotonic(), config=config, scanner_up=False)
         self._on_presence = on_presence
@@ -34,9 +33,9 @@ class PresenceService:
         self._expected_home = expected_home
         self._tick = tick_seconds
         self._stop = threading.Event()
-        kw = {} if stall_after is None else {"stall_after": stall_after}
+        # one stall time: the scanner restarts after it, the engine trusts silence again from then
         self.scanner = Scanner(clock, self._stop, or_patterns(self.engine.resolver), backend,
-                               backend_kwargs, **kw)
+                               backend_kwargs, stall_after=self.engine.cfg.stall_after)
         self._faults: dict[str, schemas.Fault] = {}
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
@@ -110,8 +109,8 @@ class PresenceService:
                         self._raise("ble.scanner_down",
                                     f"Bluetooth scanner is down and being restarted ({reason})")
                 elif item[0] == "stall":
-                    self._raise("ble.scanner_stalled",
-                                "no Bluetooth advert for 90 s; the scan was restarted")
+                    self._raise("ble.scanner_stalled", f"no Bluetooth advert for "
+                                f"{self.engine.cfg.stall_after:.0f} s; the scan was restarted")
         return out
 
     def _check_missing(self, now: float) -> None:
