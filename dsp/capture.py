@@ -96,12 +96,18 @@ def list_input_devices(pyaudio_module=pyaudio) -> list[tuple[int, str, int, floa
         pa.terminate()
 
 
+_INT16_SCALE = np.float32(1.0 / 32768.0)
+
+
 def to_mono_float(data: bytes, channels: int) -> np.ndarray:
-    """int16 interleaved frames -> float32 mono in [-1, 1) (channels averaged)."""
+    """int16 interleaved frames -> float32 mono in [-1, 1) (channels averaged). Runs in the audio
+    callback: one new array per block, the one that is queued."""
     x = np.frombuffer(data, dtype=np.int16)
     if channels > 1:
-        x = x[: x.size - x.size % channels].reshape(-1, channels).mean(axis=1, dtype=np.float32)
-    return x.astype(np.float32) * np.float32(1.0 / 32768.0)
+        mono = x[: x.size - x.size % channels].reshape(-1, channels).mean(axis=1, dtype=np.float32)
+        mono *= _INT16_SCALE
+        return mono
+    return np.multiply(x, _INT16_SCALE, dtype=np.float32)
 
 
 class AudioCapture:
@@ -195,13 +201,13 @@ class AudioCapture:
                 log.exception("the microphone fault handler failed")
 
     def _supervise(self) -> None:
+        # portaudio's JACK host API otherwise tries to start a jackd at every initialisation
+        os.environ.setdefault("JACK_NO_START_SERVER", "1")
         delay = self.retry_min
         while not self._stop.is_set():
             pa = stream = None
             healthy = False
             try:
-                # portaudio's JACK host API otherwise tries to start a jackd at every initialisation
-                os.environ.setdefault("JACK_NO_START_SERVER", "1")
                 pa = self._pa_mod.PyAudio()
                 stream = self._open(pa)
                 healthy = self._watch(stream)

@@ -157,6 +157,10 @@ def test_stereo_is_mixed_down_to_mono():
     mono = to_mono_float(data, 2)
     assert mono.dtype == np.float32
     assert mono * 32768 == pytest.approx([2000, 0, 32767])
+    # a trailing half frame is dropped; mono input is scaled exactly, full scale is -1.0
+    assert to_mono_float(data + left[:1].tobytes(), 2).size == 3
+    one = to_mono_float(np.array([-32768, 0, 16384, 32767], dtype=np.int16).tobytes(), 1)
+    assert one.dtype == np.float32 and one.tolist() == [-1.0, 0.0, 0.5, 32767 / 32768]
 
 
 def test_installer_calibration_from_a_calibrator_tone(pulse_server):
