@@ -65,7 +65,6 @@ def main(argv: list[str]) -> int:
     except TagIdError as e:
         print(f"presence-replay: {e}", file=sys.stderr)
         return 2
-    engine = PresenceEngine(tags)
     try:
         adverts = list(read_trace(args.trace))
     except OSError as e:
@@ -74,8 +73,7 @@ def main(argv: list[str]) -> int:
     except (TraceError, UnicodeDecodeError) as e:
         print(f"presence-replay: {args.trace}: {e}", file=sys.stderr)
         return 2
-    if adverts:
-        engine = PresenceEngine(tags, now=adverts[0][0])
+    engine = PresenceEngine(tags, now=adverts[0][0] if adverts else 0.0)
     for tr in run_adverts(engine, adverts):  # the trace's end is not a silence: no padding
         if args.json:
             print(json.dumps({"t": round(tr.t, 3), "partner": tr.partner, "presence": tr.presence}))
