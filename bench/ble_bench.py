@@ -10,7 +10,6 @@ import threading
 import time
 
 from ble.evaluate import score
-from ble.identity import parse_tag_id
 from ble.presence import PresenceConfig, PresenceEngine, Transition, run_adverts
 from ble.replay import ReplayScanner, ReplaySource
 from ble.scanner import Scanner, or_patterns
@@ -27,20 +26,15 @@ class FixedTimeout:
     """The usual open-source rule: home on any advert, away after `timeout` s without one."""
 
     def __init__(self, tags, timeout: float):
-        self.engine = PresenceEngine(tags)  # only for its resolver
+        self.partner_of = PresenceEngine(tags).partner_of  # the same tag identities as ours
         self.timeout = timeout
         self.last = {p: None for p in tags}
         self.state = {p: "unknown" for p in tags}
-        self._owner = {}
-        for p, ids in tags.items():
-            for tid in ([ids] if isinstance(ids, str) else ids):
-                self._owner[parse_tag_id(tid).key] = p
 
     def advert(self, t, address, rssi, mfr=None, svc=None):
-        key = self.engine.resolver.match(address, mfr, svc)
-        if key is None:
+        p = self.partner_of(address, mfr, svc)
+        if p is None:
             return []
-        p = self._owner[key]
         self.last[p] = t
         return self._set(t, p, "home")
 
@@ -125,9 +119,8 @@ def home_silences(trace) -> tuple[float, float]:
     """Per 24 h, silences of a partner's tags (no advert at all) of >= 45 s and >= 300 s while the
     partner is home: what any rule that calls away after that much silence must get wrong, unless
     the RSSI before the silence tells a departure apart."""
-    resolver = PresenceEngine(TAGS).resolver
-    keys = {parse_tag_id(ids).key: p for p, ids in TAGS.items()}
-    who = [keys.get(resolver.match(a, m, sv)) for a, m, sv in trace.payloads]
+    partner_of = PresenceEngine(TAGS).partner_of
+    who = [partner_of(a, m, sv) for a, m, sv in trace.payloads]
     n45 = n300 = 0
     for p in TAGS:
         t = trace.t[[who[i] == p for i in trace.payload_index.tolist()]]

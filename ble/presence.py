@@ -267,8 +267,10 @@ class PresenceEngine:
         self.adverts_seen += 1
         if t > self.last_any:
             self.last_any = t
+        if not self.scanner_up:
+            return []
         key = self.resolver.match(address, manufacturer_data, service_data)
-        if key is None or not self.scanner_up:
+        if key is None:
             return []
         if self._trackers[key].advert(t, rssi):
             return self._update(t, self._owner[key])
@@ -303,6 +305,12 @@ class PresenceEngine:
         return out
 
     # outputs --------------------------------------------------------------------------------
+    def partner_of(self, address: str, manufacturer_data: Mapping[int, bytes] | None = None,
+                   service_data: Mapping[str, bytes] | None = None) -> str | None:
+        """Whose tag sent this advert, or None (the bench's baselines share our identity rules)."""
+        key = self.resolver.match(address, manufacturer_data, service_data)
+        return None if key is None else self._owner[key]
+
     def presence(self) -> dict[str, State]:
         return dict(self._partner)
 
