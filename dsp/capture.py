@@ -8,7 +8,8 @@
   fault `mic.unplugged`; it closes everything, re-initialises PyAudio (portaudio only enumerates
   devices at initialisation) and retries with exponential backoff. The first block after a fault
   clears it with on_fault(None, "").
-- R1: samples live only in the queue and the caller's memory; nothing is written or sent.
+- R1: samples live only in the queue (emptied by stop()) and the caller's memory; nothing is
+  written or sent.
 """
 from __future__ import annotations
 
@@ -166,11 +167,17 @@ class AudioCapture:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop capturing and drop the blocks nobody read (R1: no sound outlives the capture)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.warning("the audio capture thread did not end within %.1f s", timeout)
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
 
     def read(self, timeout: float | None = None) -> np.ndarray | None:
         """The next block (float32 mono), or None when none arrived within `timeout` seconds."""

@@ -134,6 +134,7 @@ def test_a_full_queue_drops_and_counts_blocks_at_48_khz(pulse_server):
         assert cap.running
     finally:
         cap.stop()
+    assert cap.read(0.05) is None                           # stop() dropped what was queued
 
 
 def test_list_shows_input_devices_by_name(pulse_server):
