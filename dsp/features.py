@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .weighting import a_weighting_db
+
 FS = 16000
 HOP = 320                 # 20 ms
 WIN = 640                 # 40 ms: two periods of a 50 Hz voice, and room for the autocorrelation
@@ -36,13 +38,19 @@ _LAG_HI = int(FS / F0_MIN)
 _freqs = np.fft.rfftfreq(NFFT, 1.0 / FS)
 _low = (_freqs >= LOW_BAND[0]) & (_freqs < LOW_BAND[1])
 _high = (_freqs >= HIGH_BAND[0]) & (_freqs < HIGH_BAND[1])
+# A-weighted mean square of a frame from its power spectrum (Parseval; one-sided bins count twice
+# except DC and Nyquist): the frame level without filtering the samples a second time
+with np.errstate(divide="ignore"):
+    _a_power = 10.0 ** (a_weighting_db(_freqs) / 10.0)
+_a_power[1:-1] *= 2.0
+_a_power /= NFFT * float(np.sum(_window ** 2))
 
 
 @dataclass(frozen=True)
 class Frames:
     """Per-frame measurements of one second (arrays of equal length)."""
 
-    level_db: np.ndarray      # A-weighted frame level, dBFS (mean square of the weighted signal)
+    level_db: np.ndarray      # A-weighted frame level, dBFS (Hann-windowed mean square)
     voicing: np.ndarray       # normalised autocorrelation peak 0..1
     f0_hz: np.ndarray         # F0 where voiced, else NaN
     hi_ratio_db: np.ndarray   # energy 1-5 kHz over 0.1-1 kHz, dB
@@ -52,8 +60,14 @@ class Frames:
         return ~np.isnan(self.f0_hz)
 
     def part(self, start: int, stop: int) -> "Frames":
-        return Frames(self.level_db[start:stop], self.voicing[start:stop], self.f0_hz[start:stop],
-                      self.hi_ratio_db[start:stop])
+        return Frames(*(a[start:stop] for a in self._arrays()))
+
+    def then(self, later: "Frames") -> "Frames":
+        """These frames followed by `later`'s."""
+        return Frames(*(np.concatenate((a, b)) for a, b in zip(self._arrays(), later._arrays())))
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return self.level_db, self.voicing, self.f0_hz, self.hi_ratio_db
 
 
 def frame_view(x: np.ndarray) -> np.ndarray:
@@ -63,14 +77,12 @@ def frame_view(x: np.ndarray) -> np.ndarray:
                                            writeable=False)
 
 
-def frames(raw: np.ndarray, weighted: np.ndarray) -> Frames:
-    """Features of every frame of `raw` (16 kHz); `weighted` is the same samples A-weighted."""
+def frames(raw: np.ndarray) -> Frames:
+    """Features of every frame of `raw` (16 kHz)."""
     fr = frame_view(np.ascontiguousarray(raw, dtype=np.float64))
-    fw = frame_view(np.ascontiguousarray(weighted, dtype=np.float64))
-    level = 10.0 * np.log10(np.mean(fw * fw, axis=1) + 1e-12)
-
     spec = np.fft.rfft(fr * _window, NFFT, axis=1)
     power = spec.real ** 2 + spec.imag ** 2
+    level = 10.0 * np.log10((power * _a_power).sum(axis=1) + 1e-12)
     ac = np.fft.irfft(power, NFFT, axis=1)[:, :WIN]
     energy = ac[:, 0] + 1e-12
     r = ac[:, _LAG_LO:_LAG_HI + 1] / energy[:, None] / _wr[_LAG_LO:_LAG_HI + 1]

@@ -1,7 +1,7 @@
 """The streaming sound pipeline: samples in, one `Frame` of numbers per second out.
 
     samples -> LevelMeter (A-weighting, Fast/Slow, LAeq per second, at the capture rate)
-            -> 16 kHz (for 44.1/48 kHz capture) -> frame features -> ShoutDetector -> Thermometer
+    samples -> 16 kHz (for 44.1/48 kHz capture) -> frame features -> ShoutDetector -> Thermometer
 
 The same object runs behind the microphone in the hub and behind `timeout-hub detect FILE`, so what
 an installer measures in a room is what the hub will do. Blocks may have any length; all state
@@ -21,14 +21,9 @@ from . import features as F
 from .detector import Baseline, Episode, ShoutDetector, summarise
 from .levels import LevelMeter
 from .thermometer import Thermometer
-from .weighting import a_weighting_sos
 
 log = logging.getLogger(__name__)
 SUPPORTED_RATES = (16000, 44100, 48000)
-
-
-class CalibrationError(ValueError):
-    """The calibration could not seed a baseline (e.g. nobody spoke during it)."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +66,6 @@ class Resampler:
         return out
 
 
-def _join(a: F.Frames, b: F.Frames) -> F.Frames:
-    return F.Frames(*(np.concatenate((x, y)) for x, y in zip(
-        (a.level_db, a.voicing, a.f0_hz, a.hi_ratio_db), (b.level_db, b.voicing, b.f0_hz, b.hi_ratio_db))))
-
-
 class SoundPipeline:
     def __init__(self, fs: int = F.FS, *, calibration_offset_db: float | None = None,
                  baseline: Baseline | None = None, calibrate_seconds: int = 0,
@@ -90,10 +80,7 @@ class SoundPipeline:
         self.calibrate_seconds = int(calibrate_seconds)
         self._calibration: list = []
         self._resample = Resampler(fs) if fs != F.FS else None
-        self._a16 = a_weighting_sos(F.FS) if fs != F.FS else None
-        self._a16_zi = np.zeros((self._a16.shape[0], 2)) if self._a16 is not None else None
         self._raw = np.zeros(0)
-        self._wtd = np.zeros(0)
         self._laeq: deque[float] = deque()
         self._seconds = 0
         self._prev_half: F.Frames | None = None
@@ -112,26 +99,20 @@ class SoundPipeline:
 
     def process(self, block: np.ndarray) -> list[Frame]:
         x = np.asarray(block, dtype=np.float64).ravel()
-        lb = self.meter.process(x)
-        self._laeq.extend(lb.seconds)
-        if self._resample is None:
-            raw, wtd = x, np.asarray(lb.weighted, dtype=np.float64)
-        else:
-            raw = self._resample(x)
-            wtd, self._a16_zi = signal.sosfilt(self._a16, raw, zi=self._a16_zi)
+        self._laeq.extend(self.meter.process(x).seconds)
+        raw = x if self._resample is None else self._resample(x)
         self._raw = np.concatenate((self._raw, raw))
-        self._wtd = np.concatenate((self._wtd, wtd))
         out = []
         need = F.FS + F.WIN - F.HOP
         while len(self._raw) >= need and self._laeq:
-            out.append(self._second(self._raw[:need], self._wtd[:need], self._laeq.popleft()))
-            self._raw, self._wtd = self._raw[F.FS:], self._wtd[F.FS:]
+            out.append(self._second(self._raw[:need], self._laeq.popleft()))
+            self._raw = self._raw[F.FS:]
         return out
 
-    def _second(self, raw: np.ndarray, wtd: np.ndarray, laeq: float) -> Frame:
+    def _second(self, raw: np.ndarray, laeq: float) -> Frame:
         self._seconds += 1
         t = float(self._seconds)
-        fr = F.frames(raw, wtd)
+        fr = F.frames(raw)
         if self._seconds <= self.calibrate_seconds:
             self._calibration.append(summarise(fr))
             if self._seconds == self.calibrate_seconds:
@@ -141,7 +122,7 @@ class SoundPipeline:
         # noise of half-second statistics, and no extra feature work (the frames are reused)
         half = len(fr.level_db) // 2
         s = summarise(fr)
-        steps = [(t - 0.5, summarise(_join(self._prev_half, fr.part(0, half))))] if self._prev_half else []
+        steps = [(t - 0.5, summarise(self._prev_half.then(fr.part(0, half))))] if self._prev_half else []
         verdicts = [self.detector.step(ts, ss) for ts, ss in steps + [(t, s)]]
         self._prev_half = fr.part(half, len(fr.level_db))
         shout = max(v.shout for v in verdicts)
