@@ -30,6 +30,8 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     except (RuntimeError, soundfile.LibsndfileError, OSError) as e:
         raise AudioFileError(f"{path}: cannot read it as WAV/OGG/FLAC audio ({e})") from None
     x = x.mean(axis=1)
+    if not np.all(np.isfinite(x)):
+        raise AudioFileError(f"{path}: holds samples that are not numbers (NaN or infinite)")
     if fs not in SUPPORTED_RATES:
         from math import gcd
         g = gcd(16000, fs)

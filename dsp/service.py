@@ -90,8 +90,6 @@ class SoundService:
         self.baseline_path = baseline_path
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._beat = time.monotonic()
-        self.blocks = 0
 
     def start(self) -> "SoundService":
         self.source.start()
@@ -106,22 +104,14 @@ class SoundService:
         self.source.stop()
         self._save()
 
-    def alive(self) -> bool:
-        return (self._thread is not None and self._thread.is_alive()
-                and time.monotonic() - self._beat < 10.0)
-
     def _run(self) -> None:
         saved = time.monotonic()
         while not self._stop.is_set():
-            self._beat = time.monotonic()
             block = self.source.read(0.5)
             if block is None or not len(block):
                 continue
-            self.blocks += 1
-            # a driver glitch can deliver NaN/inf: count it as silence rather than poison the filters
-            block = np.nan_to_num(np.asarray(block, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-            try:
-                frames = self.pipeline.process(np.clip(block, -1.0, 1.0))
+            try:   # the LevelMeter refuses a bad block (NaN) before it touches any state
+                frames = self.pipeline.process(block)
             except Exception:
                 log.exception("sound pipeline failed on a block; continuing with the next")
                 continue

@@ -117,12 +117,29 @@ def test_detect_refuses_what_is_not_audio(tmp_path):
     short = tmp_path / "short.wav"
     import soundfile
     soundfile.write(str(short), np.zeros(800, dtype=np.float32), 16000)
+    nan = tmp_path / "nan.wav"
+    soundfile.write(str(nan), np.full(32000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
     for path, words in ((bad, "cannot read it as"), (short, "shorter than one second"),
+                        (nan, "not numbers"),
                         (tmp_path / "missing.flac", "cannot read it as")):
         r = subprocess.run([sys.executable, "-m", "firmware.cli", "detect", str(path)],
                            capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 2 and words in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_a_garbled_block_is_skipped_and_the_sound_service_goes_on(caplog):
+    from dsp.service import ArraySource, SoundService
+    from tests.conftest import wait_until
+    x = np.zeros(16000 * 4, dtype=np.float32)
+    x[16000:17600] = np.nan                       # one 0.1 s block of garbage from the driver
+    frames = []
+    src = ArraySource(x, 16000, speed=20.0)
+    svc = SoundService(src, SoundPipeline(16000), frames.append).start()
+    assert wait_until(lambda: src.done, timeout=10)
+    svc.stop()
+    assert "failed on a block" in caplog.text
+    assert len(frames) == 3 and all(np.isfinite(f.laeq_db) for f in frames)
 
 
 def test_a_damaged_baseline_file_falls_back_to_the_defaults(tmp_path, caplog):
