@@ -1,7 +1,9 @@
 """The pure presence engine on hand-made and generated traces: fast departure on a walk-away,
 no false away while a tag is weak or silent at home, latencies and false aways beside a 300 s
 fixed timeout on the same trace, scanner down -> unknown, missing tags, unknown devices never kept."""
+import gc
 import random
+import types
 
 from ble.evaluate import score
 from ble.presence import PresenceEngine, run_adverts
@@ -11,6 +13,24 @@ from bench.stats import percentile
 
 TAGS = {"a": "AA:BB:CC:DD:EE:01", "b": "irk:ec0234a357c8ad05341010a60a397d9b"}
 A, NEIGHBOUR = "AA:BB:CC:DD:EE:01", "11:22:33:44:55:66"
+
+
+def reachable_strings(root, skip: tuple = ()) -> list[str]:
+    """Every str reachable from `root` through object references (not through modules, classes or
+    functions' globals, nor through objects of the `skip` types)."""
+    stop = (bytes, int, float, types.ModuleType, type, types.FunctionType,
+            types.BuiltinFunctionType, types.CodeType) + skip
+    seen, out, todo = set(), [], [root]
+    while todo:
+        o = todo.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, str):
+            out.append(o)
+        elif not isinstance(o, stop):
+            todo.extend(gc.get_referents(o))
+    return out
 
 
 def _home_hour(seed=1):
@@ -176,3 +196,7 @@ def test_unknown_devices_leave_nothing_in_engine_state(caplog):
     irk_addresses = set(e.resolver._cache)
     assert e.adverts_seen > 5000
     assert not any(a in dump for a in strangers - irk_addresses)
+    # and nowhere deeper in the engine (trackers' deques, histograms, the resolver's cache)
+    kept = reachable_strings(e)
+    assert "AA:BB:CC:DD:EE:01" in kept                      # the walk does reach the keys
+    assert not any(a in s for s in kept for a in strangers - irk_addresses)
