@@ -5,7 +5,10 @@ callbacks at the trace's times on the injected clock, so the demo and the tests 
 
 The source outlives scanner instances (the supervisor rebuilds the scanner after a failure) and can
 play the adapter's failures: `fail_starts(n, error)` (start raises), `stall()` (delivery stops until
-the scan is restarted, like BlueZ's long-run stalls), `remove_adapter()`/`restore_adapter()`.
+the scan is restarted, like BlueZ's long-run stalls), `remove_adapter()`/`restore_adapter()`, and
+`passive=False` (a BlueZ without advertisement monitors refuses passive scans, with bleak's error).
+Like bleak's own backends, the replay backend keeps what it heard in `seen_devices`, so the
+scanner's clearing of that table (R4) is exercised too.
 """
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ import asyncio
 import threading
 from typing import Any, Iterable, Iterator, Optional
 
-from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
 
@@ -27,8 +29,9 @@ class ReplaySource:
     `clock.monotonic()` (default: when the source is made)."""
 
     def __init__(self, adverts: Iterable[tuple], clock: Clock, origin: float | None = None,
-                 loop_after: float | None = None):
+                 passive: bool = True):
         self.clock = clock
+        self.passive = passive
         self.origin = clock.monotonic() if origin is None else origin
         self._adverts: Iterator[tuple] = iter(adverts)
         self._next: tuple | None = None
@@ -37,6 +40,7 @@ class ReplaySource:
         self._stalled = False
         self._adapter = True
         self.starts = 0
+        self.mode: str | None = None  # scanning mode of the last scan that started
         self.delivered = 0
         self.exhausted = False
 
@@ -58,14 +62,18 @@ class ReplaySource:
             self._adapter = True
 
     # used by the backend --------------------------------------------------------------------
-    def _on_start(self) -> None:
+    def _on_start(self, mode: str) -> None:
         with self._lock:
             self.starts += 1
             if not self._adapter:
                 raise BleakError("adapter 'hci0' not found")
             if self._fail_starts:
                 raise self._fail_starts.pop(0)
+            if mode == "passive" and not self.passive:  # bleak's message for this BlueZ
+                raise BleakError("passive scanning on Linux requires BlueZ >= 5.56 with "
+                                 "--experimental enabled and Linux kernel >= 5.10")
             self._stalled = False
+            self.mode = mode
 
     def due(self) -> list[tuple]:
         """Adverts whose time has come; those that fell in a stall or outage are lost, as on air."""
@@ -100,7 +108,7 @@ class ReplayScanner(BaseBleakScanner):
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self.source._on_start()
+        self.source._on_start(self.scanning_mode)
         self.seen_devices = {}
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ble-replay")
 
@@ -119,7 +127,6 @@ class ReplayScanner(BaseBleakScanner):
                 adv = AdvertisementData(local_name=None, manufacturer_data=dict(mfr or {}),
                                         service_data=dict(svc or {}), service_uuids=[],
                                         tx_power=None, rssi=int(rssi), platform_data=())
-                # A fresh BLEDevice rather than create_or_update_device(): nothing here keeps a
-                # table of the devices that passed by (R4).
-                self.call_detection_callbacks(BLEDevice(address, None, None), adv)
+                device = self.create_or_update_device(address, address, None, None, adv)
+                self.call_detection_callbacks(device, adv)
             await asyncio.sleep(POLL_S)
