@@ -107,20 +107,19 @@ def start_presence(hub, plan: HouseholdPlan, cfg: Bluetooth, clock: Clock,
 
 def start_all(hub, plan: HouseholdPlan, sensors: Sensors, clock: Clock, state_dir: Path) -> list:
     """Start what the sensors file enables; returns the running services (each has stop())."""
-    running = []
-    starters: list[tuple[str, Callable[[], object]]] = []
+    starters: list[tuple[str, str, Callable[[], object]]] = []
     if sensors.microphone.enabled:
-        starters.append(("microphone", lambda: start_sound(hub, sensors.microphone, clock, state_dir)))
+        starters.append(("mic", "microphone", lambda: start_sound(hub, sensors.microphone, clock, state_dir)))
     if sensors.ble.enabled:
-        starters.append(("ble", lambda: start_presence(hub, plan, sensors.ble, clock)))
-    for name, start in starters:
+        starters.append(("ble", "Bluetooth", lambda: start_presence(hub, plan, sensors.ble, clock)))
+    running = []
+    for source, name, start in starters:
         try:
             svc = start()
         except Exception as e:   # the procedure must run without a sensor (the panel shows why)
             log.exception("%s could not start", name)
-            hub.sensor_faults("mic" if name == "microphone" else "ble", [fault(
-                clock, f"{'mic' if name == 'microphone' else 'ble'}.start_failed",
-                f"{name} could not start: {type(e).__name__}")])
+            hub.sensor_faults(source, [fault(clock, f"{source}.start_failed",
+                                             f"{name} could not start: {type(e).__name__}")])
             continue
         if svc is not None:
             running.append(svc)

@@ -50,3 +50,43 @@ def test_unit_files_parse():
                 if l.strip() and "/opt/timeout-hub" not in l and "Command " not in l
                 and "not executable" not in l and "No such file" not in l]
     assert not problems, "\n".join(problems)
+
+
+def test_hub_with_sensors_that_fail_shows_their_faults_and_keeps_its_watchdog(broker, bus, tmp_path):
+    """--sensors wires the microphone and BLE into the hub: a microphone that is not there and a
+    machine without BlueZ become faults on the panel's state, while the procedure runs on."""
+    from tests.conftest import wait_until
+    from tests.helpers.collect import Collect
+    lines = (ROOT / "examples" / "household.toml").read_text().replace(
+        'household = "hh-0042"', f'household = "{broker.household}"')
+    (tmp_path / "plan.toml").write_text(lines)
+    (tmp_path / "sensors.toml").write_text('[microphone]\ndevice = "no-such-microphone"\n'
+                                           '[ble]\nadapter = "hci7"\n')
+    states = Collect(payloads=True)
+    panel = bus("panel", start=False)
+    panel.on("state", states)
+    panel.start()
+    sock_path = tmp_path / "notify.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(str(sock_path))
+    s.settimeout(15)
+    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000",
+           "PYTHONPATH": str(ROOT), "PULSE_SERVER": f"unix:{tmp_path}/no-pulse"}
+    p = subprocess.Popen([sys.executable, "-m", "firmware.cli", "hub", "--plan", str(tmp_path / "plan.toml"),
+                          "--broker-dir", str(broker.directory), "--state-dir", str(tmp_path / "hub"),
+                          "--port", str(broker.port), "--sensors", str(tmp_path / "sensors.toml")],
+                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def codes():
+        return {f.code for st in list(states) for f in st.faults}
+    try:
+        assert wait_until(lambda: "mic.not_found" in codes() and any(c.startswith("ble.") for c in codes()),
+                          timeout=30), codes()
+        got = set()
+        while not {"READY=1", "WATCHDOG=1"} <= got:
+            got.add(s.recv(256).decode())
+        assert states[-1].phase == "monitoring"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(15) == 0, p.stderr.read()[-2000:]
+        s.close()
