@@ -87,9 +87,10 @@ class Evening:
 
 class DemoTags:
     """The partners' tags on the air, live: adverts come from where the script puts each partner
-    (`move`), with the same radio figures as the BLE traces (shadowing, packet loss), plus the
-    neighbours' phones passing by. The hub's real PresenceService hears them through bleak's
-    backend seam (ble.replay)."""
+    (`move`), since the script's moves wait on the hub and cannot be timed in advance for
+    `ble.traces.scripted`. A simple radio (one advert a second, 30 % lost, RSSI -68 +- 6 dBm at
+    home, silent away), plus the neighbours' phones passing by. The hub's real PresenceService
+    hears them through bleak's backend seam (ble.replay)."""
 
     def __init__(self, plan, seed: int = 3):
         import random
