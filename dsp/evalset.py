@@ -90,6 +90,11 @@ def sources() -> dict[str, list[Path]]:
 
 # ----------------------------------------------------------------------------- levels
 
+# The set's levels are its ground truth, so they are measured here, not with the hub's own meter
+# (dsp.levels, the thing under test): A-weighting applied exactly in the frequency domain, which
+# also has no filter settling on 0.3-4 s utterances. The formula is IEC 61672's with rounded pole
+# frequencies; it is within 0.005 dB of dsp.weighting.a_weighting_db from 10 Hz to 8 kHz (a test
+# checks) and is kept as is because every clip's calibrated level was set with it.
 def _a_weighting(f: np.ndarray) -> np.ndarray:
     """IEC 61672 A-weighting magnitude (linear), 0 dB at 1 kHz."""
     f2 = np.asarray(f, float) ** 2
@@ -122,16 +127,23 @@ def _at_peak(x: np.ndarray, target_db: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- shouting
 
 def _frames(x: np.ndarray, n: int, hop: int) -> np.ndarray:
+    """Frames of n samples every hop, zero-padded so the last one reaches the end of x (a copy;
+    dsp.features.frame_view is a view for its fixed 40/20 ms frames and drops the tail)."""
     pad = np.concatenate([x, np.zeros(n)])
     count = max(1, (len(x) - 1) // hop + 1)
     idx = np.arange(n)[None, :] + hop * np.arange(count)[:, None]
     return pad[idx]
 
 
-def voicing(x: np.ndarray, fs: int, frame_s: float = 0.03, hop_s: float = 0.01) -> np.ndarray:
-    """Per-frame voiced flag: normalised autocorrelation peak > 0.45 at a 70-450 Hz lag, and
-    energy within 35 dB of the loudest frame."""
-    n, hop = int(frame_s * fs), int(hop_s * fs)
+_VOICING_FRAME_S, _VOICING_HOP_S = 0.03, 0.01
+
+
+def voicing(x: np.ndarray, fs: int) -> np.ndarray:
+    """Per 10 ms hop, a voiced flag for the 30 ms frame starting there: normalised autocorrelation
+    peak > 0.45 at a 70-450 Hz lag, and energy within 35 dB of the loudest frame. Deliberately not
+    the detector's voicing (dsp.features): which frames the set raises must not be decided by the
+    detector it evaluates."""
+    n, hop = int(_VOICING_FRAME_S * fs), int(_VOICING_HOP_S * fs)
     fr = _frames(x, n, hop)
     fr = fr - fr.mean(axis=1, keepdims=True)
     spec = np.fft.rfft(fr, 2 * n, axis=1)
@@ -202,10 +214,7 @@ def shouting(speech: np.ndarray, fs: int, rng: np.random.Generator, semitones: f
     Returns float32 at the raised level (the caller calibrates the final SPL)."""
     x = np.asarray(speech, float)
     y = _pitch_shift(x, fs, semitones, tilt_db)
-    v = voicing(x, fs)
-    hop = int(0.01 * fs)
-    per_sample = np.repeat(v, hop)[:len(x)]
-    per_sample = np.concatenate([per_sample, np.zeros(len(x) - len(per_sample), bool)])
+    per_sample = np.repeat(voicing(x, fs), int(_VOICING_HOP_S * fs))[:len(x)]  # frames cover x
     if per_sample.any():
         y *= np.sqrt(np.mean(x[per_sample] ** 2) / (np.mean(y[per_sample] ** 2) + 1e-20))
     cons_db = gain_db - rng.uniform(6.0, 12.0)
@@ -234,11 +243,20 @@ ESPEAK_VOICES = {"en": (("en-us+m3", 48, 165), ("en+f3", 55, 170)),
 _MEM: dict[str, np.ndarray] = {}
 
 
-def _cached(key: str, cache_dir: Path | None, make: Callable[[], np.ndarray]) -> np.ndarray:
+def _cache_path(key: str, cache_dir: Path | None) -> tuple[str, Path | None]:
     h = hashlib.sha1(key.encode()).hexdigest()[:20]
+    return h, (cache_dir / f"evalset-{h}.npy" if cache_dir else None)
+
+
+def _is_cached(key: str, cache_dir: Path | None) -> bool:
+    h, path = _cache_path(key, cache_dir)
+    return h in _MEM or (path is not None and path.exists())
+
+
+def _cached(key: str, cache_dir: Path | None, make: Callable[[], np.ndarray]) -> np.ndarray:
+    h, path = _cache_path(key, cache_dir)
     if h in _MEM:
         return _MEM[h]
-    path = cache_dir / f"evalset-{h}.npy" if cache_dir else None
     if path is not None and path.exists():
         arr = np.load(path)
     else:
@@ -294,8 +312,7 @@ def _espeak_many(jobs: Sequence[tuple[str, str, int, int]], fs: int, cache_dir: 
     todo = []
     for i, (text, voice, pitch, speed) in enumerate(jobs):
         key = f"espeak:{voice}:{pitch}:{speed}:{text}:{fs}"
-        h = hashlib.sha1(key.encode()).hexdigest()[:20]
-        if h in _MEM or (cache_dir and (cache_dir / f"evalset-{h}.npy").exists()):
+        if _is_cached(key, cache_dir):
             out[i] = _cached(key, cache_dir, lambda: np.zeros(1))
         else:
             todo.append((i, key))

@@ -1,6 +1,9 @@
 """The shouting detector's evaluation set (dsp/evalset.py): is it built from the Debian packages,
 deterministic, calibrated, and as hard as it claims (a level threshold cannot separate it)?
-Levels, pitch and coverage are measured here with independent code, not evalset's helpers."""
+Levels, pitch and coverage are measured here with independent code, not evalset's helpers: the
+A-weighting is dsp.weighting's analogue curve (checked against IEC 61672-1 Table 3 in
+test_dsp_weighting), the pitch tracker is a plain autocorrelation unlike both evalset.voicing and
+the detector's dsp.features."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from dsp import evalset as E
+from dsp.weighting import a_weighting_db
 
 FS = E.FS_DEFAULT
 
@@ -17,12 +21,10 @@ FS = E.FS_DEFAULT
 # ----------------------------------------------------------------------------- measurement
 
 def a_weighted_db(x: np.ndarray, fs: int) -> float:
-    """LAeq in dB SPL, A-weighting applied in the frequency domain (IEC 61672 formula)."""
+    """LAeq in dB SPL, A-weighting (dsp.weighting's IEC 61672 curve) applied in the frequency domain."""
     spec = np.fft.rfft(np.asarray(x, float))
-    f2 = np.fft.rfftfreq(len(x), 1 / fs) ** 2
-    ra = 12194.0 ** 2 * f2 ** 2 / ((f2 + 20.6 ** 2) * np.sqrt((f2 + 107.7 ** 2) * (f2 + 737.9 ** 2))
-                                   * (f2 + 12194.0 ** 2))
-    power = 2 * np.sum(np.abs(spec[1:] * ra[1:] * 10 ** 0.1) ** 2) / len(x) ** 2
+    gain = 10 ** (a_weighting_db(np.fft.rfftfreq(len(x), 1 / fs)[1:]) / 20)
+    power = 2 * np.sum(np.abs(spec[1:] * gain) ** 2) / len(x) ** 2
     return 10 * np.log10(power + 1e-30) + E.CAL_OFFSET_DB
 
 
@@ -118,6 +120,21 @@ def test_missing_package_is_named(monkeypatch, tmp_path):
         E.build(n_per_category=1)
 
 
+# ----------------------------------------------------------------------------- levels
+
+def test_evalset_levels_follow_the_iec_curve_and_the_calibration():
+    f = np.geomspace(10.0, 8000.0, 400)
+    own = 20 * np.log10(E._a_weighting(f))
+    assert np.max(np.abs(own - a_weighting_db(f))) < 0.01      # its own copy of the formula
+    t = np.arange(2 * FS) / FS
+    for freq, weight in ((1000.0, 0.0), (100.0, -19.142), (4000.0, 0.964))  # Annex E:
+        x = 0.1 * np.sin(2 * np.pi * freq * t)
+        expected = 20 * np.log10(0.1 / np.sqrt(2)) + E.CAL_OFFSET_DB + weight
+        assert E.laeq(x, FS) == pytest.approx(expected, abs=0.02), freq
+        assert a_weighted_db(x, FS) == pytest.approx(expected, abs=0.02), freq
+    assert E.peak_spl(0.1 * np.sin(2 * np.pi * 1000 * t)) == pytest.approx(100.0, abs=0.01)
+
+
 # ----------------------------------------------------------------------------- the shout transform
 
 @pytest.mark.parametrize("semitones", [8.0, 12.0])
@@ -170,12 +187,18 @@ def test_nothing_clips_and_wav_round_trip(clips, tmp_path):
     assert np.max(np.abs(back - c.audio)) < 2 / 32768
 
 
-def test_build_is_deterministic_and_independent_of_the_cache(clips, tmp_path):
+def test_build_is_deterministic_and_independent_of_the_cache(clips, tmp_path, monkeypatch):
+    # evalset also keeps decoded speech in a process-wide dict; empty it, or "cold" means nothing
+    monkeypatch.setattr(E, "_MEM", {})
     again = E.build(n_per_category=1, cache_dir=tmp_path)          # a cold cache
+    assert list(tmp_path.glob("evalset-*.npy"))
+    monkeypatch.setattr(E, "_MEM", {})
+    warm = E.build(n_per_category=1, cache_dir=tmp_path)           # everything read from disk
     first = {c.name: c for c in clips}
-    for c in again:
+    for c, w in zip(again, warm):
         assert np.array_equal(c.audio, first[c.name].audio), c.name
         assert c.shout_spans == first[c.name].shout_spans
+        assert w.name == c.name and np.array_equal(w.audio, c.audio), c.name
     other = E.build(n_per_category=1, seed=1, cache_dir=tmp_path)
     assert not np.array_equal(other[0].audio[:len(again[0].audio)], again[0].audio[:len(other[0].audio)])
 
