@@ -127,7 +127,7 @@ def test_evalset_levels_follow_the_iec_curve_and_the_calibration():
     own = 20 * np.log10(E._a_weighting(f))
     assert np.max(np.abs(own - a_weighting_db(f))) < 0.01      # its own copy of the formula
     t = np.arange(2 * FS) / FS
-    for freq, weight in ((1000.0, 0.0), (100.0, -19.142), (4000.0, 0.964))  # Annex E:
+    for freq, weight in ((1000.0, 0.0), (100.0, -19.142), (4000.0, 0.964)):  # Annex E
         x = 0.1 * np.sin(2 * np.pi * freq * t)
         expected = 20 * np.log10(0.1 / np.sqrt(2)) + E.CAL_OFFSET_DB + weight
         assert E.laeq(x, FS) == pytest.approx(expected, abs=0.02), freq
