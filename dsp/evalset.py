@@ -576,7 +576,7 @@ def _impulses(scene: _Scene, home: _Household, kind: str) -> float:
     count = int(rng.integers(3, 6)) if kind == "door-slam" else int(rng.integers(2, 4))
     d = scene.distance = rng.uniform(2.0, 4.0) if kind == "door-slam" else rng.uniform(1.0, 2.5)
     for _ in range(count):
-        x = synth.door_slam(fs, rng) if kind == "door-slam" else synth.clap_train(fs, rng)[0]
+        x = synth.door_slam(fs, rng) if kind == "door-slam" else synth.clap_train(fs, rng)
         wet = scene.reverberate(np.concatenate([x, np.zeros(int(scene.rt60 * fs))]), round(d, 2))
         span = scene.put(scene.mix, _at_peak(wet, rng.uniform(95.0, 105.0)), t)
         t = span[1] + rng.uniform(2.0, 5.0)

@@ -220,8 +220,8 @@ def clap(fs: int, rng: Rng) -> np.ndarray:
     return bandpass(x, fs, fc / 1.8, min(fc * 1.8, fs / 2 * 0.95)) + 0.3 * x
 
 
-def clap_train(fs: int, rng: Rng) -> tuple[np.ndarray, int]:
-    """10-30 claps at 2.5-5 Hz with timing jitter; returns (audio, number of claps)."""
+def clap_train(fs: int, rng: Rng) -> np.ndarray:
+    """10-30 claps at 2.5-5 Hz with timing jitter."""
     k = int(rng.integers(10, 31))
     period = 1.0 / rng.uniform(2.5, 5.0)
     onsets = np.cumsum(np.r_[0.0, period * rng.uniform(0.9, 1.1, k - 1)])
@@ -231,7 +231,7 @@ def clap_train(fs: int, rng: Rng) -> tuple[np.ndarray, int]:
         i = int(o * fs)
         m = min(len(c), len(out) - i)
         out[i:i + m] += c[:m]
-    return out, k
+    return out
 
 
 def vacuum(n: int, fs: int, rng: Rng) -> np.ndarray:
