@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -152,6 +153,22 @@ def test_a_damaged_baseline_file_falls_back_to_the_defaults(tmp_path, caplog):
 
 
 # -- R1: no audio sample is written or published ------------------------------------------------
+def _files(dirs) -> dict[Path, int]:
+    """Sizes of the files under dirs (the repository without .git and .venv, one level of /tmp)."""
+    out = {}
+    for d in dirs:
+        deep = d != Path(tempfile.gettempdir())
+        for p in (d.rglob("*") if deep else d.glob("*")):
+            if any(part in (".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis") for part in p.parts):
+                continue
+            try:
+                if p.is_file():
+                    out[p] = p.stat().st_size
+            except OSError:
+                pass
+    return out
+
+
 _writes: list[str] = []
 _recording = threading.Event()
 
@@ -191,6 +208,8 @@ def test_r1_only_numbers_leave_the_sound_pipeline(clips, tmp_path, broker, bus):
     hub.presence("a", "home")
     hub.presence("b", "home")
     src = ArraySource(c.audio, c.fs, speed=20.0)
+    watched = [tmp_path, Path(tempfile.gettempdir()), ROOT]
+    before = _files(watched)
     _writes.clear()
     _recording.set()
     try:
@@ -202,6 +221,15 @@ def test_r1_only_numbers_leave_the_sound_pipeline(clips, tmp_path, broker, bus):
         _recording.clear()
     assert wait_until(lambda: hub.public_state()["phase"] == "suggestion", timeout=5)
     assert {Path(p).name for p in _writes} <= {BASELINE_FILE, Path(BASELINE_FILE).stem + ".tmp"}, _writes
+    # writes from C (libsndfile, sqlite) pass no audit hook: no file that grew meanwhile holds a
+    # run of the clip's samples (as float32 or int16), and none but the databases grew much
+    grown = {p: n - before.get(p, 0) for p, n in _files(watched).items() if n > before.get(p, 0)}
+    pcm = [c.audio, (c.audio * 32767).astype(np.int16)]
+    needles = [x[i:i + 32].tobytes() for x in pcm for i in range(len(c.audio) // 2, len(c.audio), len(c.audio) // 12)]
+    for path in grown:
+        data = path.read_bytes()
+        assert not any(n in data for n in needles), f"{path} holds audio samples"
+    assert sum(n for p, n in grown.items() if "sqlite" not in p.name) < 10_000, grown
     saved = json.loads((tmp_path / "hub" / BASELINE_FILE).read_text())
     assert set(saved) == {"speech_db", "f0_st", "hi_ratio_db", "seconds", "calibrated"}
     received = [m for spy in spies for m in spy.received]
