@@ -94,10 +94,10 @@ class DemoTags:
 
     def __init__(self, plan, seed: int = 3):
         import random
-        from ble.traces import payloads_for as _payloads
+        from ble.traces import payloads_for
         self.rng = random.Random(seed)
         self.where = {p: "home" for p in plan.partners}
-        self.tags = {p: _payloads(pp.tags[0], self.rng, 4) for p, pp in plan.partners.items() if pp.tags}
+        self.tags = {p: payloads_for(pp.tags[0], self.rng, 4) for p, pp in plan.partners.items() if pp.tags}
 
     def move(self, partner: str, where: str) -> None:
         self.where[partner] = where
