@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 
@@ -49,26 +48,15 @@ def main(argv: list[str]) -> int:
 def _baseline(device, rate: int, offset, seconds: int, state_dir: Path) -> int:
     from firmware.sensors import BASELINE_FILE
 
-    from .capture import FIRST_BLOCK_SECONDS, AudioCapture
+    from .capture import listen
     from .pipeline import SoundPipeline
     from .service import save_baseline
 
-    faults: list[str] = []
-    cap = AudioCapture(device, rate=rate, on_fault=lambda c, r: faults.append(r) if c else None,
-                       retry_min=60.0).start()
     p = SoundPipeline(rate, calibration_offset_db=offset, calibrate_seconds=seconds)
     print(f"listening for {seconds} s: please talk together as you normally do")
-    got, deadline = 0, time.monotonic() + seconds + FIRST_BLOCK_SECONDS + 2
-    try:
-        while got < seconds * rate and time.monotonic() < deadline and not faults:
-            block = cap.read(0.5)
-            if block is not None:
-                got += block.size
-                p.process(block)
-    finally:
-        cap.stop()
-    if faults:
-        print(f"calibrate: {faults[0]}", file=sys.stderr)
+    fault = listen(device, rate, seconds, p.process)
+    if fault:
+        print(f"calibrate: {fault}", file=sys.stderr)
         return 1
     p.finish()
     b = p.baseline

@@ -289,6 +289,25 @@ class AudioCapture:
                 log.debug("closing the microphone: %s", e)
 
 
+def listen(device: str | int | None, rate: int, seconds: float,
+           on_block: Callable[[np.ndarray], None]) -> str | None:
+    """Hand `seconds` of the microphone to on_block, block by block (the installer's commands);
+    returns the first fault's sentence, or None."""
+    faults: list[str] = []
+    cap = AudioCapture(device, rate=rate, on_fault=lambda c, r: faults.append(r) if c else None,
+                       retry_min=60.0).start()
+    got, deadline = 0, time.monotonic() + seconds + FIRST_BLOCK_SECONDS
+    try:
+        while time.monotonic() < deadline and got < seconds * rate and not faults:
+            block = cap.read(0.5)
+            if block is not None:
+                got += block.size
+                on_block(block)
+    finally:
+        cap.stop()
+    return faults[0] if faults else None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dsp.capture",
                                 description="List microphones, show their level, calibrate.")
@@ -309,26 +328,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .levels import LevelMeter, calibration_offset
 
-    device: str | int | None = a.device
-    faults: list[str] = []
-    cap = AudioCapture(device, rate=a.rate, on_fault=lambda c, r: faults.append(r) if c else None,
-                       retry_min=60.0).start()
-    meter, kept, got = LevelMeter(a.rate), [], 0
-    deadline = time.monotonic() + a.seconds + FIRST_BLOCK_SECONDS
-    try:
-        while time.monotonic() < deadline and got < a.seconds * a.rate and not faults:
-            block = cap.read(0.5)
-            if block is None:
-                continue
-            got += block.size
-            if a.calibrate is not None:
-                kept.append(block)  # in memory only, for the offset below
-            for level in meter.process(block).seconds:
-                print(f"{level:7.1f} dBFS (A-weighted, LAeq 1 s)")
-    finally:
-        cap.stop()
-    if faults:
-        print(faults[0], file=sys.stderr)
+    meter, kept = LevelMeter(a.rate), []
+
+    def on_block(block: np.ndarray) -> None:
+        if a.calibrate is not None:
+            kept.append(block)  # in memory only, for the offset below
+        for level in meter.process(block).seconds:
+            print(f"{level:7.1f} dBFS (A-weighted, LAeq 1 s)")
+
+    fault = listen(a.device, a.rate, a.seconds, on_block)
+    if fault:
+        print(fault, file=sys.stderr)
         return 1
     if a.calibrate is not None and kept:
         x = np.concatenate(kept)[a.rate // 2:]  # skip the first half second (filters settling)
