@@ -16,10 +16,14 @@ class Score:
     missed_arrivals: int = 0
     false_aways: int = 0
     false_homes: int = 0
+    false_away_s: float = 0.0  # time shown away while home: what the partners notice
     days: float = 0.0
 
     def false_aways_per_day(self) -> float:
         return self.false_aways / self.days if self.days else 0.0
+
+    def false_away_minutes_per_day(self) -> float:
+        return self.false_away_s / 60.0 / self.days if self.days else 0.0
 
 
 def score(transitions: Sequence, truth: Sequence[tuple[float, str, str]], duration: float,
@@ -55,4 +59,17 @@ def score(transitions: Sequence, truth: Sequence[tuple[float, str, str]], durati
                 # an away in a home interval that is not the tail of the previous departure
                 start = t0 + (EARLY_S if k > 0 else 0.0)
                 s.false_aways += sum(1 for t, pr in trans if start <= t < t1 and pr == "away")
+                s.false_away_s += _time_in(trans, "away", start, t1)
     return s
+
+
+def _time_in(trans: Sequence[tuple[float, str]], state: str, t0: float, t1: float) -> float:
+    """Seconds of [t0, t1) spent in `state`, given the partner's time-ordered transitions."""
+    total, cur, since = 0.0, None, t0
+    for t, pr in trans:
+        if t >= t1:
+            break
+        if t > t0 and cur == state:
+            total += t - since
+        cur, since = pr, max(t, t0)
+    return total + (t1 - since if cur == state else 0.0)

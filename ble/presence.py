@@ -33,7 +33,7 @@ SILENCE_FACTOR = 1.25
 @dataclass(frozen=True)
 class PresenceConfig:
     arrive_dbm: float = -100.0
-    arrive_adverts: int = 2
+    arrive_adverts: int = 1
     arrive_window: float = 5.0
     floor_dbm: float = -100.0
     miss_intervals: int = 12
