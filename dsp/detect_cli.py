@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .pipeline import SUPPORTED_RATES, SoundPipeline
+from .resample import resample
 
 BLOCK_S = 0.1
 
@@ -24,7 +25,6 @@ class AudioFileError(OSError):
 def read_audio(path: Path) -> tuple[np.ndarray, int]:
     """Mono float samples and a rate the pipeline supports (other rates are resampled to 16 kHz)."""
     import soundfile
-    from scipy.signal import resample_poly
     try:
         x, fs = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, OSError) as e:
@@ -32,10 +32,8 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     x = x.mean(axis=1)
     if not np.all(np.isfinite(x)):
         raise AudioFileError(f"{path}: holds samples that are not numbers (NaN or infinite)")
-    if fs not in SUPPORTED_RATES:
-        from math import gcd
-        g = gcd(16000, fs)
-        x, fs = resample_poly(x, 16000 // g, fs // g).astype(np.float32), 16000
+    if fs not in SUPPORTED_RATES:   # the hub's own resampler (dsp/resample.py), delay taken out
+        x, fs = resample(x, fs, 16000).astype(np.float32), 16000
     return x, fs
 
 

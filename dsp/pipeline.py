@@ -3,6 +3,8 @@
     samples -> LevelMeter (A-weighting, Fast/Slow, LAeq per second, at the capture rate)
     samples -> 16 kHz (for 44.1/48 kHz capture) -> frame features -> ShoutDetector -> Thermometer
 
+numpy only: no scipy at run time (its signal package alone is ~70 MB resident; a test checks).
+
 The same object runs behind the microphone in the hub and behind `timeout-hub detect FILE`, so what
 an installer measures in a room is what the hub will do. Blocks may have any length; all state
 (filter states, the partial second, the baseline) carries over. Nothing here keeps samples beyond
@@ -15,11 +17,11 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from . import features as F
 from .detector import Baseline, Episode, ShoutDetector, summarise
 from .levels import LevelMeter
+from .resample import Resampler
 from .thermometer import Thermometer
 
 log = logging.getLogger(__name__)
@@ -40,30 +42,6 @@ class Frame:
 
     def as_dict(self) -> dict:
         return {"t": round(self.t, 2), "laeq_db": round(self.laeq_db, 1), "shout": round(self.shout, 3)}
-
-
-class Resampler:
-    """Stateful rate change to 16 kHz: a 7 kHz elliptic low-pass, then linear interpolation.
-
-    Features only need 100 Hz - 5 kHz, so interpolation errors above 7 kHz do not matter, and an
-    IIR with carried state keeps block boundaries seamless (resample_poly per block would not).
-    """
-
-    def __init__(self, fs: int, to: int = F.FS):
-        self.step = fs / to
-        self.sos = signal.ellip(8, 0.1, 80, 7000, fs=fs, output="sos")
-        self.zi = np.zeros((self.sos.shape[0], 2))
-        self._pos = 0.0                   # next output position, in input samples of the block
-        self._last = 0.0                  # the previous block's last sample, for interpolation
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        y, self.zi = signal.sosfilt(self.sos, x, zi=self.zi)
-        ext = np.concatenate(([self._last], y))          # ext[i + 1] == y[i]
-        pos = np.arange(self._pos, len(y) - 1e-9, self.step)
-        out = np.interp(pos + 1.0, np.arange(len(ext)), ext)
-        self._pos = (pos[-1] + self.step - len(y)) if len(pos) else self._pos - len(y)
-        self._last = y[-1] if len(y) else self._last
-        return out
 
 
 class SoundPipeline:

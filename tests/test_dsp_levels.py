@@ -152,3 +152,35 @@ def test_bad_settings_and_calibration_recordings_are_refused_with_a_reason():
         calibration_offset(np.concatenate([tone(1000, 1.5, 0.1), np.zeros(FS // 2)]))
     with pytest.raises(ValueError, match="clipped"):
         calibration_offset(np.clip(tone(1000, 1, 2.0), -1, 1))
+
+
+# -- the run-time path is numpy only: it must still be the class 1 filter -------------------------
+@pytest.mark.parametrize("fs", [16000, 44100, 48000])
+def test_the_meter_weights_exactly_as_scipys_recursive_filter_of_the_design(fs):
+    from scipy import signal
+    from dsp.weighting import a_weighting_sos
+    rng = np.random.default_rng(fs)
+    x = (rng.standard_normal(3 * fs) * 0.2).astype(np.float32)
+    m = LevelMeter(fs)
+    cuts = np.sort(rng.choice(np.arange(1, x.size), size=29, replace=False))
+    got = np.concatenate([m.process(p).weighted for p in np.split(x, cuts)])
+    ref = signal.sosfilt(a_weighting_sos(fs), x.astype(np.float64))
+    assert np.max(np.abs(got - ref)) < 1e-10 * np.max(np.abs(ref))
+
+
+@pytest.mark.parametrize("fs", [16000, 44100, 48000])
+def test_class1_measured_through_the_meter(fs):
+    """Tones at every third octave from 25 Hz to 0.45 fs, LAeq read from the meter (the numpy
+    run-time path), against the IEC curve and the class 1 limits."""
+    from dsp.weighting import CLASS1_LIMITS, a_weighting_db, third_octave_frequencies
+    f = third_octave_frequencies()
+    limits = np.array([(lo, hi) for _, lo, hi in CLASS1_LIMITS])
+    keep = (f >= 25.0 * 10 ** -0.05) & (f <= 0.45 * fs)
+    ref = LevelMeter(fs).process(tone(1000, 3, 0.1, fs)).seconds[-1]
+    bad = []
+    for fi, (lo, hi) in zip(f[keep], limits[keep]):
+        level = LevelMeter(fs).process(tone(fi, 3, 0.1, fs)).seconds[-1]
+        dev = level - ref - float(a_weighting_db(fi))
+        if not lo <= dev <= hi:
+            bad.append((round(fi), round(dev, 2)))
+    assert not bad, f"outside class 1 at fs={fs}: {bad}"

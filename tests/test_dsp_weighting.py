@@ -63,3 +63,41 @@ def test_design_is_cached_deterministic_and_not_shared():
     assert np.array_equal(a, b) and a is not b
     a[0, 0] = 123.0
     assert a_weighting_sos(16000)[0, 0] != 123.0
+
+
+# -- the stored coefficients the hub runs (dsp/weighting_coeffs.py, numpy only at run time) ------
+def test_stored_coefficients_equal_a_fresh_design():
+    """`python -m dsp.weighting --write-coeffs` wrote them; a changed design must be re-stored."""
+    from dsp.weighting import COEFFS_FILE, RUNTIME_RATES, coeffs_source, runtime_sos
+    from dsp.weighting_coeffs import SOS
+    assert sorted(SOS) == sorted(RUNTIME_RATES) == [16000, 44100, 48000]
+    for fs in RUNTIME_RATES:
+        stored, fresh = runtime_sos(fs), a_weighting_sos(fs)
+        assert stored.shape == fresh.shape
+        # the least-squares fit may differ in the last bits between BLAS builds, not more
+        assert np.max(np.abs(stored - fresh)) < 1e-9, fs
+        f = np.geomspace(20, 0.45 * fs, 200)
+        _, h_fresh = signal.sosfreqz(fresh, worN=f, fs=fs)
+        _, h_stored = signal.sosfreqz(stored, worN=f, fs=fs)
+        assert np.max(np.abs(20 * np.log10(np.abs(h_stored / h_fresh)))) < 1e-6, fs
+    # and on this machine the file is exactly what the generator writes now
+    assert COEFFS_FILE.read_text() == coeffs_source()
+
+
+def test_runtime_sections_are_class1_and_other_rates_fall_back_to_the_design():
+    from dsp.weighting import runtime_sos
+    for fs in (16000, 44100, 48000):
+        f, dev, lo, hi = class1_deviation(runtime_sos(fs), fs)
+        assert np.all((dev >= lo) & (dev <= hi)), fs
+    assert np.array_equal(runtime_sos(22050), a_weighting_sos(22050))   # not stored: designed
+    with pytest.raises(ValueError, match="at least 8000 Hz"):
+        runtime_sos(4000)
+
+
+def test_numpy_frequency_response_equals_scipys():
+    from dsp.weighting import sos_response
+    sos = a_weighting_sos(44100)
+    f = np.geomspace(10, 22000, 300)
+    _, ref = signal.sosfreqz(sos, worN=f, fs=44100)
+    # rounding near the poles at z ~ 1 (20 Hz at 44.1 kHz) leaves ~1e-10 relative
+    assert np.max(np.abs(sos_response(sos, f, 44100) / ref - 1)) < 1e-8
