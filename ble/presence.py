@@ -6,8 +6,8 @@ Per tag (docs/ble.md has the numbers and why):
 - leave, fast path: the last advert ended a sustained, gradual fall to below the tag's learned
   home levels (a walk out of the door): `walk_leave` s of silence suffice;
 - leave, slow path: otherwise silence for the learned leave time (`miss_intervals` intervals or
-  1.25 x the longest silence while home, plus `margin`, clamped; `leave_initial` until a day at
-  home has been seen): a drawer or a body makes a step down from the room's level, not a fall;
+  1.25 x the longest silence while home, plus `margin`, clamped; `leave_initial` until `learn_after`
+  seconds at home have been heard): a drawer or a body makes a step down from the room's level, not a fall;
 - silence counts as absence only while the scanner is known to work (it heard *some* advert in the
   last `quiet_trust` seconds, or was just (re)started); otherwise the tag becomes `unknown`, never
   `away`. A scanner that is down makes every partner `unknown`.
@@ -47,8 +47,8 @@ class PresenceConfig:
     home_low_pct: float = 1.0     # ... and below this percentile of the tag's levels while home
     home_low_default: float = -88.0
     brief_away: float = 330.0
-    leave_initial: float = 80.0   # slow path's lower bound until learn_after s heard at home
-    learn_after: float = 86400.0
+    leave_initial: float = 300.0  # slow path until learn_after s heard at home: no guessing
+    learn_after: float = 6 * 3600.0
     default_interval: float = 1.0
     quiet_trust: float = 15.0
     stall_after: float = 90.0

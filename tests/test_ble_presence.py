@@ -6,7 +6,7 @@ import random
 import types
 
 from ble.evaluate import score
-from ble.presence import PresenceEngine, Transition, run_adverts
+from ble.presence import PresenceConfig, PresenceEngine, Transition, run_adverts
 from ble.traces import Radio, scripted, simulated_week
 from bench.ble_bench import FixedTimeout
 from bench.stats import percentile
@@ -168,7 +168,8 @@ def test_scanner_down_makes_everyone_unknown_never_away():
 
 def test_silent_radio_is_not_taken_for_absence():
     """Every advert stops (a stalled BlueZ): the partner becomes unknown, not away."""
-    e = PresenceEngine(TAGS, now=0.0)
+    # a leave time shorter than the 90 s stall restart, as a learned quiet home has
+    e = PresenceEngine(TAGS, now=0.0, config=PresenceConfig(leave_initial=60.0))
     for t in range(60):
         e.advert(float(t), "AA:BB:CC:DD:EE:01", -70)
         e.advert(t + 0.5, "11:22:33:44:55:66", -80)   # a neighbour's device

@@ -124,13 +124,13 @@ def test_ninety_seconds_without_any_advert_restarts_the_scan():
 
 def test_departure_through_the_service_on_the_clock():
     clock = ManualClock()
-    tr = scripted([(60, "a", "away")], TAGS, 400, strangers_per_min=30, seed=3)
+    tr = scripted([(60, "a", "away")], TAGS, 700, strangers_per_min=30, seed=3)
     svc, src, rec = _service(clock, tr)
     svc.start()
     try:
         _advance(clock, 20)
         assert wait_until(lambda: svc.presence()["a"] == "home", 5)
-        _advance(clock, 60 + 90)
+        _advance(clock, 60 + 330)   # a new hub: 300 s of silence until it has learned the home
         assert wait_until(lambda: svc.presence()["a"] == "away", 5)
         assert svc.presence()["b"] == "home"
     finally:
