@@ -177,6 +177,15 @@ def run() -> bool:
         return "OK" if ok else f"MISSED by {got - goal:.1f}{unit}"
     print(f"  ours: departure {verdict(ok_d, d, DEPART_P95_S)}, arrival {verdict(ok_a, a, ARRIVE_P95_S)}, "
           f"false aways {verdict(ok_fa, fa, FALSE_AWAYS_PER_DAY, '/24 h')}")
+    # The same week in a home where the tag is never silent long (no bodies in the way, no drawer):
+    # shows that the leave time is learned from the home, not fixed. Not a target row.
+    easy = simulated_week(TAGS, days=7, seed=7, strangers_per_min=20,
+                          radio=Radio(sigma=6.0, loss=0.3, body_prob=0.0, fade_per_h=0.0))
+    e45, _ = home_silences(easy)
+    print(f"  same week, a home without bodies or drawers in the way ({e45:.1f} silences >= 45 s/24 h):")
+    for name, make in rows[:3]:
+        d, a, fa, miss, d50, fmin = _figures(easy, make)
+        print(f"  {name[:40]:22s} {d:12.1f} s {d50:5.0f} s {a:10.1f} s {fa:16.2f} {fmin:13.1f} {miss:7d}")
     print(f"  detection callback path (replay backend -> BleakScanner -> queue): {rate:,.0f} adverts/s"
           f"   target >= {ADVERTS_PER_S:,.0f}   {'OK' if ok_r else 'MISSED'}")
     print(f"  ({time.perf_counter() - t0:.0f} s)")
