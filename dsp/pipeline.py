@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from functools import reduce
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import features as F
-from .detector import Baseline, Episode, ShoutDetector, summarise
+from .detector import MODULATION_S, Baseline, Episode, ShoutDetector, summarise
 from .levels import LevelMeter
 from .resample import Resampler
 from .thermometer import Thermometer
@@ -61,7 +62,7 @@ class SoundPipeline:
         self._raw = np.zeros(0)
         self._laeq: deque[float] = deque()
         self._seconds = 0
-        self._prev_half: F.Frames | None = None
+        self._halves: deque[F.Frames] = deque(maxlen=round(2 * MODULATION_S))
 
     @property
     def unit(self) -> str:
@@ -99,10 +100,15 @@ class SoundPipeline:
         # judged every half second over the last whole second: onset resolution without the
         # noise of half-second statistics, and no extra feature work (the frames are reused)
         half = len(fr.level_db) // 2
-        s = summarise(fr)
-        steps = [(t - 0.5, summarise(self._prev_half.then(fr.part(0, half))))] if self._prev_half else []
-        verdicts = [self.detector.step(ts, ss) for ts, ss in steps + [(t, s)]]
-        self._prev_half = fr.part(half, len(fr.level_db))
+        steps = []
+        for ts, part in ((t - 0.5, fr.part(0, half)), (t, fr.part(half, len(fr.level_db)))):
+            self._halves.append(part)
+            if len(self._halves) >= 2:
+                window = self._halves[-2].then(self._halves[-1])
+                context = reduce(F.Frames.then, self._halves)
+                steps.append((ts, summarise(window, context)))
+        s = steps[-1][1]
+        verdicts = [self.detector.step(ts, ss) for ts, ss in steps]
         shout = max(v.shout for v in verdicts)
         above = (s.speech_db if s.voiced_frames else s.level_db) - self.baseline.speech_db
         episode = verdicts[-1].episode
