@@ -70,17 +70,20 @@ class HomeLevels:
     LO, HI = -120, -20
     SAMPLE_S = 2.0
     MIN_SAMPLES = 300  # ~10 minutes at home before the learned level replaces the default
+    HEARD_GAP_S = 30.0
 
     def __init__(self):
         self.w = [0.0] * (self.HI - self.LO + 1)
         self.total = 0.0
         self.n = 0
+        self.heard_s = 0.0  # time at home with the tag heard (gaps count up to HEARD_GAP_S)
         self._t0: float | None = None
         self._last = float("-inf")
 
     def add(self, t: float, rssi: float) -> None:
         if t - self._last < self.SAMPLE_S:
             return
+        self.heard_s += min(t - self._last, self.HEARD_GAP_S)
         self._last = t
         if self._t0 is None:
             self._t0 = t
@@ -209,7 +212,7 @@ class TagTracker:
     def leave_after(self) -> float:
         cfg = self.cfg
         base = max(cfg.miss_intervals * self._interval, SILENCE_FACTOR * self._silence_max)
-        young = self.levels.n * HomeLevels.SAMPLE_S < cfg.learn_after
+        young = self.levels.heard_s < cfg.learn_after
         low = cfg.leave_initial if young else cfg.leave_min  # too little seen to go shorter
         leave = min(cfg.leave_max, max(low, base + cfg.margin))
         if self.walking and (self.last_evidence or 0.0) - self._walk_wrong_at > WALK_DISTRUST:
