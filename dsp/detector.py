@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -28,7 +28,56 @@ STEP_S = 0.5                 # judged every half second (over the last second): 
 # argument took up to 6-8 s longer than the ground truth to become an episode (docs/sound.md).
 MODULATION_S = 2.0
 LEARN_RATE = 1.0 / 300.0     # ~5 minutes of normal sound to move the baseline most of the way
-F0_QUANTILE = 0.65           # the reference is the upper part of normal F0: two talkers, one baseline
+F0_QUANTILE = 0.65           # the one-voice reference is the upper part of normal F0
+# Normal speech's F0 distribution: a histogram in 1-semitone bins (re 100 Hz) over the F0 range
+# the features measure (70-600 Hz). A couple has two voices; where it shows two clear peaks, each
+# partner's pitch is measured against their own normal voice (`Baseline.voices`).
+HIST_LO, HIST_BINS = -7, 40          # bins [-7, -6), ... [32, 33) semitones
+TWO_VOICES_MIN_SHARE = 0.2           # each voice holds at least this share of normal voiced speech
+TWO_VOICES_MIN_GAP_ST = 5.0          # and their medians are at least this far apart
+MIN_HIST_SECONDS = 5.0               # of voiced normal speech before the histogram is trusted
+HIST_MAX_ABOVE_DB = 8.0              # learnt only from speech at most this far above normal
+VOICE_MAX_ST = 20.0                  # ~320 Hz: a higher "voice" is not a partner's speaking voice
+VOICE_REF_Q = 0.5                    # each voice's reference: its median
+HIGH_VOICE_FLOOR_Q = 0.1             # the higher voice's normal range starts at its 10th percentile
+HIST_SEED_S = 30.0                   # below this, the histogram is the mean of all it heard
+
+
+def _voice_modes(hist: np.ndarray) -> tuple[float, ...]:
+    """One or two voice modes (semitones) of an F0 histogram: a 1-D two-means split (Otsu) of the
+    bins; two modes when both sides hold TWO_VOICES_MIN_SHARE and their weighted medians are
+    TWO_VOICES_MIN_GAP_ST apart, else one (the 65th percentile, as the one-voice reference)."""
+    w = np.asarray(hist, dtype=np.float64)
+    total = w.sum()
+    if total <= 0:
+        return ()
+    centres = HIST_LO + 0.5 + np.arange(len(w))
+    cw = np.cumsum(w)
+    cm = np.cumsum(w * centres)
+    w0, w1 = cw[:-1], total - cw[:-1]
+    ok = (w0 > 0) & (w1 > 0)
+    m0 = np.where(ok, cm[:-1] / np.where(ok, w0, 1), 0.0)
+    m1 = np.where(ok, (cm[-1] - cm[:-1]) / np.where(ok, w1, 1), 0.0)
+    between = np.where(ok, w0 * w1 * (m0 - m1) ** 2, -1.0)
+    k = int(np.argmax(between))                      # the split is after bin k
+
+    def quantile(lo: int, hi: int, q: float) -> float:
+        c = np.cumsum(w[lo:hi])
+        i = int(np.searchsorted(c, q * c[-1]))
+        below = c[i - 1] if i else 0.0
+        return float(HIST_LO + lo + i + (q * c[-1] - below) / max(w[lo + i], 1e-12))
+
+    if between[k] > 0 and min(w0[k], w1[k]) >= TWO_VOICES_MIN_SHARE * total:
+        low, high = quantile(0, k + 1, 0.5), quantile(k + 1, len(w), 0.5)
+        if high - low >= TWO_VOICES_MIN_GAP_ST and high <= VOICE_MAX_ST:
+            return (quantile(0, k + 1, VOICE_REF_Q), quantile(k + 1, len(w), VOICE_REF_Q),
+                    quantile(k + 1, len(w), HIGH_VOICE_FLOOR_Q))
+    return (quantile(0, len(w), F0_QUANTILE),)
+
+
+def _f0_histogram(f0_st: np.ndarray) -> np.ndarray:
+    i = np.clip(np.floor(np.asarray(f0_st) - HIST_LO).astype(int), 0, HIST_BINS - 1)
+    return np.bincount(i, minlength=HIST_BINS).astype(np.float64)
 
 
 def _semitones(f0_hz: np.ndarray | float) -> np.ndarray | float:
@@ -47,6 +96,8 @@ class Second:
     hi_ratio_db: float         # mean high/low band ratio of voiced frames (nan without voicing)
     modulation_db: float       # spread of the frame levels over the last MODULATION_S: syllables
                                # and phrases come and go, a vacuum cleaner or held note does not
+    f0_frames_st: np.ndarray | None = field(default=None, compare=False, repr=False)
+                               # the voiced frames' F0 (semitones): the baseline's F0 histogram
 
     @property
     def voiced_enough(self) -> bool:
@@ -68,13 +119,16 @@ def summarise(fr: Frames, context: Frames | None = None) -> Second:
     level = 10 * math.log10(float(np.mean(10 ** (lv / 10))) + 1e-12)
     if n:
         speech = 10 * math.log10(float(np.mean(10 ** (lv[voiced] / 10))) + 1e-12)
-        f0 = float(np.median(_semitones(fr.f0_hz[voiced])))
+        st = _semitones(fr.f0_hz[voiced])
+        f0 = float(np.median(st))
         hi = float(np.mean(fr.hi_ratio_db[voiced]))
     else:
         speech = f0 = hi = math.nan
+        st = None
     return Second(frames=len(lv), level_db=level, voiced_frames=n,
                   speech_db=speech, f0_st=f0, hi_ratio_db=hi,
-                  modulation_db=_modulation(lv if context is None else context.level_db))
+                  modulation_db=_modulation(lv if context is None else context.level_db),
+                  f0_frames_st=st)
 
 
 @dataclass
@@ -82,13 +136,21 @@ class Baseline:
     """The household's normal sound. Numbers only; saved by the service between restarts."""
 
     speech_db: float = -45.0   # voiced level of normal conversation (dBFS A-weighted)
-    f0_st: float = 10.0        # F0 reference, semitones re 100 Hz (~178 Hz)
+    f0_st: float = 10.0        # one-voice F0 reference, semitones re 100 Hz (~178 Hz)
     hi_ratio_db: float = -12.0
     seconds: float = 0.0       # how many seconds of new sound it rests on
     calibrated: bool = False   # seeded by an installer's calibration
+    # normal voiced speech's F0 distribution (HIST_BINS shares summing to 1, 1 st bins from
+    # HIST_LO): where it has two clear peaks, the two partners' voices. None in a baseline saved
+    # before it existed: then one voice, f0_st, until speech has been heard.
+    f0_hist: list[float] | None = None
+    hist_seconds: float = 0.0  # voiced seconds the histogram rests on
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.f0_hist is not None:
+            d["f0_hist"] = [round(float(v), 5) for v in self.f0_hist]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Baseline":
@@ -96,19 +158,52 @@ class Baseline:
                 seconds=float(d.get("seconds", 0)), calibrated=bool(d.get("calibrated", False)))
         if not all(math.isfinite(v) for v in (b.speech_db, b.f0_st, b.hi_ratio_db)):
             raise ValueError("baseline holds a number that is not finite")
+        hist = d.get("f0_hist")
+        if hist is not None:
+            h = np.asarray(hist, dtype=np.float64)
+            if h.shape != (HIST_BINS,) or not np.all(np.isfinite(h)) or np.any(h < 0):
+                raise ValueError(f"baseline's F0 histogram is not {HIST_BINS} shares")
+            b.f0_hist = [float(v) for v in h]
+            b.hist_seconds = float(d.get("hist_seconds", 0.0))
         return b
+
+    @property
+    def voices(self) -> tuple[float, ...]:
+        """The normal F0 of each voice heard (ascending, one or two), semitones re 100 Hz."""
+        if self.f0_hist is None or self.hist_seconds < MIN_HIST_SECONDS:
+            return (self.f0_st,)
+        key = tuple(self.f0_hist)
+        if getattr(self, "_voices_key", None) != key:
+            modes = _voice_modes(np.asarray(self.f0_hist))
+            # one voice: the running quantile, as before there was a histogram
+            object.__setattr__(self, "_modes", modes)
+            object.__setattr__(self, "_voices_key", key)
+        return self._modes[:2] if len(self._modes) == 3 else (self.f0_st,)
+
+    @property
+    def high_voice_floor(self) -> float:
+        """Where the higher voice's normal F0 range starts (inf with one voice): a lower voice's
+        rise up to there may just be the higher partner talking."""
+        return self._modes[2] if len(self.voices) == 2 else math.inf
 
     @classmethod
     def from_seconds(cls, seconds: list[Second]) -> "Baseline":
-        """The installer's calibration: medians over its voiced seconds."""
+        """The installer's calibration: medians over its voiced seconds, and the F0 histogram of
+        all their voiced frames (both partners should talk)."""
         v = [s for s in seconds if s.voiced_enough]
         if not v:
             raise ValueError("the calibration heard no speech: talk normally during it")
         f0s = np.array([s.f0_st for s in v])
-        return cls(speech_db=float(np.median([s.speech_db for s in v])),
-                   f0_st=float(np.quantile(f0s, F0_QUANTILE)),
-                   hi_ratio_db=float(np.median([s.hi_ratio_db for s in v])),
-                   seconds=len(v), calibrated=True)
+        frames = [s.f0_frames_st for s in v if s.f0_frames_st is not None]
+        b = cls(speech_db=float(np.median([s.speech_db for s in v])),
+                f0_st=float(np.quantile(f0s, F0_QUANTILE)),
+                hi_ratio_db=float(np.median([s.hi_ratio_db for s in v])),
+                seconds=len(v), calibrated=True)
+        if frames:
+            h = _f0_histogram(np.concatenate(frames))
+            b.f0_hist = list(h / h.sum())
+            b.hist_seconds = float(len(v))
+        return b
 
     def learn(self, s: Second, new_seconds: float) -> None:
         """Move slowly towards a step that was normal speech; `new_seconds` of it were not seen
@@ -121,6 +216,17 @@ class Baseline:
         # a running quantile (Robbins-Monro): up by q, down by 1-q, in semitones
         step = 3.0 * a
         self.f0_st += step * (F0_QUANTILE if s.f0_st > self.f0_st else F0_QUANTILE - 1.0)
+        # the voices' pitch only from speech at about the normal level: a laugh or a song that
+        # scored low must not become a "voice" (it would lift the singing/laughter veto)
+        if s.f0_frames_st is not None and len(s.f0_frames_st) and s.speech_db - self.speech_db < HIST_MAX_ABOVE_DB:
+            h = _f0_histogram(s.f0_frames_st)
+            # at the baseline's pace; but a histogram resting on less than HIST_SEED_S (a baseline
+            # saved before histograms, or a short calibration) is the plain mean of what was heard
+            seeded = self.calibrated and self.hist_seconds >= MIN_HIST_SECONDS
+            ah = a if seeded or self.hist_seconds >= HIST_SEED_S else max(a, new_seconds / (self.hist_seconds + new_seconds))
+            old = np.zeros(HIST_BINS) if self.f0_hist is None else np.asarray(self.f0_hist)
+            self.f0_hist = list((1.0 - ah) * old + ah * h / h.sum())
+            self.hist_seconds += new_seconds
         self.seconds += new_seconds
 
 
@@ -143,15 +249,28 @@ class Weights:
     hi_ratio: tuple[float, float] = (3.0, 5.0)
     tilt_steeper: tuple[float, float] = (-7.0, -5.0)
     modulation: tuple[float, float] = (5.0, 6.0)   # over the last MODULATION_S, not the step
+    # two voices: the lower voice's F0 rise counts only below the higher voice's normal range
+    # (within it, it may be the higher partner talking normally); from .. to semitones re its floor
+    other_voice: tuple[float, float] = (-2.0, 0.0)
 
 
 def score(s: Second, b: Baseline, w: Weights = Weights()) -> float:
     """0..1; the weakest necessary piece of evidence limits it (a fuzzy AND)."""
     if not s.voiced_enough:
         return 0.0
-    f0, hi = s.f0_st - b.f0_st, s.hi_ratio_db - b.hi_ratio_db
-    plausible = 1.0 - _ramp(f0, *w.f0_too_high)
-    by_pitch = min(_ramp(f0, *w.f0), _ramp(hi, *w.tilt_steeper))
+    hi = s.hi_ratio_db - b.hi_ratio_db
+    voices = b.voices
+    # too high even for the highest voice shouting: singing, laughter, a whistle
+    plausible = 1.0 - _ramp(s.f0_st - voices[-1], *w.f0_too_high)
+    # each voice's rise against its own normal F0; the lower voice's only where its partner's
+    # normal voice does not explain the pitch as well
+    rise = 0.0
+    for k, ref in enumerate(voices):
+        r = min(_ramp(s.f0_st - ref, *w.f0), 1.0 - _ramp(s.f0_st - ref, *w.f0_too_high))
+        if k + 1 < len(voices):
+            r = min(r, 1.0 - _ramp(s.f0_st - b.high_voice_floor, *w.other_voice))
+        rise = max(rise, r)
+    by_pitch = min(rise, _ramp(hi, *w.tilt_steeper))
     by_tilt = _ramp(hi, *w.hi_ratio)
     effort = min(max(by_pitch, by_tilt), plausible)
     return round(min(effort, _ramp(s.speech_db - b.speech_db, *w.level),

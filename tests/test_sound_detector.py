@@ -231,7 +231,10 @@ def test_r1_only_numbers_leave_the_sound_pipeline(clips, tmp_path, broker, bus):
         assert not any(n in data for n in needles), f"{path} holds audio samples"
     assert sum(n for p, n in grown.items() if "sqlite" not in p.name) < 10_000, grown
     saved = json.loads((tmp_path / "hub" / BASELINE_FILE).read_text())
-    assert set(saved) == {"speech_db", "f0_st", "hi_ratio_db", "seconds", "calibrated"}
+    assert set(saved) == {"speech_db", "f0_st", "hi_ratio_db", "seconds", "calibrated", "f0_hist",
+                          "hist_seconds"}
+    # the voices' pitch is a histogram of shares (40 numbers), not a trace of the evening
+    assert len(saved["f0_hist"]) == 40 and all(isinstance(v, float) for v in saved["f0_hist"])
     received = [m for spy in spies for m in spy.received]
     sound = [json.loads(p) for t, p in received if t.endswith("/sensor/sound")]
     assert len(sound) >= int(len(c.audio) / c.fs) - 2
