@@ -8,7 +8,9 @@ least `need_s` of shouting within `window_s`, and it ends only when the window h
 left, so one loud burst neither starts nor interrupts it.
 
 The baseline is seeded by the installer's calibration and keeps learning, slowly, from seconds
-that are clearly not shouting. It holds four numbers; no audio is kept (R1).
+that are clearly not shouting. It holds a few numbers and a 40-bin histogram of normal F0, from
+which it finds up to two voices, so each partner's pitch is judged against their own normal
+voice; no audio is kept (R1).
 """
 from __future__ import annotations
 
