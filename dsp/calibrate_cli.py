@@ -3,8 +3,9 @@
 - `--reference-db 94` with a sound calibrator on the microphone: prints the offset for
   sensors.toml (`microphone.calibration_offset_db`), so levels read dB(A) instead of dBFS.
 - without it: N seconds of the household talking normally (the installer asks both partners to
-  chat for a minute) seed the household baseline the detector compares against. Only four numbers
-  are saved (R1); the audio is gone when the command ends.
+  chat for a minute) seed the household baseline the detector compares against. Only numbers are
+  saved (R1): the normal levels and a 40-bin histogram of the voices' pitch (dsp/detector.py,
+  `Baseline`); the audio is gone when the command ends.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The sound service inside the hub: a source of samples -> SoundPipeline -> numbers out.
 
 Runs on its own named thread so a stalled or unplugged microphone never holds up the procedure.
-Only `Frame` numbers and fault descriptions leave this module (R1). The household baseline (four
-numbers) is saved now and then so that a restart keeps what the hub has learnt.
+Only `Frame` numbers and fault descriptions leave this module (R1). The household baseline (numbers
+only: normal levels and a pitch histogram) is saved now and then so that a restart keeps what the hub has learnt.
 """
 from __future__ import annotations
 
