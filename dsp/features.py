@@ -54,6 +54,8 @@ class Frames:
     voicing: np.ndarray       # normalised autocorrelation peak 0..1
     f0_hz: np.ndarray         # F0 where voiced, else NaN
     hi_ratio_db: np.ndarray   # energy 1-5 kHz over 0.1-1 kHz, dB
+    low_db: np.ndarray        # energy 0.1-1 kHz, dB (the two bands, for the tilt of several frames
+    high_db: np.ndarray       # energy 1-5 kHz, dB   together and for the room's share of each)
 
     @property
     def voiced(self) -> np.ndarray:
@@ -67,7 +69,7 @@ class Frames:
         return Frames(*(np.concatenate((a, b)) for a, b in zip(self._arrays(), later._arrays())))
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
-        return self.level_db, self.voicing, self.f0_hz, self.hi_ratio_db
+        return self.level_db, self.voicing, self.f0_hz, self.hi_ratio_db, self.low_db, self.high_db
 
 
 def frame_view(x: np.ndarray) -> np.ndarray:
@@ -99,4 +101,6 @@ def frames(raw: np.ndarray) -> Frames:
 
     lo = power[:, _low].sum(axis=1) + 1e-12
     hi = power[:, _high].sum(axis=1) + 1e-12
-    return Frames(level_db=level, voicing=voicing, f0_hz=f0, hi_ratio_db=10.0 * np.log10(hi / lo))
+    lo_db, hi_db = 10.0 * np.log10(lo), 10.0 * np.log10(hi)
+    return Frames(level_db=level, voicing=voicing, f0_hz=f0, hi_ratio_db=hi_db - lo_db, low_db=lo_db,
+                  high_db=hi_db)
