@@ -142,8 +142,7 @@ def run() -> bool:
     print(f"  {'detector':24s} {_line(held_s)}")
     for sd in HELD_OUT_SEEDS:
         print(f"    seed {sd}: {_line(summ(results[sd]))}")
-    if held_s.missed:
-        print(f"  missed: {', '.join(held_s.missed)}")
+    # no clip names here: a held-out clip that is named gets looked at, and then tuned for
     return ok and all(g for _, g in checks)
 
 
