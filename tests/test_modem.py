@@ -12,6 +12,7 @@ from firmware.modem.at import ATChannel
 from firmware.modem.errors import CmeError, ModemGone, ModemParseError, ModemTimeout
 from firmware.modem.sim7600 import Modem
 from firmware.modem.simulator import Callee, SimulatedSIM7600
+from tests.conftest import wait_until
 
 SCALE = 0.02   # ring times, message lengths: 1 s of modem time = 20 ms
 
@@ -92,7 +93,8 @@ def test_echo_garbage_and_urcs_inside_a_response_are_taken_out(sim):
     try:
         assert sim.echo is True
         assert ch.command("AT+CSQ", prefix="+CSQ:") == ["+CSQ: 20,99"]
-        assert "ring" in urcs                 # the RING inside the response went to the URCs
+        # the RING inside the response went to the URCs (handed out on their own thread)
+        assert wait_until(lambda: "ring" in urcs, 2.0), urcs
         assert ch.garbage_lines >= 1
         assert ch.command("AT+CPIN?", prefix="+CPIN:") == ["+CPIN: READY"]
     finally:
