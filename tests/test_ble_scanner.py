@@ -4,6 +4,7 @@ import gc
 import logging
 import threading
 import time
+from contextlib import contextmanager
 
 from bleak import BleakScanner
 from bleak.exc import BleakError
@@ -43,6 +44,20 @@ def _service(clock, trace, passive=True, **kw):
     return svc, src, rec
 
 
+@contextmanager
+def _home_service(passive=True):
+    """A running service in a quiet home with neighbours' phones; both partners already home."""
+    clock = ManualClock()
+    svc, src, rec = _service(clock, scripted([], TAGS, 3000, strangers_per_min=30), passive=passive)
+    svc.start()
+    try:
+        _advance(clock, 10)
+        assert wait_until(lambda: svc.presence() == {"a": "home", "b": "home"}, 5)
+        yield clock, svc, src, rec
+    finally:
+        svc.stop()
+
+
 def _advance(clock, seconds, step=1.0):
     for _ in range(int(seconds / step)):
         clock.advance(step)
@@ -72,14 +87,8 @@ def test_bleak_scanner_delivers_replayed_adverts_as_bleak_objects():
 
 
 def test_service_reports_home_then_unknown_with_fault_on_failure_and_recovers_with_backoff():
-    clock = ManualClock()
-    tr = scripted([], TAGS, 3000, strangers_per_min=30)
-    svc, src, rec = _service(clock, tr)
-    svc.start()
-    try:
-        assert rec.presence[:2] == [("a", "unknown"), ("b", "unknown")]
-        _advance(clock, 10)
-        assert wait_until(lambda: svc.presence() == {"a": "home", "b": "home"}, 5)
+    with _home_service() as (clock, svc, src, rec):
+        assert rec.presence[:2] == [("a", "unknown"), ("b", "unknown")]  # before anything was heard
         src.fail_starts(4)
         src.stall()
         _advance(clock, 95)                       # stall detected, restart fails
@@ -95,19 +104,11 @@ def test_service_reports_home_then_unknown_with_fault_on_failure_and_recovers_wi
         assert wait_until(lambda: rec.faults[-1] == [], 5)
         assert all(s != "away" for _, s in rec.presence)
         assert svc.alive()
-    finally:
-        svc.stop()
     assert not svc.alive()
 
 
 def test_ninety_seconds_without_any_advert_restarts_the_scan():
-    clock = ManualClock()
-    tr = scripted([], TAGS, 3000, strangers_per_min=30)
-    svc, src, rec = _service(clock, tr)
-    svc.start()
-    try:
-        _advance(clock, 10)
-        assert wait_until(lambda: svc.presence()["a"] == "home", 5)
+    with _home_service() as (clock, svc, src, rec):
         src.stall()
         _advance(clock, 80)
         assert src.starts == 1
@@ -118,8 +119,6 @@ def test_ninety_seconds_without_any_advert_restarts_the_scan():
         assert wait_until(lambda: svc.presence() == {"a": "home", "b": "home"}, 5)
         assert wait_until(lambda: rec.faults[-1] == [], 5)
         assert all(s != "away" for _, s in rec.presence)
-    finally:
-        svc.stop()
 
 
 def test_departure_through_the_service_on_the_clock():
@@ -138,29 +137,15 @@ def test_departure_through_the_service_on_the_clock():
 
 
 def test_bluez_without_passive_scanning_falls_back_to_active_without_a_fault():
-    clock = ManualClock()
-    tr = scripted([], TAGS, 3000, strangers_per_min=30)
-    svc, src, rec = _service(clock, tr, passive=False)
-    svc.start()
-    try:
-        _advance(clock, 10)
-        assert wait_until(lambda: svc.presence() == {"a": "home", "b": "home"}, 5)
+    with _home_service(passive=False) as (clock, svc, src, rec):
         assert src.starts == 2 and src.mode == "active"   # passive refused once, then active
         assert svc.scanner.failures == 0 and all(f == [] for f in rec.faults)
-    finally:
-        svc.stop()
 
 
 def test_adapter_removed_makes_everyone_unknown_with_a_fault_until_it_is_back():
     """The adapter vanishes mid-scan (USB dongle pulled, BlueZ restarted): adverts stop, the stall
     restart finds no adapter -> unknown + ble.scanner_down, never away; back -> home, fault gone."""
-    clock = ManualClock()
-    tr = scripted([], TAGS, 3000, strangers_per_min=30)
-    svc, src, rec = _service(clock, tr)
-    svc.start()
-    try:
-        _advance(clock, 10)
-        assert wait_until(lambda: svc.presence() == {"a": "home", "b": "home"}, 5)
+    with _home_service() as (clock, svc, src, rec):
         src.remove_adapter()
         _advance(clock, 95)
         assert wait_until(lambda: svc.presence() == {"a": "unknown", "b": "unknown"}, 5)
@@ -171,8 +156,6 @@ def test_adapter_removed_makes_everyone_unknown_with_a_fault_until_it_is_back():
         assert wait_until(lambda: svc.presence() == {"a": "home", "b": "home"}, 5)
         assert wait_until(lambda: rec.faults[-1] == [], 5)
         assert all(s != "away" for _, s in rec.presence)
-    finally:
-        svc.stop()
 
 
 def test_passers_by_leave_no_address_in_the_service_bleak_faults_or_logs(caplog):
