@@ -83,6 +83,14 @@ def _voice_modes(hist: np.ndarray) -> tuple[float, ...]:
     return (quantile(0, len(w), F0_QUANTILE),)
 
 
+def _histogram_shape(hist) -> tuple[tuple[float, ...], float]:
+    """What the score needs of an F0 histogram: its voice modes (`_voice_modes`) and its
+    LOWEST_VOICE_Q quantile."""
+    h = np.asarray(hist, dtype=np.float64)
+    c = np.cumsum(h) / h.sum()
+    return _voice_modes(h), float(HIST_LO + int(np.searchsorted(c, LOWEST_VOICE_Q)) + 0.5)
+
+
 def _f0_histogram(f0_st: np.ndarray) -> np.ndarray:
     i = np.clip(np.floor(np.asarray(f0_st) - HIST_LO).astype(int), 0, HIST_BINS - 1)
     return np.bincount(i, minlength=HIST_BINS).astype(np.float64)
@@ -212,24 +220,38 @@ class Baseline:
             b.hist_seconds = float(d.get("hist_seconds", 0.0))
         return b
 
+    _shape_cache = None  # (histogram, its shape): not annotated, so not a field and never saved
+
+    def _histogram_ready(self) -> bool:
+        return self.f0_hist is not None and self.hist_seconds >= MIN_HIST_SECONDS
+
+    def _shape(self) -> tuple[tuple[float, ...], float]:
+        """`_histogram_shape` of the current histogram; every step asks several times between two
+        learnt seconds, so it is kept until the histogram changes."""
+        key = tuple(self.f0_hist)
+        if self._shape_cache is None or self._shape_cache[0] != key:
+            self._shape_cache = (key, _histogram_shape(key))
+        return self._shape_cache[1]
+
     @property
     def voices(self) -> tuple[float, ...]:
-        """The normal F0 of each voice heard (ascending, one or two), semitones re 100 Hz."""
-        if self.f0_hist is None or self.hist_seconds < MIN_HIST_SECONDS:
-            return (self.f0_st,)
-        key = tuple(self.f0_hist)
-        if getattr(self, "_voices_key", None) != key:
-            modes = _voice_modes(np.asarray(self.f0_hist))
-            # one voice: the running quantile, as before there was a histogram
-            object.__setattr__(self, "_modes", modes)
-            object.__setattr__(self, "_voices_key", key)
-        return self._modes[:2] if len(self._modes) == 3 else (self.f0_st,)
+        """The normal F0 of each voice heard (ascending, one or two), semitones re 100 Hz; one
+        voice: the running quantile, as before there was a histogram."""
+        if self._histogram_ready():
+            modes, _ = self._shape()
+            if len(modes) == 3:
+                return modes[:2]
+        return (self.f0_st,)
 
     @property
     def high_voice_floor(self) -> float:
         """Where the higher voice's normal F0 range starts (inf with one voice): a lower voice's
         rise up to there may just be the higher partner talking."""
-        return self._modes[2] if len(self.voices) == 2 else math.inf
+        if self._histogram_ready():
+            modes, _ = self._shape()
+            if len(modes) == 3:
+                return modes[2]
+        return math.inf
 
     @property
     def lowest_voice(self) -> float:
@@ -237,19 +259,10 @@ class Baseline:
         above their own normal voice, so at least above this. Two voices: the lower one's median;
         one: the lower quartile of normal F0 (a second talker may hide in it); no histogram yet:
         the one-voice reference."""
-        voices = self.voices
-        if len(voices) == 2:
-            return voices[0]
-        if self.f0_hist is None or self.hist_seconds < MIN_HIST_SECONDS:
+        if not self._histogram_ready():
             return self.f0_st
-        key = tuple(self.f0_hist)
-        if getattr(self, "_low_key", None) != key:
-            h = np.asarray(self.f0_hist)
-            c = np.cumsum(h) / h.sum()
-            i = int(np.searchsorted(c, LOWEST_VOICE_Q))
-            object.__setattr__(self, "_low", float(HIST_LO + i + 0.5))
-            object.__setattr__(self, "_low_key", key)
-        return self._low
+        modes, lower_quartile = self._shape()
+        return modes[0] if len(modes) == 3 else lower_quartile
 
     @classmethod
     def from_seconds(cls, seconds: list[Second]) -> "Baseline":
