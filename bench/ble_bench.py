@@ -83,6 +83,11 @@ def _figures(trace, make) -> tuple:
             s.false_away_minutes_per_day())
 
 
+def _print_row(name: str, fig: tuple) -> None:
+    d, a, fa, miss, d50, fmin = fig
+    print(f"  {name[:40]:22s} {d:12.1f} s {d50:5.0f} s {a:10.1f} s {fa:16.2f} {fmin:13.1f} {miss:7d}")
+
+
 def _walk_check(trk) -> tuple:
     """What the walk-away test saw at the tag's last advert: (filtered level, home low, reference)."""
     if not trk._recent:
@@ -165,8 +170,8 @@ def run() -> bool:
           f"(docs/ble.md: why these bound every rule)")
     print(f"  {'':22s} {'departure p95':>14s} {'(p50)':>7s} {'arrival p95':>12s} {'false aways/24h':>16s}"
           f" {'min away/24h':>13s} {'missed':>7s}")
-    for name, (d, a, fa, miss, d50, fmin) in results.items():
-        print(f"  {name[:40]:22s} {d:12.1f} s {d50:5.0f} s {a:10.1f} s {fa:16.2f} {fmin:13.1f} {miss:7d}")
+    for name, fig in results.items():
+        _print_row(name, fig)
     print(f"  {'target':22s} {'<= ' + str(int(DEPART_P95_S)) + ' s':>14s} {'':7s} {'<= ' + str(int(ARRIVE_P95_S)) + ' s':>12s}"
           f" {'0':>16s}")
     d, a, fa, miss, _, _ = results["ours, window median"]
@@ -184,8 +189,7 @@ def run() -> bool:
     e45, _ = home_silences(easy)
     print(f"  same week, a home without bodies or drawers in the way ({e45:.1f} silences >= 45 s/24 h):")
     for name, make in rows[:3]:
-        d, a, fa, miss, d50, fmin = _figures(easy, make)
-        print(f"  {name[:40]:22s} {d:12.1f} s {d50:5.0f} s {a:10.1f} s {fa:16.2f} {fmin:13.1f} {miss:7d}")
+        _print_row(name, _figures(easy, make))
     print(f"  detection callback path (replay backend -> BleakScanner -> queue): {rate:,.0f} adverts/s"
           f"   target >= {ADVERTS_PER_S:,.0f}   {'OK' if ok_r else 'MISSED'}")
     print(f"  ({time.perf_counter() - t0:.0f} s)")
