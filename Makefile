@@ -1,5 +1,5 @@
 # Two set-up commands for a newcomer: `make demo` and `make test`. Both install what they need.
-.PHONY: setup demo test bench docs clean
+.PHONY: setup demo test bench docs lock lock-upgrade clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -20,5 +20,16 @@ bench: setup
 docs: setup
 	$(PY) -m mqtt.docgen --write docs/mqtt.md
 
+# uv.lock pins every Python dependency with its hashes; bootstrap installs exactly that.
+# `make lock` after editing pyproject.toml (keeps the pinned versions that still fit);
+# `make lock-upgrade` moves every pin to the newest allowed release (then run make test and make bench).
+lock:
+	@UV_ONLY=1 bash scripts/bootstrap.sh
+	.tools/bin/uv lock
+
+lock-upgrade:
+	@UV_ONLY=1 bash scripts/bootstrap.sh
+	.tools/bin/uv lock --upgrade
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .tools .pytest_cache .hypothesis .ruff_cache .mypy_cache

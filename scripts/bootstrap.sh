@@ -41,14 +41,24 @@ PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || fail "$("$PY" --version 2>&1) is too old: Python >= 3.11 is needed"
 
-stamp=.venv/.installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv || fail "could not create .venv (is python3-venv installed?)"
+# Python dependencies: exactly the versions and hashes in uv.lock (never a fresh resolve: a new
+# numpy or scipy has changed results before). uv lives in its own small venv, .tools/, so that
+# `uv sync` (which removes what the lock does not list) never removes itself.
+# EXTRAS picks the services to install: "hub panel caller sim" and the dev group by default;
+# a panel-only Pi: EXTRAS=panel NO_DEV=1 bash scripts/bootstrap.sh
+uv_want=$(sha256sum scripts/uv-requirements.txt | cut -d' ' -f1)
+if [ ! -x .tools/bin/uv ] || [ "$(cat .tools/.installed 2>/dev/null)" != "$uv_want" ]; then
+  echo "bootstrap: installing uv into .tools/"
+  "$PY" -m venv .tools || fail "could not create .tools (is python3-venv installed?)"
+  .tools/bin/python -m pip install -q --require-hashes -r scripts/uv-requirements.txt \
+    || fail "pip could not install uv (see above)"
+  echo "$uv_want" > .tools/.installed
 fi
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "bootstrap: installing Python dependencies into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip || fail "pip upgrade failed"
-  .venv/bin/python -m pip install -q -e '.[dev]' || fail "pip install of the project failed (see above)"
-  echo "$want" > "$stamp"
-fi
+[ -n "${UV_ONLY:-}" ] && exit 0   # `make lock`: only uv is needed
+sync_args=(--frozen)
+for e in ${EXTRAS:-hub panel caller sim}; do sync_args+=(--extra "$e"); done
+[ -n "${NO_DEV:-}" ] && sync_args+=(--no-dev)
+# never let uv download a Python of its own: the hub runs on the system's
+UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=.venv .tools/bin/uv sync -q "${sync_args[@]}" \
+  --python "$(command -v "$PY")" \
+  || fail "uv sync from uv.lock failed (see above); after editing pyproject.toml run: make lock"

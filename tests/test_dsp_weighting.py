@@ -66,22 +66,50 @@ def test_design_is_cached_deterministic_and_not_shared():
 
 
 # -- the stored coefficients the hub runs (dsp/weighting_coeffs.py, numpy only at run time) ------
-def test_stored_coefficients_equal_a_fresh_design():
-    """`python -m dsp.weighting --write-coeffs` wrote them; a changed design must be re-stored."""
-    from dsp.weighting import COEFFS_FILE, RUNTIME_RATES, coeffs_source, runtime_sos
+# The stored sections are the product: what every hub runs and what the detector was tuned with.
+# A fresh least-squares design may land elsewhere with another numpy/scipy (it did: 0.05 apart at
+# 16 kHz with numpy 2.4/scipy 1.17), so the tests check the stored sections themselves, and
+# `--write-coeffs` says how far a new design is from them before anything is replaced.
+def test_stored_sections_are_stable_filters_at_the_hubs_capture_rates():
+    from dsp.weighting import RUNTIME_RATES, runtime_sos
     from dsp.weighting_coeffs import SOS
     assert sorted(SOS) == sorted(RUNTIME_RATES) == [16000, 44100, 48000]
     for fs in RUNTIME_RATES:
-        stored, fresh = runtime_sos(fs), a_weighting_sos(fs)
-        assert stored.shape == fresh.shape
-        # the least-squares fit may differ in the last bits between BLAS builds, not more
-        assert np.max(np.abs(stored - fresh)) < 1e-9, fs
-        f = np.geomspace(20, 0.45 * fs, 200)
-        _, h_fresh = signal.sosfreqz(fresh, worN=f, fs=fs)
-        _, h_stored = signal.sosfreqz(stored, worN=f, fs=fs)
-        assert np.max(np.abs(20 * np.log10(np.abs(h_stored / h_fresh)))) < 1e-6, fs
-    # and on this machine the file is exactly what the generator writes now
-    assert COEFFS_FILE.read_text() == coeffs_source()
+        sos = runtime_sos(fs)
+        assert sos.ndim == 2 and sos.shape[1] == 6
+        assert np.all(np.abs(signal.sos2zpk(sos)[1]) < 1.0), f"unstable stored filter at {fs}"
+        _, h1k = signal.sosfreqz(sos, worN=[1000.0], fs=fs)
+        assert 20 * np.log10(abs(h1k[0])) == pytest.approx(0.0, abs=1e-6), fs
+
+
+def test_write_coeffs_says_whether_a_new_design_differs_from_the_stored_one(tmp_path, capsys,
+                                                                           monkeypatch):
+    import dsp.weighting as w
+    from dsp.weighting_coeffs import SOS
+    out = tmp_path / "coeffs.py"
+    assert w.main(["--write-coeffs", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    written = {}
+    exec(out.read_text(), written)
+    # what was written is the design of this machine's libraries, and the report compares it with
+    # the stored sections: either "identical" or the largest difference in dB
+    for fs in w.RUNTIME_RATES:
+        assert np.array_equal(np.array(written["SOS"][fs]), w.a_weighting_sos(fs))
+    if all(np.array_equal(np.array(SOS[fs]), w.a_weighting_sos(fs)) for fs in w.RUNTIME_RATES):
+        assert "identical to the stored sections" in said
+    else:
+        assert "differs from the stored sections" in said
+    # a stored set 1 % (0.086 dB) away from this design is reported as such, with its size in dB
+    moved = {}
+    for fs in w.RUNTIME_RATES:
+        rows = w.a_weighting_sos(fs)
+        rows[0, :3] *= 1.01
+        moved[fs] = tuple(tuple(float(v) for v in row) for row in rows)
+    monkeypatch.setattr(w, "_stored_sections", lambda: moved)
+    assert w.main(["--write-coeffs", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "differs from the stored sections" in said and "16000 Hz: up to 0.09 dB" in said
+    assert w.main(["--write"]) == 2
 
 
 def test_runtime_sections_are_class1_and_other_rates_fall_back_to_the_design():
