@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from . import ble_bench, caller_bench, dsp_bench, hub_bench, mqtt_bench, panel_bench
+from bench import ble_bench, caller_bench, dsp_bench, hub_bench, mqtt_bench, panel_bench
 
 
 def main() -> int:

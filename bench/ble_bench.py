@@ -9,14 +9,13 @@ import asyncio
 import threading
 import time
 
-from ble.evaluate import score
+from bench.stats import percentile
 from ble.presence import PresenceConfig, PresenceEngine, Transition, run_adverts
-from ble.replay import ReplayScanner, ReplaySource
 from ble.scanner import Scanner, or_patterns
-from ble.traces import Radio, simulated_week
-from firmware.clock import ManualClock
-
-from .stats import percentile
+from core.clock import ManualClock
+from sim.ble_eval import score
+from sim.ble_replay import ReplayScanner, ReplaySource
+from sim.ble_traces import Radio, simulated_week
 
 TAGS = {"a": "AA:BB:CC:DD:EE:01", "b": "irk:ec0234a357c8ad05341010a60a397d9b"}
 DEPART_P95_S, ARRIVE_P95_S, FALSE_AWAYS_PER_DAY, ADVERTS_PER_S = 45.0, 5.0, 0.0, 2000.0

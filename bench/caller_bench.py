@@ -11,11 +11,11 @@ import threading
 import time
 from pathlib import Path
 
-from firmware.caller import Caller, load_caller_config, write_caller_config
-from firmware.modem.simulator import Callee, SimulatedSIM7600
+from firmware.caller.service import Caller, load_caller_config, write_caller_config
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
 from mqtt.client import BusClient
+from sim.modem import Callee, SimulatedSIM7600
 
 HOUSEHOLD = "bench-caller"
 DIAL_TARGET_S = 1.0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .stats import percentile
+from bench.stats import percentile
 
 CPU_TARGET_MS = 5.0
 ONSET_TARGET_S = 2.0
@@ -43,7 +43,7 @@ base = hwm()
 frames = 0
 if sys.argv[1] != "base":
     fs = int(sys.argv[1])
-    from dsp.pipeline import SoundPipeline   # what firmware/sensors.py imports for sound
+    from dsp.pipeline import SoundPipeline   # what firmware/hub/sensors.py imports for sound
     from dsp.service import SoundService     # noqa: F401
     rng = numpy.random.default_rng(1)
     p = SoundPipeline(fs, calibrate_seconds=10)
@@ -81,9 +81,9 @@ def _rss(mode: str) -> dict:
 
 
 def run() -> bool:
-    from dsp import evalset
-    from dsp.evaluate import LOUDNESS_THRESHOLD_DBA, detector_episodes, evaluate, loudness_episodes
-    from dsp.evaluate import summarise as summ
+    from sim import evalset
+    from sim.sound_eval import LOUDNESS_THRESHOLD_DBA, detector_episodes, evaluate, loudness_episodes
+    from sim.sound_eval import summarise as summ
 
     print("== sound: loudness, shouting detector, thermometer (issue 4) ==")
     ok = True

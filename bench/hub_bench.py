@@ -12,10 +12,9 @@ import threading
 import time
 from pathlib import Path
 
+from bench.stats import percentile
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
-
-from .stats import percentile
 from mqtt.client import BusClient, Message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +71,7 @@ class StateWatch:
 
 
 def run(bare_median_ms: float | None = None) -> bool:
-    from firmware.plan import load_plan
+    from firmware.hub.plan import load_plan
     household = load_plan(PLAN).household
     with tempfile.TemporaryDirectory(prefix="bench-hub-") as d:
         tmp = Path(d)

@@ -11,10 +11,9 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.stats import percentile
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
-
-from .stats import percentile
 from mqtt.client import BusClient
 
 HOUSEHOLD = "bench-home"

@@ -16,10 +16,9 @@ from pathlib import Path
 from gpiozero import LED
 from gpiozero.pins.mock import MockFactory
 
-from firmware.panel import Panel, PanelPins
+from bench.stats import percentile
+from firmware.panel.service import Panel, PanelPins
 from mqtt.broker_process import PrivateBroker
-
-from .stats import percentile
 from mqtt.client import BusClient
 
 HOUSEHOLD = "bench-panel"

@@ -1,7 +1,7 @@
 """Which partner's tag sent an advert: tag IDs, iBeacon/Eddystone-UID parsing and resolvable private
 addresses (RPA) resolved with an identity resolving key (IRK).
 
-A tag ID has the forms of the household plan (`firmware.plan.TAG_ID_RE`): a fixed MAC address,
+A tag ID has the forms of the household plan (`ble.tag_ids.TAG_ID_RE`): a fixed MAC address,
 `ibeacon:UUID:MAJOR:MINOR`, `eddystone:NAMESPACE:INSTANCE` or `irk:HEX`. `Resolver.match()` turns an
 advert into a tag key or None; an advert that matches no tag leaves no trace (R4: no record of who
 passes by), so the only memory it keeps is a bounded cache of addresses it *resolved* to an IRK.
@@ -14,7 +14,8 @@ from typing import Literal, Mapping
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from firmware.plan import TAG_ID_RE
+from ble.tag_ids import TAG_ID_RE
+from core.errors import HubError
 
 APPLE = 0x004C
 EDDYSTONE_UUID = "0000feaa-0000-1000-8000-00805f9b34fb"
@@ -23,7 +24,7 @@ RPA_CACHE_SIZE = 64  # a phone rotates its address every ~15 min: a few per tag 
 Kind = Literal["mac", "ibeacon", "eddystone", "irk"]
 
 
-class TagIdError(ValueError):
+class TagIdError(HubError, ValueError):
     """A tag ID that is none of the four forms."""
 
 

@@ -19,8 +19,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Literal, Mapping, Sequence
 
-from .identity import Resolver, TagId, parse_tag_id
-from .rssi_filter import WindowMedian
+from ble.identity import Resolver, TagId, parse_tag_id
+from ble.rssi_filter import WindowMedian
 
 State = Literal["home", "away", "unknown"]
 DUPLICATE_GAP = 0.02  # the same advert on another channel or a scan response: not a new interval

@@ -7,11 +7,12 @@ import json
 import sys
 from typing import Iterator
 
-from .identity import TagIdError, parse_tag_id
-from .presence import PresenceEngine, run_adverts
+from ble.identity import TagIdError, parse_tag_id
+from ble.presence import PresenceEngine, run_adverts
+from core.errors import HubError
 
 
-class TraceError(ValueError):
+class TraceError(HubError, ValueError):
     """A trace line that is not {"t", "address", "rssi"[, "manufacturer_data", "service_data"]}."""
 
 

@@ -24,10 +24,9 @@ from bleak import BleakScanner
 from bleak.args.bluez import BlueZScannerArgs, OrPattern
 from bleak.assigned_numbers import AdvertisementDataType
 
-from firmware.clock import Clock
-
-from .identity import Resolver
-from .presence import PresenceConfig
+from ble.identity import Resolver
+from ble.presence import PresenceConfig
+from core.clock import Clock
 
 log = logging.getLogger(__name__)
 

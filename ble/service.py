@@ -8,11 +8,10 @@ import threading
 from datetime import datetime, timedelta
 from typing import Callable, Mapping, Sequence
 
-from firmware.clock import Clock
+from ble.presence import PresenceConfig, PresenceEngine, Transition
+from ble.scanner import Scanner, or_patterns
+from core.clock import Clock
 from mqtt import schemas
-
-from .presence import PresenceConfig, PresenceEngine, Transition
-from .scanner import Scanner, or_patterns
 
 log = logging.getLogger(__name__)
 

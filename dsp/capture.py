@@ -26,6 +26,8 @@ from typing import Callable
 import numpy as np
 import pyaudio
 
+from core.errors import HubError
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_RATES = (16000, 44100, 48000)
@@ -38,11 +40,11 @@ _POLL = 0.2
 FaultCallback = Callable[[str | None, str], None]
 
 
-class AudioDeviceError(OSError):
+class AudioDeviceError(HubError, OSError):
     """The configured microphone is not among the input devices."""
 
 
-class UnsupportedRateError(ValueError):
+class UnsupportedRateError(HubError, ValueError):
     pass
 
 
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             print("no input devices", file=sys.stderr)
             return 1
         return 0
-    from .levels import LevelMeter, calibration_offset
+    from dsp.levels import LevelMeter, calibration_offset
 
     meter, kept = LevelMeter(a.rate), []
 

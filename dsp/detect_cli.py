@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import SUPPORTED_RATES, SoundPipeline
-from .resample import resample
+from core.errors import HubError
+from dsp.pipeline import SUPPORTED_RATES, SoundPipeline
+from dsp.resample import resample
 
 BLOCK_S = 0.1
 
 
-class AudioFileError(OSError):
+class AudioFileError(HubError, OSError):
     """The file cannot be read as audio."""
 
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .features import Frames
+from dsp.features import Frames
 
 MIN_VOICED = 0.16            # of a step's frames voiced (160 ms a second) before effort is judged
 STEP_S = 0.5                 # judged every half second (over the last second): onset resolution

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .weighting import a_weighting_db
+from dsp.weighting import a_weighting_db
 
 FS = 16000
 HOP = 320                 # 20 ms

@@ -13,8 +13,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .iir import SOSFilter
-from .weighting import runtime_sos
+from dsp.iir import SOSFilter
+from dsp.weighting import runtime_sos
 
 __all__ = ["LevelMeter", "LevelBlock", "calibration_offset", "FLOOR_DB", "FAST_TAU", "SLOW_TAU"]
 

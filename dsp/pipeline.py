@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from functools import reduce
 from dataclasses import dataclass
+from functools import reduce
 
 import numpy as np
 
-from . import features as F
-from .detector import MODULATION_S, Baseline, Episode, ShoutDetector, summarise
-from .levels import LevelMeter
-from .resample import Resampler
-from .thermometer import Thermometer
+from dsp import features as F
+from dsp.detector import MODULATION_S, Baseline, Episode, ShoutDetector, summarise
+from dsp.levels import LevelMeter
+from dsp.resample import Resampler
+from dsp.thermometer import Thermometer
 
 log = logging.getLogger(__name__)
 SUPPORTED_RATES = (16000, 44100, 48000)

@@ -16,8 +16,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .detector import Baseline
-from .pipeline import Frame, SoundPipeline
+from dsp.detector import Baseline
+from dsp.pipeline import Frame, SoundPipeline
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_S = 600.0

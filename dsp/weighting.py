@@ -105,7 +105,7 @@ def _log_mag(x: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def _design(fs: float) -> tuple[np.ndarray, np.ndarray, float]:
-    from scipy import optimize, signal   # the design only: never on the hub's run-time path
+    from scipy import optimize, signal  # the design only: never on the hub's run-time path
     poles = -2.0 * np.pi * np.array([_F1, _F1, _F2, _F3, _F4, _F4])
     _, p0, _ = signal.bilinear_zpk([], poles, 1.0, fs)
     c, target, weight = _fit_grid(fs)
@@ -148,7 +148,7 @@ def runtime_sos(fs: float) -> np.ndarray:
     """The sections the hub runs at `fs`: stored for RUNTIME_RATES (numpy only), else designed
     now (which imports scipy; a ValueError below MIN_FS either way)."""
     fs = _check_fs(fs)
-    from .weighting_coeffs import SOS
+    from dsp.weighting_coeffs import SOS
     stored = SOS.get(int(fs)) if fs.is_integer() else None
     if stored is None:
         return a_weighting_sos(fs)
@@ -200,7 +200,7 @@ def coeffs_source() -> str:
 
 
 def _stored_sections() -> dict:
-    from .weighting_coeffs import SOS
+    from dsp.weighting_coeffs import SOS
     return SOS
 
 

@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from core.errors import ConfigError
 from mqtt.broker_config import TlsListener, write_broker_config
 from mqtt.errors import BrokerConfigError, BrokerStartError
 
@@ -35,7 +36,7 @@ def _broker_config(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from .plan import PlanError, load_plan
+    from firmware.hub.plan import PlanError, load_plan
     try:
         plan = load_plan(args.plan)
     except PlanError as e:
@@ -53,37 +54,39 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _hub(args: argparse.Namespace) -> int:
-    from .hub import serve
-    from .plan import PlanError
-    from .sensors import SensorsError
+    from firmware.hub.plan import PlanError
+    from firmware.hub.sensors import SensorsError
+    from firmware.hub.service import serve
     try:
         return serve(args.plan, args.broker_dir, args.state_dir, host=args.host, port=args.port,
                      speed=args.speed, sensors_path=args.sensors)
     except (PlanError, SensorsError) as e:
-        print(f"timeout-hub hub: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _refuse("hub", e)
+
+
+def _refuse(command: str, e: Exception) -> int:
+    """A configuration mistake: one line per problem, exit 2, never a traceback."""
+    if isinstance(e, ConfigError):
+        for where, sentence in e.problems:
+            print(f"timeout-hub {command}: {e.source}: {where}: {sentence}", file=sys.stderr)
+    else:
+        print(f"timeout-hub {command}: {e}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _panel(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-    from .panel import serve
+    from firmware.panel.service import serve
     try:
         return serve(args.config, mock=args.mock, draw_lights=args.draw)
-    except (OSError, ValueError) as e:
-        if isinstance(e, ValidationError):
-            for err in e.errors():
-                where = ".".join(str(p) for p in err["loc"])
-                print(f"timeout-hub panel: {args.config}: {where}: {err['msg']}", file=sys.stderr)
-        else:
-            print(f"timeout-hub panel: {args.config}: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except (OSError, ValueError) as e:   # ConfigError is a ValueError; a missing credentials file
+        return _refuse("panel", e)
 
 
 def _caller(args: argparse.Namespace) -> int:
-    from .sdnotify import run_until_stopped
+    from core.sdnotify import run_until_stopped
+    from firmware.caller.service import Caller, CallerConfigError, load_caller_config
     from mqtt.broker_config import Credentials
     from mqtt.client import BusClient
-    from .caller import Caller, CallerConfigError, load_caller_config
     try:
         cfg = load_caller_config(args.config)
         creds = Credentials.load(Path(cfg.credentials))
@@ -101,9 +104,10 @@ def _caller(args: argparse.Namespace) -> int:
 def _call_test(args: argparse.Namespace) -> int:
     import json
     import re
-    from .modem.errors import ModemError
-    from .modem.sim7600 import Modem
-    from .texts import CALL_MESSAGE
+
+    from core.texts import CALL_MESSAGE
+    from firmware.caller.modem.errors import ModemError
+    from firmware.caller.modem.sim7600 import Modem
     if not re.fullmatch(r"\+[1-9]\d{6,14}", args.number):
         print(f"timeout-hub call-test: --number {args.number!r} is not an E.164 number like "
               "+31612345678", file=sys.stderr)
@@ -131,7 +135,8 @@ def _call_test(args: argparse.Namespace) -> int:
 
 def _log(args: argparse.Namespace) -> int:
     import datetime as dt
-    from .eventlog import HubDatabase
+
+    from firmware.hub.eventlog import HubDatabase
     db_path = Path(args.state_dir) / "hub.sqlite3"
     if not db_path.exists():
         print(f"timeout-hub log: no event log at {db_path} (is --state-dir right?)", file=sys.stderr)
@@ -166,7 +171,7 @@ def _log(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from sim.demo import run_demo
     return run_demo(speed=args.speed)
 
 
@@ -254,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli",
-               "calibrate": "dsp.calibrate_cli"}
+               "calibrate": "firmware.hub.calibrate_cli"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,8 +19,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import contract, schemas
-from .errors import BrokerConfigError, ContractError
+from mqtt import contract, schemas
+from mqtt.errors import BrokerConfigError, ContractError
 
 # Per listener: before the first `listener` line, Mosquitto 2.0 would open a default listener
 # on 0.0.0.0:1883 to hold it. The client id is the username, so one service cannot take over

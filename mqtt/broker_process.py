@@ -12,8 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .broker_config import Credentials, TlsListener, write_broker_config
-from .errors import BrokerStartError
+from mqtt.broker_config import Credentials, TlsListener, write_broker_config
+from mqtt.errors import BrokerStartError
 
 
 def free_port() -> int:

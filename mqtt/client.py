@@ -32,10 +32,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ValidationError
 
-from . import contract, schemas
-from .broker_config import Credentials
-from .errors import ContractError, NotPermitted, PayloadRejected
-from .store import OutboxRow, Store
+from mqtt import contract, schemas
+from mqtt.broker_config import Credentials
+from mqtt.errors import ContractError, NotPermitted, PayloadRejected
+from mqtt.store import OutboxRow, Store
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Iterator
 
 from pydantic import BaseModel
 
-from . import schemas
-from .errors import ContractError
+from mqtt import schemas
+from mqtt.errors import ContractError
 
 CONTRACT_VERSION = 1
 ROOT = "timeout"

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import contract, schemas
+from mqtt import contract, schemas
 
 BEGIN = "<!-- BEGIN GENERATED: python -m mqtt.docgen --write docs/mqtt.md -->"
 END = "<!-- END GENERATED -->"

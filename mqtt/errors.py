@@ -1,7 +1,9 @@
 """Typed errors of the MQTT layer; each also inherits the matching built-in."""
 
+from core.errors import HubError
 
-class ContractError(ValueError):
+
+class ContractError(HubError, ValueError):
     """A topic or payload does not fit the MQTT contract (docs/mqtt.md)."""
 
 
@@ -13,13 +15,13 @@ class PayloadRejected(ContractError):
         self.reason = reason
 
 
-class NotPermitted(PermissionError):
+class NotPermitted(HubError, PermissionError):
     """A role tried to publish or subscribe outside what the contract (and the broker ACL) allows."""
 
 
-class BrokerConfigError(ValueError):
+class BrokerConfigError(HubError, ValueError):
     """The broker configuration cannot be written as asked."""
 
 
-class BrokerStartError(RuntimeError):
+class BrokerStartError(HubError, RuntimeError):
     """A private Mosquitto could not be started (used by tests, bench and demo)."""

@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Final, Literal, Union
 
-from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints,
-                      model_validator)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 Partner = Literal["a", "b"]
 Service = Literal["hub", "panel", "caller", "wearable-a", "wearable-b", "bridge"]

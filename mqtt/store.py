@@ -14,12 +14,13 @@ holds partners' inputs.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.durable import open_durable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -46,13 +47,6 @@ CREATE INDEX IF NOT EXISTS seen_at ON seen(at);
 """
 
 
-def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    return conn
-
-
 @dataclass(frozen=True)
 class OutboxRow:
     seq: int
@@ -66,12 +60,10 @@ class OutboxRow:
 class Store:
     def __init__(self, path: Path, *, seen_memory: int = 100_000, seen_days: float = 14.0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        os.chmod(self.path, 0o600)
-        self._durable = _connect(self.path, "FULL")
+        self._durable = open_durable(self.path, synchronous="FULL")
+        os.chmod(self.path, 0o600)   # also an existing file: the outbox holds payloads
         self._durable.executescript(_SCHEMA)
-        self._fast = _connect(self.path, "NORMAL")
+        self._fast = open_durable(self.path, synchronous="NORMAL")
         self._lock = threading.Lock()
         self._seen_days = seen_days
         self._seen_memory = seen_memory

@@ -4,7 +4,7 @@ import random
 import pytest
 
 from ble.identity import Resolver, TagIdError, ah, parse_tag_id
-from ble.traces import payloads_for, rpa_for
+from sim.ble_traces import payloads_for, rpa_for
 
 IRK = "ec0234a357c8ad05341010a60a397d9b"
 BEACON = "ibeacon:11111111-2222-3333-4444-555555555555:7:300"

@@ -5,11 +5,11 @@ import gc
 import random
 import types
 
-from ble.evaluate import score
-from ble.presence import PresenceConfig, PresenceEngine, Transition, run_adverts
-from ble.traces import Radio, scripted, simulated_week
 from bench.ble_bench import FixedTimeout
 from bench.stats import percentile
+from ble.presence import PresenceConfig, PresenceEngine, Transition, run_adverts
+from sim.ble_eval import score
+from sim.ble_traces import Radio, scripted, simulated_week
 
 TAGS = {"a": "AA:BB:CC:DD:EE:01", "b": "irk:ec0234a357c8ad05341010a60a397d9b"}
 A, NEIGHBOUR = "AA:BB:CC:DD:EE:01", "11:22:33:44:55:66"

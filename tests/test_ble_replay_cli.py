@@ -2,7 +2,7 @@
 import json
 
 from ble.replay_cli import main
-from ble.traces import scripted
+from sim.ble_traces import scripted
 
 A = "AA:BB:CC:DD:EE:01"
 

@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from bleak import BleakScanner
 from bleak.exc import BleakError
 
-from ble.replay import ReplayScanner, ReplaySource
 from ble.service import PresenceService
-from ble.traces import scripted
-from firmware.clock import ManualClock
+from core.clock import ManualClock
+from sim.ble_replay import ReplayScanner, ReplaySource
+from sim.ble_traces import scripted
 from tests.conftest import wait_until
 from tests.test_ble_presence import reachable_strings
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware.caller import Caller, CallerConfigError, load_caller_config, write_caller_config
-from firmware.modem.simulator import Callee, SimulatedSIM7600
+from firmware.caller.service import Caller, CallerConfigError, load_caller_config, write_caller_config
 from mqtt import schemas
+from sim.modem import Callee, SimulatedSIM7600
 from tests.conftest import HOUSEHOLD, wait_until
 from tests.helpers.collect import Collect
 

@@ -1,4 +1,4 @@
-"""The shouting detector's evaluation set (dsp/evalset.py): is it built from the Debian packages,
+"""The shouting detector's evaluation set (sim/evalset.py): is it built from the Debian packages,
 deterministic, calibrated, and as hard as it claims (a level threshold cannot separate it)?
 Levels, pitch and coverage are measured here with independent code, not evalset's helpers: the
 A-weighting is dsp.weighting's analogue curve (checked against IEC 61672-1 Table 3 in
@@ -6,14 +6,12 @@ test_dsp_weighting), the pitch tracker is a plain autocorrelation unlike both ev
 the detector's dsp.features."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 
-from dsp import evalset as E
 from dsp.weighting import a_weighting_db
+from sim import evalset as E
 
 FS = E.FS_DEFAULT
 

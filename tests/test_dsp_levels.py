@@ -158,6 +158,7 @@ def test_bad_settings_and_calibration_recordings_are_refused_with_a_reason():
 @pytest.mark.parametrize("fs", [16000, 44100, 48000])
 def test_the_meter_weights_exactly_as_scipys_recursive_filter_of_the_stored_sections(fs):
     from scipy import signal
+
     from dsp.weighting import runtime_sos
     rng = np.random.default_rng(fs)
     x = (rng.standard_normal(3 * fs) * 0.2).astype(np.float32)

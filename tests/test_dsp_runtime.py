@@ -60,7 +60,7 @@ def test_the_pipeline_and_the_sound_service_run_without_importing_scipy():
 
 def test_the_subprocess_check_does_see_scipy_when_it_is_imported():
     # the evaluation-set builder may use scipy: the check above would catch a run-time import
-    assert "scipy" in _fresh("dsp.evalset")["scipy"]
+    assert "scipy" in _fresh("sim.evalset")["scipy"]
 
 
 # -- dsp/iir.py: the A-weighting cascade without scipy ----------------------------------------

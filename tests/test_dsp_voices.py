@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from dsp import detector as D
-from dsp import evalset
 from dsp.detect_cli import run
 from dsp.detector import Baseline
+from sim import evalset
 
 
 def _hist(*peaks: tuple[float, float, float]) -> np.ndarray:

@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from dsp.weighting import (CLASS1_LIMITS, a_weighting_db, a_weighting_sos, class1_deviation,
-                           third_octave_frequencies)
+from dsp.weighting import (
+    CLASS1_LIMITS,
+    a_weighting_db,
+    a_weighting_sos,
+    class1_deviation,
+    third_octave_frequencies,
+)
 
 
 def test_analogue_curve_matches_the_standards_table():

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from firmware.gnss_clock import ClockSync, gnss_time
+from firmware.caller.gnss_clock import ClockSync, gnss_time
 from mqtt.broker_process import free_port
 
 

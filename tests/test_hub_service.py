@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware import procedure as P
-from firmware.clock import ManualClock
-from firmware.hub import Hub
-from firmware.plan import load_plan
+from core.clock import ManualClock
+from firmware.hub import procedure as P
+from firmware.hub.plan import load_plan
+from firmware.hub.service import Hub
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
 from tests.conftest import wait_until
@@ -142,7 +142,7 @@ def test_log_with_a_bad_date_or_directory_says_so(tmp_path):
 
 @pytest.mark.parametrize("trusted, kept", [(True, 1), (False, 2)])
 def test_retention_removes_old_events_only_on_a_synchronised_clock(tmp_path, trusted, kept):
-    from firmware.eventlog import HubDatabase, LoggedEvent
+    from firmware.hub.eventlog import HubDatabase, LoggedEvent
     from mqtt.broker_config import Credentials
     from mqtt.client import BusClient
     clock = ManualClock(trusted=trusted)

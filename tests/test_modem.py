@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from firmware.modem import parsers as P
-from firmware.modem.at import ATChannel
-from firmware.modem.errors import CmeError, ModemGone, ModemParseError, ModemTimeout
-from firmware.modem.sim7600 import Modem
-from firmware.modem.simulator import Callee, SimulatedSIM7600
+from firmware.caller.modem import parsers as P
+from firmware.caller.modem.at import ATChannel
+from firmware.caller.modem.errors import CmeError, ModemGone, ModemParseError, ModemTimeout
+from firmware.caller.modem.sim7600 import Modem
+from sim.modem import Callee, SimulatedSIM7600
 from tests.conftest import wait_until
 
 SCALE = 0.02   # ring times, message lengths: 1 s of modem time = 20 ms

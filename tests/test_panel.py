@@ -8,7 +8,7 @@ import uuid
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from firmware.panel import FAULT_PATTERNS, Panel, PanelPins, draw
+from firmware.panel.service import FAULT_PATTERNS, Panel, PanelPins, draw
 from mqtt import schemas
 from tests.conftest import HOUSEHOLD, wait_until
 from tests.helpers.collect import Collect

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.plan import PlanError, load_plan, validate_plan
+from firmware.hub.plan import PlanError, load_plan, validate_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "household.toml"

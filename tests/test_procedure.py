@@ -7,10 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from firmware.clock import ManualClock
-from firmware.plan import load_plan, validate_plan
-from firmware.procedure import (Answer, CallOut, EventOut, PanelPress, PartnerButton,
-                                PresenceSeen, Procedure, PromptOut, Sound)
+from core.clock import ManualClock
+from firmware.hub.plan import load_plan, validate_plan
+from firmware.hub.procedure import (
+    Answer,
+    CallOut,
+    EventOut,
+    PanelPress,
+    PartnerButton,
+    PresenceSeen,
+    Procedure,
+    PromptOut,
+    Sound,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "household.toml"
 TODAY = dt.date(2026, 11, 21)

@@ -9,10 +9,18 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware.clock import ManualClock
-from firmware.plan import load_plan
-from firmware.procedure import (Answer, ApartSeen, EventOut, PanelPress, PartnerButton,
-                                PresenceSeen, Procedure, Sound)
+from core.clock import ManualClock
+from firmware.hub.plan import load_plan
+from firmware.hub.procedure import (
+    Answer,
+    ApartSeen,
+    EventOut,
+    PanelPress,
+    PartnerButton,
+    PresenceSeen,
+    Procedure,
+    Sound,
+)
 
 PLAN = load_plan(Path(__file__).resolve().parents[1] / "examples" / "household.toml",
                  today=dt.date(2026, 11, 21))

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsp import evalset
 from dsp.detector import Baseline
-from dsp.evaluate import detector_episodes, evaluate, loudness_episodes, summarise
 from dsp.pipeline import SoundPipeline
+from sim import evalset
+from sim.sound_eval import detector_episodes, evaluate, loudness_episodes, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,14 +188,15 @@ sys.addaudithook(_audit)
 def test_r1_only_numbers_leave_the_sound_pipeline(clips, tmp_path, broker, bus):
     """The hub's sound service on a shouting clip: nothing but the baseline file is opened for
     writing, and all that reaches the bus is small numeric payloads."""
-    from firmware.clock import ManualClock
-    from firmware.hub import Hub
-    from firmware.plan import load_plan
-    from firmware.sensors import BASELINE_FILE, Microphone, start_sound
+    import datetime as dt
+
+    from core.clock import ManualClock
     from dsp.service import ArraySource
+    from firmware.hub.plan import load_plan
+    from firmware.hub.sensors import BASELINE_FILE, Microphone, start_sound
+    from firmware.hub.service import Hub
     from tests.conftest import wait_until
     from tests.helpers.rawmqtt import Raw
-    import datetime as dt
 
     plan = load_plan(ROOT / "examples" / "household.toml", today=dt.date(2026, 11, 21))
     c = next(c for c in clips if c.positive)

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsp import evalset
+from core.clock import ManualClock
 from dsp.detect_cli import run
 from dsp.service import save_baseline
-from firmware.clock import ManualClock
-from firmware.hub import Hub
-from firmware.plan import load_plan
-from firmware.sensors import BASELINE_FILE, Microphone, start_sound
+from firmware.hub.plan import load_plan
+from firmware.hub.sensors import BASELINE_FILE, Microphone, start_sound
+from firmware.hub.service import Hub
+from sim import evalset
 from tests.conftest import wait_until
 from tests.helpers.collect import Collect
 from tests.helpers.pulse import pulse_server  # noqa: F401 - the fixture

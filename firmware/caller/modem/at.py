@@ -14,8 +14,8 @@ from typing import Callable
 
 import serial
 
-from .errors import CmeError, ModemError, ModemGone, ModemTimeout
-from .parsers import classify_urc, parse_cme
+from firmware.caller.modem.errors import CmeError, ModemError, ModemGone, ModemTimeout
+from firmware.caller.modem.parsers import classify_urc, parse_cme
 
 log = logging.getLogger(__name__)
 

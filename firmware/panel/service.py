@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from gpiozero import LED, Button, Buzzer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from core.config import StrictConfig, load_config
+from core.errors import ConfigError
+from core.sdnotify import run_until_stopped
 from mqtt import schemas
 from mqtt.client import BusClient, Message
-
-from .sdnotify import run_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +38,20 @@ FAULT_PATTERNS: dict[str, tuple[float, float] | None] = {
 }
 
 
-class PanelPins(BaseModel):
-    """BCM GPIO numbers (hardware/panel.md has the wiring table)."""
+class PanelConfigError(ConfigError):
+    """The panel's configuration file is not valid."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class PanelPins(StrictConfig):
+    """BCM GPIO numbers (hardware/panel.md has the wiring table)."""
 
     timeout_button: int = 17
     timeout_led: int = 27
-    mood_buttons: tuple[int, int, int] = (5, 13, 19)  # calm, a bit tense, not calm
+    # strict=False on the tuples only: TOML has lists, not tuples
+    mood_buttons: tuple[int, int, int] = Field((5, 13, 19), strict=False)  # calm, a bit tense, not calm
     question_led: int = 26
-    bar: tuple[int, ...] = Field((12, 16, 20, 21, 22, 23, 24, 25), min_length=5, max_length=10)
+    bar: tuple[int, ...] = Field((12, 16, 20, 21, 22, 23, 24, 25), min_length=5, max_length=10,
+                                 strict=False)
     sensing_led: int = 18
     suggestion_led: int = 7
     active_led: int = 8
@@ -54,10 +59,8 @@ class PanelPins(BaseModel):
     buzzer: int | None = 10
 
 
-class PanelConfig(BaseModel):
+class PanelConfig(StrictConfig):
     """The panel service's own configuration file (examples/panel.toml)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     household: str
     credentials: str
@@ -73,12 +76,11 @@ class PanelConfig(BaseModel):
 
 def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) -> int:
     """`timeout-hub panel`: run the panel until SIGTERM/SIGINT."""
-    import tomllib
     from pathlib import Path
 
     from mqtt.broker_config import Credentials
 
-    cfg = PanelConfig.model_validate(tomllib.loads(Path(config_path).read_text()))
+    cfg = load_config(config_path, PanelConfig, PanelConfigError)
     factory = None
     if mock:
         from gpiozero.pins.mock import MockFactory

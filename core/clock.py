@@ -16,6 +16,10 @@ class Clock(Protocol):
         ...
 
 
+# Written by the caller once it set the clock from the modem's GNSS (firmware/caller/gnss_clock.py).
+GNSS_FLAG = "/run/timeout-hub/clock-from-gnss"
+
+
 class SystemClock:
     """The Pi's clocks. The wall clock is trusted once systemd-timesyncd has synchronised it
     (it creates /run/systemd/timesync/synchronized), or when told so (modem network time/GNSS)."""
@@ -35,7 +39,6 @@ class SystemClock:
         if self._trusted is not None:
             return self._trusted
         import os
-        from .gnss_clock import GNSS_FLAG
         return os.path.exists(self.SYNC_FLAG) or os.path.exists(GNSS_FLAG)
 
 

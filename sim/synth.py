@@ -1,4 +1,4 @@
-"""Synthetic sounds for the evaluation set (dsp/evalset.py): room noise, reverberation, a TV
+"""Synthetic sounds for the evaluation set (sim/evalset.py): room noise, reverberation, a TV
 loudspeaker, music, laughter, door slams, clapping and a vacuum cleaner.
 
 Every function returns float64 audio at an arbitrary scale; evalset sets the calibrated level.

@@ -17,7 +17,6 @@ import logging
 import os
 import queue
 import re
-import sqlite3
 import stat
 import threading
 import time
@@ -29,14 +28,14 @@ from typing import Annotated, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from core.durable import open_durable
+from core.texts import CALL_MESSAGE, CALL_SMS, say
+from firmware.caller.gnss_clock import ClockSync
+from firmware.caller.modem import parsers as MP
+from firmware.caller.modem.errors import ModemError
+from firmware.caller.modem.sim7600 import Modem
 from mqtt import schemas
 from mqtt.client import BusClient, Message
-
-from .gnss_clock import ClockSync
-from .modem import parsers as MP
-from .modem.errors import ModemError
-from .modem.sim7600 import Modem
-from .texts import CALL_MESSAGE, CALL_SMS, say
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +162,7 @@ CREATE TABLE IF NOT EXISTS prompts (partner TEXT PRIMARY KEY, question_id TEXT N
 
 class CallQueue:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-        self._c = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._c.execute("PRAGMA journal_mode=WAL")
-        self._c.execute("PRAGMA synchronous=FULL")
+        self._c = open_durable(path)
         self._c.executescript(_SCHEMA)
         self._lock = threading.Lock()
 

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Optional
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
 
-from firmware.clock import Clock
+from core.clock import Clock
 
 POLL_S = 0.005  # real seconds between looks at the clock
 

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 from scipy.signal import lfilter
 
-from .identity import EDDYSTONE_UUID, APPLE, ah, parse_tag_id
+from ble.identity import APPLE, EDDYSTONE_UUID, ah, parse_tag_id
 
 DOOR_M = 8.0           # distance hub -> front door: the ground truth's home boundary
 STEP_M = DOOR_M + 1.0  # the doorstep, outside: locking or unlocking the door

@@ -6,13 +6,13 @@ plan removes rows, oldest first. Events carry codes and numbers, never names or 
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from core.durable import open_durable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -49,12 +49,7 @@ class LoggedEvent:
 class HubDatabase:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        self._c = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
-                                  isolation_level=None)
-        self._c.execute("PRAGMA journal_mode=WAL")
-        self._c.execute("PRAGMA synchronous=FULL")   # a power cut must not undo a step
+        self._c = open_durable(self.path)   # synchronous=FULL: a power cut must not undo a step
         self._c.executescript(_SCHEMA)
         self._lock = threading.Lock()
 

@@ -23,7 +23,8 @@ import soundfile as sf
 from scipy import ndimage, signal
 from scipy.fft import next_fast_len
 
-from dsp import synth
+from core.errors import HubError
+from sim import synth
 
 FS_DEFAULT = 16000
 # A virtual microphone: 94 dB SPL at -26 dBFS (a typical MEMS mic). A shout at 1 m (~90 dB(A),
@@ -45,7 +46,7 @@ NEGATIVE_CATEGORIES = ("loud-speech", "tv", "music", "laughter", "door-slam", "c
 _POSITIVE_DISTANCES = (1.0, 3.0, 2.0, 5.0, 4.0)   # cycled; every category gets a 1 m clip first
 
 
-class EvalSetError(FileNotFoundError):
+class EvalSetError(HubError, FileNotFoundError):
     """A speech source (Debian package or program) the evaluation set is built from is missing."""
 
 

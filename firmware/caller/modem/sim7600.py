@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import parsers as P
-from .at import ATChannel
-from .errors import CmeError, ModemError, ModemGone, ModemParseError, ModemTimeout
+from firmware.caller.modem import parsers as P
+from firmware.caller.modem.at import ATChannel
+from firmware.caller.modem.errors import CmeError, ModemError, ModemGone, ModemParseError, ModemTimeout
 
 log = logging.getLogger(__name__)
 

@@ -12,28 +12,26 @@ from __future__ import annotations
 
 import logging
 import queue
-
-from gpiozero.pins.mock import MockFactory
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from ble.replay import ReplayScanner, ReplaySource
+from gpiozero.pins.mock import MockFactory
+
+from core.clock import ScaledClock
+from core.texts import PHASES, say
 from dsp.service import ArraySource, save_baseline
+from firmware.caller.service import Caller, load_caller_config, write_caller_config
+from firmware.hub.plan import load_plan
+from firmware.hub.sensors import BASELINE_FILE, Bluetooth, Microphone, start_presence, start_sound
+from firmware.hub.service import Hub
+from firmware.panel.service import Panel, draw
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
 from mqtt.client import BusClient, Message
-
-from . import procedure as P
-from .clock import ScaledClock
-from .caller import Caller, load_caller_config, write_caller_config
-from .hub import Hub
-from .modem.simulator import Callee, SimulatedSIM7600
-from .panel import Panel, draw
-from .plan import load_plan
-from .sensors import BASELINE_FILE, Bluetooth, Microphone, start_presence, start_sound
-from .texts import PHASES, say
+from sim.ble_replay import ReplayScanner, ReplaySource
+from sim.modem import Callee, SimulatedSIM7600
 
 EXAMPLE_PLAN = Path(__file__).resolve().parents[1] / "examples" / "household.toml"
 PARTNER_A_PHONE = "+31600000101"   # made-up numbers: they live only in the caller's file
@@ -88,13 +86,14 @@ class Evening:
 class DemoTags:
     """The partners' tags on the air, live: adverts come from where the script puts each partner
     (`move`), since the script's moves wait on the hub and cannot be timed in advance for
-    `ble.traces.scripted`. A simple radio (one advert a second, 30 % lost, RSSI -68 +- 6 dBm at
+    `sim.ble_traces.scripted`. A simple radio (one advert a second, 30 % lost, RSSI -68 +- 6 dBm at
     home, silent away), plus the neighbours' phones passing by. The hub's real PresenceService
-    hears them through bleak's backend seam (ble.replay)."""
+    hears them through bleak's backend seam (sim.ble_replay)."""
 
     def __init__(self, plan, seed: int = 3):
         import random
-        from ble.traces import payloads_for
+
+        from sim.ble_traces import payloads_for
         self.rng = random.Random(seed)
         self.where = {p: "home" for p in plan.partners}
         self.tags = {p: payloads_for(pp.tags[0], self.rng, 4) for p, pp in plan.partners.items() if pp.tags}
@@ -118,11 +117,11 @@ class DemoTags:
 
 
 def rising_voices(tmp: Path):
-    """A household's calm talk, then raised voices (dsp/evalset.py: real recorded speech made
+    """A household's calm talk, then raised voices (sim/evalset.py: real recorded speech made
     shouted with the published acoustics), and the baseline the installer's calibration on the
     first 10 s would have given."""
-    from dsp import evalset
     from dsp.detect_cli import run
+    from sim import evalset
     clip = next(c for c in evalset.build(n_per_category=1, cache_dir=tmp / "evalset")
                 if c.category == "shout-nl")
     n = int(evalset.CALIBRATE_S * clip.fs)

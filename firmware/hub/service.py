@@ -19,14 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from core.clock import Clock
+from core.sdnotify import run_until_stopped
+from firmware.hub import procedure as P
+from firmware.hub.eventlog import HubDatabase, LoggedEvent
+from firmware.hub.plan import HouseholdPlan
 from mqtt import schemas
 from mqtt.client import BusClient, Message
-
-from . import procedure as P
-from .clock import Clock
-from .eventlog import HubDatabase, LoggedEvent
-from .plan import HouseholdPlan
-from .sdnotify import run_until_stopped
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 24 * 3600.0
@@ -222,17 +221,16 @@ class Hub:
 def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "127.0.0.1",
           port: int = 1883, speed: float = 1.0, sensors_path: Path | None = None) -> int:
     """`timeout-hub hub`: run the hub service until SIGTERM/SIGINT."""
+    from core.clock import ScaledClock, SystemClock
+    from firmware.hub.plan import load_plan
     from mqtt.broker_config import Credentials
-
-    from .clock import ScaledClock, SystemClock
-    from .plan import load_plan
 
     plan = load_plan(plan_path)
     clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
     bus = BusClient("hub", plan.household, Credentials.load(Path(broker_dir) / "credentials" / "hub.json"),
                     host=host, port=port, state_dir=state_dir, clock=clock.wall)
     # an accelerated clock (tests, bench) ticks as often in evening time as a real one
-    from .sensors import load_sensors, start_all
+    from firmware.hub.sensors import load_sensors, start_all
     sensors = load_sensors(sensors_path) if sensors_path else None
     hub = Hub(plan, bus, clock, state_dir, tick_seconds=min(1.0, 1.0 / speed * 20)).start()
     running = start_all(hub, plan, sensors, clock, state_dir) if sensors else []

@@ -20,10 +20,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-from .clock import Clock
-from .plan import HouseholdPlan
+from core.clock import Clock
+from firmware.hub.plan import HouseholdPlan, Partner
 
-PARTNERS = ("a", "b")
+PARTNERS: tuple[Partner, ...] = ("a", "b")
 END_PROMPTS_AT = (0.0, 120.0, 240.0)   # 3 prompts over 5 minutes
 END_DEADLINE = 300.0
 EVALUATION_TIMEOUT = 30 * 60.0

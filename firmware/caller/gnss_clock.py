@@ -1,6 +1,6 @@
 """The Pi has no real-time clock. When NTP has not synchronised it (no internet), the modem's
 GNSS, read through gpsd with gpsd-py3, sets it; a flag file then tells the hub that the wall
-clock can be believed (firmware.clock.SystemClock). Without a fix there is no time: GPS without a
+clock can be believed (core.clock.SystemClock). Without a fix there is no time: GPS without a
 fix never sets the clock."""
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from core.clock import GNSS_FLAG  # noqa: F401  (re-exported: the caller writes it)
+
 log = logging.getLogger(__name__)
 
-GNSS_FLAG = "/run/timeout-hub/clock-from-gnss"
 
 
 def gnss_time(host: str = "127.0.0.1", port: int = 2947, timeout: float = 10.0) -> datetime | None:

@@ -7,27 +7,26 @@ Either sensor failing never stops the hub: its fault goes on the panel and it ke
 from __future__ import annotations
 
 import logging
-import tomllib
 from pathlib import Path
 from typing import Annotated, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
+from core.clock import Clock
+from core.config import StrictConfig, load_config
+from core.errors import ConfigError
+from firmware.hub.plan import HouseholdPlan
 from mqtt import schemas
-
-from .clock import Clock
-from .plan import HouseholdPlan
 
 log = logging.getLogger(__name__)
 BASELINE_FILE = "sound_baseline.json"
 
 
-class SensorsError(ValueError):
+class SensorsError(ConfigError):
     """The sensors file is not valid."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+_Strict = StrictConfig
 
 
 class Microphone(_Strict):
@@ -54,17 +53,10 @@ class Sensors(_Strict):
 def load_sensors(path: Path | None) -> Sensors:
     if path is None:
         return Sensors()
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise SensorsError(f"{path}: cannot read it as TOML ({e})") from None
-    try:
-        s = Sensors.model_validate(data)
-    except ValidationError as e:
-        raise SensorsError(f"{path}: " + "; ".join(
-            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())) from None
+    s = load_config(path, Sensors, SensorsError)
     if s.microphone.rate not in (16000, 44100, 48000):
-        raise SensorsError(f"{path}: microphone.rate {s.microphone.rate} is not 16000, 44100 or 48000")
+        raise SensorsError([("microphone.rate", f"{s.microphone.rate} is not 16000, 44100 or 48000")],
+                           str(path))
     return s
 
 

@@ -7,39 +7,34 @@ an installer understands; `timeout-hub check-config PLAN` prints them.
 from __future__ import annotations
 
 import datetime as dt
-import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ble.tag_ids import TAG_ID_RE
+from core.config import StrictConfig, problems_of, read_toml
+from core.errors import ConfigError
 
 MIN_TIMEOUT_MINUTES = 20  # the procedure's floor; a plan may ask for more, never less
 
 Partner = Literal["a", "b"]
 Language = Literal["nl", "en"]
 
-_MAC = r"(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}"
-_UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-TAG_ID_RE = re.compile(
-    rf"^(?:{_MAC}|ibeacon:{_UUID}:\d{{1,5}}:\d{{1,5}}|eddystone:[0-9A-Fa-f]{{20}}:[0-9A-Fa-f]{{12}}"
-    r"|irk:[0-9A-Fa-f]{32})$")
 
 
-class PlanError(ValueError):
+class PlanError(ConfigError):
     """The plan is not valid; `problems` holds one (path, sentence) per problem."""
 
-    def __init__(self, problems: list[tuple[str, str]], source: str = "plan"):
-        self.problems = problems
-        self.source = source
-        super().__init__(f"{source}: {len(problems)} problem(s): " +
-                         "; ".join(f"{p}: {m}" for p, m in problems))
 
-
-class _Strict(BaseModel):
-    # strict: "yes" is not true, "20" is not 20 — an installer's typo must not pass as intent
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+_Strict = StrictConfig
 
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
@@ -172,59 +167,6 @@ class HouseholdPlan(_Strict):
         return self
 
 
-_FRIENDLY = {
-    "extra_forbidden": "is not a known setting (a typing error?)",
-    "missing": "is missing",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "date_type": "must be a date like 2026-12-01",
-    "date_parsing": "must be a date like 2026-12-01",
-    "date_from_datetime_parsing": "must be a date like 2026-12-01",
-    "list_type": "must be a list [ ... ]",
-    "dict_type": "must be a table [ ... ]",
-    "string_type": "must be text in quotes",
-    "model_type": "must be a table [ ... ]",
-}
-
-
-def _sentence(err: dict[str, Any]) -> str:
-    t, ctx = err["type"], err.get("ctx", {})
-    if t in _FRIENDLY:
-        return _FRIENDLY[t]
-    if t == "too_long":
-        return (f"has {ctx.get('actual_length')} entries; at most {ctx.get('max_length')} are allowed")
-    if t == "too_short":
-        return f"needs at least {ctx.get('min_length')} entr{'y' if ctx.get('min_length') == 1 else 'ies'}"
-    if t == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}"
-    if t == "less_than_equal":
-        return f"must be at most {ctx.get('le')}"
-    if t == "literal_error":
-        return f"must be one of {ctx.get('expected')}"
-    if t == "string_pattern_mismatch":
-        return "has characters that are not allowed (use a-z, 0-9 and '-')"
-    if t == "string_too_long":
-        return f"is too long (at most {ctx.get('max_length')} characters)"
-    if t == "string_too_short":
-        return "must not be empty"
-    if t == "value_error":
-        return str(ctx.get("error", err["msg"]))
-    return err["msg"]
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for p in loc:
-        if isinstance(p, int):
-            parts.append(f"[{p + 1}]")  # installers count from 1
-        else:
-            parts.append(("." if parts else "") + str(p))
-    return "".join(parts) or "(plan)"
-
-
 def validate_plan(data: dict[str, Any], *, today: dt.date | None = None,
                   source: str = "plan") -> HouseholdPlan:
     today = today or dt.date.today()
@@ -233,11 +175,7 @@ def validate_plan(data: dict[str, Any], *, today: dt.date | None = None,
     try:
         plan = HouseholdPlan.model_validate(data, context={"today": today})
     except ValidationError as e:
-        for err in e.errors():
-            msg = _sentence(err)
-            path = _path(err["loc"])
-            for part in msg.split("\n"):
-                problems.append((path, part))
+        problems = problems_of(e, whole="(plan)")
     if problems:
         raise PlanError(problems, source)
     assert plan is not None
@@ -246,12 +184,5 @@ def validate_plan(data: dict[str, Any], *, today: dt.date | None = None,
 
 def load_plan(path: Path, *, today: dt.date | None = None) -> HouseholdPlan:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PlanError([("(file)", f"{path} does not exist")], str(path)) from None
-    except UnicodeDecodeError:
-        raise PlanError([("(file)", "the file is not UTF-8 text")], str(path)) from None
-    except tomllib.TOMLDecodeError as e:
-        raise PlanError([("(file)", f"this is not valid TOML: {e}")], str(path)) from None
+    data = read_toml(path, PlanError)
     return validate_plan(data, today=today, source=str(path))

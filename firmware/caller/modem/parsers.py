@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .errors import ModemParseError
+from firmware.caller.modem.errors import ModemParseError
 
 CME_RE = re.compile(r"^\+(CME|CMS) ERROR:\s*(.+)$")
 

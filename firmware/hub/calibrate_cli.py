@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     device, rate, offset = a.device, 16000, None
     if a.sensors:
-        from firmware.sensors import SensorsError, load_sensors
+        from firmware.hub.sensors import SensorsError, load_sensors
         try:
             mic = load_sensors(a.sensors).microphone
         except SensorsError as e:
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     if isinstance(device, str) and device.isdigit():
         device = int(device)
     if a.reference_db is not None:
-        from .capture import main as capture_main
+        from dsp.capture import main as capture_main
         return capture_main((["--device", str(device)] if device is not None else [])
                             + ["--rate", str(rate), "--seconds", "5", "--calibrate", str(a.reference_db)])
     if not 10 <= a.seconds <= 600:
@@ -47,11 +47,10 @@ def main(argv: list[str]) -> int:
 
 
 def _baseline(device, rate: int, offset, seconds: int, state_dir: Path) -> int:
-    from firmware.sensors import BASELINE_FILE
-
-    from .capture import listen
-    from .pipeline import SoundPipeline
-    from .service import save_baseline
+    from dsp.capture import listen
+    from dsp.pipeline import SoundPipeline
+    from dsp.service import save_baseline
+    from firmware.hub.sensors import BASELINE_FILE
 
     p = SoundPipeline(rate, calibration_offset_db=offset, calibrate_seconds=seconds)
     print(f"listening for {seconds} s: please talk together as you normally do")

@@ -1,4 +1,4 @@
-"""Detection quality on the evaluation set (dsp/evalset.py): the detector beside a plain loudness
+"""Detection quality on the evaluation set (sim/evalset.py): the detector beside a plain loudness
 threshold (what the Time Out! App does), scored the same way.
 
 A positive clip is found when an episode starts after the calibration and no earlier than its
@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-
-from .detect_cli import run
-from .detector import Sustained
-from .levels import LevelMeter
-from .evalset import CAL_OFFSET_DB, CALIBRATE_S, Clip
+from dsp.detect_cli import run
+from dsp.detector import Sustained
+from dsp.levels import LevelMeter
+from sim.evalset import CAL_OFFSET_DB, CALIBRATE_S, Clip
 
 LOUDNESS_THRESHOLD_DBA = 70.0   # a plain "too loud" threshold (LAeq over 1 s), as in the Time Out! App
 

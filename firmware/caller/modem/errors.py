@@ -1,8 +1,10 @@
 """Typed modem errors; each also inherits the matching built-in."""
 from __future__ import annotations
 
+from core.errors import HubError
 
-class ModemError(RuntimeError):
+
+class ModemError(HubError, RuntimeError):
     """The modem answered ERROR or could not do what was asked."""
 
 

@@ -1,0 +1,38 @@
+"""The one way this project opens a SQLite file: WAL, a busy timeout, the file created owner-only
+(0600: it may hold call records or household events) and `synchronous=FULL` by default, because a
+power cut must not undo a step that outputs were already sent for. `read_only` opens an existing
+database without ever writing to it (the `log` command on the hub's live database)."""
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+from core.errors import StorageError
+
+Synchronous = Literal["FULL", "NORMAL", "OFF"]
+
+
+def open_durable(path: Path | str, *, synchronous: Synchronous = "FULL",
+                 read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (the caller runs BEGIN/COMMIT), usable from several
+    threads behind the caller's own lock."""
+    path = Path(path)
+    if synchronous not in ("FULL", "NORMAL", "OFF"):
+        raise ValueError(f"synchronous must be FULL, NORMAL or OFF, not {synchronous!r}")
+    try:
+        if read_only:
+            if not path.is_file():
+                raise StorageError(f"{path}: no such database")
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+                                   check_same_thread=False, isolation_level=None)
+            return conn
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        return conn
+    except sqlite3.Error as e:
+        raise StorageError(f"{path}: cannot open the database: {e}") from e
