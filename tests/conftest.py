@@ -10,6 +10,7 @@ import pytest
 
 from mqtt.broker_process import PrivateBroker
 from mqtt.client import BusClient
+from tests.helpers.pulse import pulse_server  # noqa: F401 - a fixture for every test module
 
 HOUSEHOLD = "test-home"
 

@@ -15,7 +15,6 @@ import pytest
 from dsp.capture import AudioCapture, UnsupportedRateError, to_mono_float
 from dsp.levels import LevelMeter
 from tests.conftest import wait_until
-from tests.helpers.pulse import pulse_server  # noqa: F401 - the fixture
 
 FS = 16000
 FIRST_BLOCK = 8.0  # s; a null sink with nothing playing hands out its first data after ~2 s

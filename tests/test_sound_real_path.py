@@ -22,7 +22,6 @@ from firmware.hub.service import Hub
 from sim import evalset
 from tests.conftest import wait_until
 from tests.helpers.collect import Collect
-from tests.helpers.pulse import pulse_server  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = load_plan(ROOT / "examples" / "household.toml", today=dt.date(2026, 11, 21))

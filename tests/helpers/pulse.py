@@ -1,7 +1,6 @@
 """A private PulseAudio server for tests: a null sink whose monitor is the default source, so
 ALSA's `pulse` device (and therefore pyaudio) captures whatever `play()` sends into the sink.
-
-    from tests.helpers.pulse import pulse_server   # the fixture; use it as an argument
+tests/conftest.py makes the `pulse_server` fixture available to every test module:
 
     def test_x(pulse_server):
         cap = AudioCapture(device="pulse", ...).start()
