@@ -114,26 +114,23 @@ def load_caller_config(path: Path) -> CallerConfig:
 
 def write_caller_config(path: Path, settings: dict) -> Path:
     """Write a caller file (mode 0600) from plain values: what the installer's tooling, the
-    demo, the bench and the tests use instead of hand-written TOML."""
-    def value(v: object) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    flat = {k: v for k, v in settings.items() if k not in ("partners", "contacts")}
-    lines = [f"{k} = {value(v)}" for k, v in flat.items()]
-    for partner, phone in settings.get("partners", {}).items():
-        lines += ["", f"[partners.{partner}]"] + [f"{k} = {value(v)}" for k, v in phone.items()]
-    for partner, entries in settings.get("contacts", {}).items():
-        for entry in entries:
-            lines += ["", f"[[contacts.{partner}]]"] + [f"{k} = {value(v)}" for k, v in entry.items()]
+    demo, the bench and the tests use instead of hand-written TOML. TOML has no null: a setting
+    given as None is left out, so it takes its default when the file is read."""
+    import tomli_w
+
+    def plain(v: object) -> object:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items() if x is not None}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, os.PathLike):
+            return os.fspath(v)
+        return v
+    text = tomli_w.dumps(plain(settings))
     path = Path(path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(text)
     os.chmod(path, 0o600)
     return path
 
