@@ -242,6 +242,9 @@ class Caller:
         self._threads: list[threading.Thread] = []
         self.faults: dict[str, str] = {}
         self._modem_lock = threading.Lock()
+        # without a modem an incoming SMS waits on the SIM; it is tried again after this many
+        # seconds, doubling up to the second value (tests make them short)
+        self.sms_retry_s: tuple[float, float] = (1.0, 30.0)
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> "Caller":
@@ -439,35 +442,47 @@ class Caller:
         self._sms_wake.set()
 
     def _sms_loop(self) -> None:
+        retry = self.sms_retry_s[0]
         while not self._stop.is_set():
             self._sms_wake.wait(1.0)
             self._sms_wake.clear()
-            while self._sms_indexes:
+            while self._sms_indexes and not self._stop.is_set():
                 index = self._sms_indexes.pop(0)
                 try:
-                    self._handle_sms(index)
+                    handled = self._handle_sms(index)
                 except Exception:
                     log.exception("caller: incoming SMS %d could not be handled", index)
+                    continue
+                if handled:
+                    retry = self.sms_retry_s[0]
+                    continue
+                # no modem: the message stays on the SIM and first in line; wait before the
+                # next try instead of reopening the port in a tight loop
+                self._sms_indexes.insert(0, index)
+                if self._stop.wait(retry):
+                    return
+                retry = min(retry * 2, self.sms_retry_s[1])
 
-    def _handle_sms(self, index: int) -> None:
+    def _handle_sms(self, index: int) -> bool:
+        """False when there is no modem to read it from (the caller tries again later)."""
         modem = self._ensure_modem()
         if modem is None:
-            self._sms_indexes.append(index)
-            return
+            return False
         sms = modem.read_sms(index)
         modem.delete_sms(index)
         partner = next((p for p, ph in self.cfg.partners.items()
                         if ph.number and _digits(ph.number) == _digits(sms.sender)), None)
         if partner is None:
             log.info("caller: SMS from an unknown number ignored and deleted")
-            return
+            return True
         m = re.search(r"[123]", sms.text)
         question = self.queue.last_prompt(partner, max_age_s=3600)
         if not m or question is None:
             log.info("caller: SMS from partner %s without an answer to an open question", partner)
-            return
+            return True
         self.bus.publish(f"partner/{partner}/input", schemas.PartnerInput(
             kind="answer", via="sms", question_id=uuid.UUID(question), choice=int(m.group(0))))
+        return True
 
     # -- health --------------------------------------------------------------------------------
     def _health_loop(self) -> None:

@@ -3,10 +3,14 @@ that fail without its fix."""
 from __future__ import annotations
 
 import stat
+import threading
+import time
 import tomllib
 from pathlib import Path
 
-from firmware.caller import load_caller_config, write_caller_config
+from firmware.caller import Caller, CallerConfig, load_caller_config, write_caller_config
+from firmware.modem.errors import ModemError
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,3 +34,44 @@ def test_caller_file_round_trips_a_newline_and_leaves_out_none(tmp_path):
     cfg = load_caller_config(path)
     assert cfg.power_gpio is None and cfg.partners["b"].number is None
     assert cfg.partners["a"].calming_tasks[0] == "een wandeling\nen dan \"thee\""
+
+
+# -- 2. no modem: the SMS loop waits instead of spinning --------------------------------------
+
+class _QuietBus:
+    def publish(self, *a, **kw) -> None:
+        pass
+
+
+def _caller(tmp_path, open_modem) -> Caller:
+    cfg = CallerConfig(household="test-home", code_word="Zonnebloem", credentials="unused",
+                       state_dir=str(tmp_path / "caller"), gnss_port=0,
+                       clock_flag=str(tmp_path / "clock-flag"))
+    return Caller(cfg, _QuietBus(), open_modem=open_modem)
+
+
+def test_without_a_modem_the_sms_loop_backs_off_instead_of_spinning(tmp_path):
+    opens: list[float] = []
+
+    def no_modem():
+        opens.append(time.monotonic())
+        raise ModemError("modem port /dev/ttyUSB2 is gone")
+
+    c = _caller(tmp_path, no_modem)
+    c.sms_retry_s = (0.05, 0.2)
+    t = threading.Thread(target=c._sms_loop, daemon=True)
+    try:
+        c._queue_sms(3)                  # a text arrived, then the modem went away
+        t0 = time.monotonic()
+        t.start()
+        assert wait_until(lambda: len(opens) >= 5, 10), opens
+        # four waits between five tries: 0.05 + 0.1 + 0.2 + 0.2 s (a spinning loop: microseconds)
+        assert opens[4] - t0 >= 0.5, [round(o - t0, 3) for o in opens]
+        gaps = [b - a for a, b in zip(opens, opens[1:4])]
+        assert gaps == sorted(gaps), "the wait grows"
+        assert c._sms_indexes == [3], "the message stays queued for when the modem is back"
+    finally:
+        c._stop.set()
+        t.join(5)
+        c.queue.close()
+    assert not t.is_alive(), "stop ends the wait at once"
