@@ -10,6 +10,9 @@ from mqtt.broker_config import TlsListener, write_broker_config
 from mqtt.errors import BrokerConfigError, BrokerStartError
 
 EXIT_USAGE = 2
+# the long-running services: their INFO lines (every ladder step, every connection) belong in the
+# journal; the one-shot commands print their own output and log only warnings
+SERVICES = ("hub", "panel", "caller")
 
 
 def _broker_config(args: argparse.Namespace) -> int:
@@ -174,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="timeout-hub",
                                 description="Home hub for the time-out procedure (see README.md).")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="log only warnings and errors (the services log INFO by default)")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("broker-config", help="write the Mosquitto configuration, passwords and ACL",
@@ -253,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def configure_logging(args: argparse.Namespace) -> None:
+    """To stderr (the journal, under systemd): DEBUG with --verbose, WARNING with --quiet,
+    otherwise INFO for the services and WARNING for the one-shot commands."""
+    if args.verbose:
+        level = logging.DEBUG
+    elif args.quiet or args.command not in SERVICES:
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli",
                "calibrate": "dsp.calibrate_cli"}
 
@@ -264,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return importlib.import_module(OWN_PARSERS[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args)
     try:
         return args.func(args)
     except (BrokerConfigError, BrokerStartError) as e:

@@ -2,11 +2,17 @@
 that fail without its fix."""
 from __future__ import annotations
 
+import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from firmware.caller import Caller, CallerConfig, load_caller_config, write_caller_config
 from firmware.modem.errors import ModemError
@@ -75,3 +81,47 @@ def test_without_a_modem_the_sms_loop_backs_off_instead_of_spinning(tmp_path):
         t.join(5)
         c.queue.close()
     assert not t.is_alive(), "stop ends the wait at once"
+
+
+# -- 3. the services log INFO --------------------------------------------------------------
+
+_SETUP = ("import logging, sys\n"
+          "from firmware import cli\n"
+          "cli.configure_logging(cli.build_parser().parse_args(sys.argv[1:]))\n"
+          "logging.getLogger('firmware.caller').info('a ladder step')\n"
+          "logging.getLogger('firmware.caller').debug('a detail')\n")
+
+
+@pytest.mark.parametrize("argv, info, debug", [
+    (["caller", "--config", "caller.toml"], True, False),
+    (["hub", "--plan", "p.toml", "--broker-dir", "b"], True, False),
+    (["panel", "--config", "panel.toml"], True, False),
+    (["-q", "caller", "--config", "caller.toml"], False, False),
+    (["-v", "caller", "--config", "caller.toml"], True, True),
+    (["log"], False, False),                       # a one-shot command prints its own output
+])
+def test_the_services_log_info_to_stderr_by_default(argv, info, debug):
+    r = subprocess.run([sys.executable, "-c", _SETUP, *argv], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert ("INFO firmware.caller: a ladder step" in r.stderr) == info, r.stderr
+    assert ("DEBUG firmware.caller: a detail" in r.stderr) == debug, r.stderr
+
+
+def test_the_hub_command_logs_its_connection_at_info(broker, tmp_path):
+    (tmp_path / "plan.toml").write_text((ROOT / "examples" / "household.toml").read_text().replace(
+        'household = "hh-0042"', f'household = "{broker.household}"'))
+    p = subprocess.Popen([sys.executable, "-m", "firmware.cli", "hub", "--plan", str(tmp_path / "plan.toml"),
+                          "--broker-dir", str(broker.directory), "--state-dir", str(tmp_path / "hub"),
+                          "--port", str(broker.port)], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+    reader.start()
+    try:
+        assert wait_until(lambda: any(" INFO " in l and "hub: connected to" in l for l in lines), 30), lines
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(15) == 0, lines
+        reader.join(5)
