@@ -42,6 +42,9 @@ def _check_config(args: argparse.Namespace) -> int:
     try:
         plan = load_plan(args.plan)
     except PlanError as e:
+        if [where for where, _ in e.problems] == ["(file)"]:   # the file itself: one sentence
+            print(f"timeout-hub check-config: {e.problems[0][1]}.", file=sys.stderr)
+            return EXIT_USAGE
         print(f"{e.source}: {len(e.problems)} problem(s) in the household plan:", file=sys.stderr)
         for path, sentence in e.problems:
             print(f"  - {path}: {sentence}", file=sys.stderr)

@@ -250,8 +250,14 @@ def load_plan(path: Path, *, today: dt.date | None = None) -> HouseholdPlan:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PlanError([("(file)", f"{path} does not exist")], str(path)) from None
+    except IsADirectoryError:
+        raise PlanError([("(file)", f"{path} is a folder, not a household plan; give the plan's "
+                                    f"TOML file, for example {path / 'household.toml'}")],
+                        str(path)) from None
+    except OSError as e:
+        raise PlanError([("(file)", f"{path} cannot be read: {e.strerror or e}")], str(path)) from None
     except UnicodeDecodeError:
-        raise PlanError([("(file)", "the file is not UTF-8 text")], str(path)) from None
+        raise PlanError([("(file)", f"{path} is not UTF-8 text")], str(path)) from None
     except tomllib.TOMLDecodeError as e:
-        raise PlanError([("(file)", f"this is not valid TOML: {e}")], str(path)) from None
+        raise PlanError([("(file)", f"{path} is not valid TOML: {e}")], str(path)) from None
     return validate_plan(data, today=today, source=str(path))

@@ -21,6 +21,15 @@ from tests.conftest import wait_until
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "firmware.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, **kw)
+
+
+def one_sentence(stderr: str) -> bool:
+    return len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+
+
 # -- 1. the caller's file is written by tomli-w ----------------------------------------------
 
 def test_caller_file_round_trips_a_newline_and_leaves_out_none(tmp_path):
@@ -125,3 +134,25 @@ def test_the_hub_command_logs_its_connection_at_info(broker, tmp_path):
         p.send_signal(signal.SIGTERM)
         assert p.wait(15) == 0, lines
         reader.join(5)
+
+
+# -- 4. check-config given a folder: one sentence and exit 2 -------------------------------
+
+def test_check_config_given_a_folder_says_so_in_one_sentence(tmp_path):
+    r = cli("check-config", str(tmp_path))
+    assert r.returncode == 2 and one_sentence(r.stderr), r.stderr
+    assert "is a folder" in r.stderr and "household.toml" in r.stderr
+
+
+@pytest.mark.parametrize("content, says", [(None, "does not exist"),
+                                           ("household = ", "is not valid TOML"),
+                                           (b"\xff\xfe", "is not UTF-8 text")])
+def test_check_config_on_a_file_it_cannot_read_says_so_in_one_sentence(tmp_path, content, says):
+    plan = tmp_path / "plan.toml"
+    if isinstance(content, bytes):
+        plan.write_bytes(content)
+    elif content is not None:
+        plan.write_text(content)
+    r = cli("check-config", str(plan))
+    assert r.returncode == 2 and one_sentence(r.stderr), r.stderr
+    assert f"{plan} {says}" in r.stderr
