@@ -152,9 +152,17 @@ def _log(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.timezone.utc)
-    db = HubDatabase(db_path)
-    events = db.events(since=since, category=args.category)
-    db.close()
+    import sqlite3
+    try:
+        db = HubDatabase(db_path, read_only=True)   # reading the log never writes to the hub's state
+        try:
+            events = db.events(since=since, category=args.category)
+        finally:
+            db.close()
+    except (sqlite3.Error, ValueError) as err:
+        print(f"timeout-hub log: {db_path} cannot be read as the hub's event log ({err}).",
+              file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
         import json
         for e in events:

@@ -47,8 +47,22 @@ class LoggedEvent:
 
 
 class HubDatabase:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, read_only: bool = False):
+        """`read_only` (what `timeout-hub log` uses) never writes to the hub's state: no file or
+        folder is created, no schema, no journal mode, no checkpoint. A WAL reader needs the -shm
+        index: while the hub runs (its -wal exists) the hub's own -wal and -shm are read; when
+        there is no -wal every event is in the database file, which is then opened `immutable`,
+        so SQLite creates no -wal or -shm beside it (a reader's new -shm, owned by whoever ran
+        the command, could lock the hub out of its own log)."""
         self.path = Path(path)
+        if read_only:
+            absolute = self.path.resolve()
+            wal = absolute.with_name(absolute.name + "-wal")
+            mode = "mode=ro" if wal.exists() else "immutable=1"
+            self._c = sqlite3.connect(f"{absolute.as_uri()}?{mode}", uri=True, timeout=30,
+                                      check_same_thread=False, isolation_level=None)
+            self._lock = threading.Lock()
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         self._c = sqlite3.connect(self.path, timeout=30, check_same_thread=False,

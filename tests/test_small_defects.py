@@ -3,6 +3,7 @@ that fail without its fix."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -10,11 +11,14 @@ import sys
 import threading
 import time
 import tomllib
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from firmware.caller import Caller, CallerConfig, load_caller_config, write_caller_config
+from firmware.eventlog import HubDatabase, LoggedEvent
 from firmware.modem.errors import ModemError
 from tests.conftest import wait_until
 
@@ -156,3 +160,90 @@ def test_check_config_on_a_file_it_cannot_read_says_so_in_one_sentence(tmp_path,
     r = cli("check-config", str(plan))
     assert r.returncode == 2 and one_sentence(r.stderr), r.stderr
     assert f"{plan} {says}" in r.stderr
+
+
+# -- 5. `log` reads the hub's database without writing to it; one sentence when it cannot ----
+
+@pytest.mark.parametrize("content", [b"not a database " * 400, b"", b"SQLite format 3\x00" + b"\xff" * 200])
+def test_log_on_a_corrupt_database_says_so_in_one_sentence(tmp_path, content):
+    (tmp_path / "hub.sqlite3").write_bytes(content)
+    r = cli("log", "--state-dir", str(tmp_path))
+    assert r.returncode == 2 and one_sentence(r.stderr), r.stderr
+    assert "cannot be read as the hub's event log" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["hub.sqlite3"]
+
+
+def _event(i: int) -> LoggedEvent:
+    return LoggedEvent(str(uuid.uuid4()), datetime(2026, 11, 21, 19, i, tzinfo=timezone.utc),
+                       "started", "procedure", "a", None, {"n": i})
+
+
+def _fingerprint(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file but the WAL index (-shm): SQLite's shared scratch for readers and writers."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.iterdir()) if not p.name.endswith("-shm")}
+
+
+def test_log_reads_after_a_crash_without_checkpointing_the_hub_s_wal(tmp_path):
+    """The hub died with events only in its -wal: `log` lists them and changes nothing (a
+    read-write connection would checkpoint the WAL into the database and delete it on close)."""
+    live, crashed = tmp_path / "live", tmp_path / "crashed"
+    db = HubDatabase(live / "hub.sqlite3")
+    db.save_step({}, [_event(1), _event(2)])
+    crashed.mkdir()
+    for name in os.listdir(live):            # the files as a power cut leaves them
+        shutil.copy2(live / name, crashed / name)
+    db.close()
+    assert (crashed / "hub.sqlite3-wal").stat().st_size > 0
+    before = _fingerprint(crashed)
+    names = sorted(os.listdir(crashed))
+    r = cli("log", "--state-dir", str(crashed), "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 2
+    assert sorted(os.listdir(crashed)) == names and _fingerprint(crashed) == before
+
+
+def test_log_on_a_read_only_copy_creates_no_file(tmp_path):
+    """A cleanly closed log (no -wal): read as immutable, no -wal or -shm appears beside it."""
+    folder = tmp_path / "copy"
+    db = HubDatabase(folder / "hub.sqlite3")
+    db.save_step({}, [_event(1)])
+    db.close()
+    assert os.listdir(folder) == ["hub.sqlite3"]
+    os.chmod(folder / "hub.sqlite3", 0o444)
+    os.chmod(folder, 0o555)
+    try:
+        before = _fingerprint(folder)
+        r = cli("log", "--state-dir", str(folder))
+        assert r.returncode == 0, r.stderr
+        assert "(1 events)" in r.stdout
+        assert os.listdir(folder) == ["hub.sqlite3"] and _fingerprint(folder) == before
+    finally:
+        os.chmod(folder, 0o755)
+
+
+def test_log_while_the_hub_writes(tmp_path):
+    db = HubDatabase(tmp_path / "hub.sqlite3")
+    try:
+        db.save_step({}, [_event(1)])
+        names = sorted(os.listdir(tmp_path))
+        r = cli("log", "--state-dir", str(tmp_path), "--json")
+        assert r.returncode == 0 and len(r.stdout.splitlines()) == 1, r.stderr
+        assert sorted(os.listdir(tmp_path)) == names
+        db.save_step({}, [_event(2)])          # the hub is not locked out of its own log
+        assert len(db.events()) == 2
+    finally:
+        db.close()
+
+
+def test_the_read_only_log_refuses_writes(tmp_path):
+    db = HubDatabase(tmp_path / "hub.sqlite3")
+    db.save_step({}, [_event(1)])
+    db.close()
+    ro = HubDatabase(tmp_path / "hub.sqlite3", read_only=True)
+    try:
+        assert len(ro.events()) == 1
+        with pytest.raises(Exception, match="readonly"):
+            ro.save_step({}, [_event(2)])
+    finally:
+        ro.close()
