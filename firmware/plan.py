@@ -1,4 +1,4 @@
-"""The household plan: the agreements the installer records with both partners (PROCEDURE.md).
+"""The household plan: the agreements the installer records with both partners (README.md).
 
 One TOML file per household (`examples/household.toml`). `load_plan()` returns a validated,
 immutable `HouseholdPlan` or raises `PlanError` listing *every* problem by field path in a sentence

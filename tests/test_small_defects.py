@@ -3,6 +3,7 @@ that fail without its fix."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import stat
@@ -247,3 +248,20 @@ def test_the_read_only_log_refuses_writes(tmp_path):
             ro.save_step({}, [_event(2)])
     finally:
         ro.close()
+
+
+# -- 6. the README stays inside the repository ----------------------------------------------
+
+def test_readme_and_examples_point_only_inside_the_repository():
+    for doc in [ROOT / "README.md", *sorted((ROOT / "examples").iterdir())]:
+        text = doc.read_text()
+        outside = re.findall(r"\.\./[\w./-]+", text)
+        assert not outside, f"{doc.name} points outside the repository: {outside}"
+
+
+def test_readme_says_make_demo_needs_the_speech_packages():
+    text = " ".join((ROOT / "README.md").read_text().split())
+    said = re.search(r"the speech packages ([^)]*)\)", text)
+    assert said and "make demo" in said.group(1), said and said.group(1)
+    assert "make demo" in (ROOT / "scripts" / "bootstrap.sh").read_text().split(
+        "fillets-ng-data-nl", 1)[1].splitlines()[0]
