@@ -264,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
 
     d = sub.add_parser("demo", help="run the simulated household on a private broker")
-    d.add_argument("--speed", type=float, default=1.0, help="pause multiplier (0 = no pauses)")
+    d.add_argument("--speed", type=float, default=1.0,
+                   help="pause multiplier: 2 = twice as slow, 0.5 = twice as fast, "
+                        "0 = the fastest (20 times)")
     d.set_defaults(func=_demo)
     return p
 

@@ -2,11 +2,13 @@
 end through a private Mosquitto, on an accelerated clock (one evening minute = 0.5 s by default).
 
 Real here: the broker with its passwords and ACL, the bus clients, the hub service with the
-procedure, its saved state and event log, and the panel service on gpiozero's MockFactory (its
-lights drawn in the terminal, its button held for the real two seconds). Simulated: the sound (a scripted thermometer until the
-detector of issue 4 exists), the tags (scripted home/away until BLE presence of issue 5), partner
-b's wearable, and the modem: the real caller service dials and texts through a simulated SIM7600
-on a pseudo-terminal, where the contact presses 1 and partner a replies by SMS.
+procedure, its saved state and event log; the hub's sound path with the shouting detector and the
+thermometer; BLE presence (the hub's PresenceService, through bleak's replay backend); the panel
+service on gpiozero's MockFactory (its lights drawn in the terminal, its button held for the real
+two seconds); and the caller service. Simulated: what the microphone hears (generated audio: calm
+talk, then raised voices made from real recorded Dutch speech, dsp/evalset.py), the partners' tags
+on the air (DemoTags), partner b's wearable, and the modem: the caller dials and texts through a
+simulated SIM7600 on a pseudo-terminal, where the contact presses 1 and partner a replies by SMS.
 """
 from __future__ import annotations
 
