@@ -325,7 +325,8 @@ class Caller:
     # -- requests ------------------------------------------------------------------------------
     def _on_request(self, m: Message) -> None:
         r = m.payload
-        assert isinstance(r, schemas.CallRequest)
+        if not isinstance(r, schemas.CallRequest):
+            raise TypeError(f"call/request carries a CallRequest, not {type(r).__name__}")
         if self.queue.add(str(r.id), r.partner, r.reason, r.contact):
             log.info("caller: request %s for partner %s (%s) queued", r.id, r.partner, r.reason)
         self._wake.set()
@@ -407,7 +408,8 @@ class Caller:
     # -- SMS check-ins -------------------------------------------------------------------------
     def _on_prompt(self, m: Message) -> None:
         p = m.payload
-        assert isinstance(p, schemas.PartnerPrompt)
+        if not isinstance(p, schemas.PartnerPrompt):
+            raise TypeError(f"a partner prompt carries a PartnerPrompt, not {type(p).__name__}")
         phone = self.cfg.partners.get(m.partner)
         if not phone or not phone.sms_checkins or not phone.number:
             return

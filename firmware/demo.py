@@ -162,7 +162,8 @@ def run_demo(speed: float = 1.0) -> int:
 
         def on_state(m: Message) -> None:
             s = m.payload
-            assert isinstance(s, schemas.State)
+            if not isinstance(s, schemas.State):
+                raise TypeError(f"state carries a State, not {type(s).__name__}")
             if s.phase != ev.phase:
                 ev.phase = s.phase
                 extra = ""
@@ -201,7 +202,8 @@ def run_demo(speed: float = 1.0) -> int:
 
         def wearable_b(m: Message) -> None:
             p = m.payload
-            assert isinstance(p, schemas.PartnerPrompt)
+            if not isinstance(p, schemas.PartnerPrompt):
+                raise TypeError(f"a partner prompt carries a PartnerPrompt, not {type(p).__name__}")
             tasks = ev.plan.partners["b"].calming_tasks
             ev.say("partner b", "wearable: " + say(p.key, "en", task=tasks[(p.task or 1) - 1]))
             choice = answer("b", p)
@@ -244,7 +246,8 @@ def run_demo(speed: float = 1.0) -> int:
 
         def on_result(m: Message) -> None:
             r = m.payload
-            assert isinstance(r, schemas.CallResult)
+            if not isinstance(r, schemas.CallResult):
+                raise TypeError(f"call/result carries a CallResult, not {type(r).__name__}")
             if r.final:
                 ev.say("caller", f"ladder for partner {r.partner}: {r.outcome}")
             else:
@@ -253,7 +256,8 @@ def run_demo(speed: float = 1.0) -> int:
 
         def on_request(m: Message) -> None:
             r = m.payload
-            assert isinstance(r, schemas.CallRequest)
+            if not isinstance(r, schemas.CallRequest):
+                raise TypeError(f"call/request carries a CallRequest, not {type(r).__name__}")
             ev.say("hub", f"asks the caller to reach partner {r.partner}'s contacts ({r.reason})")
 
         hub_bus.on("call/result", on_result)

@@ -238,9 +238,8 @@ def validate_plan(data: dict[str, Any], *, today: dt.date | None = None,
             path = _path(err["loc"])
             for part in msg.split("\n"):
                 problems.append((path, part))
-    if problems:
+    if problems or plan is None:
         raise PlanError(problems, source)
-    assert plan is not None
     return plan
 
 

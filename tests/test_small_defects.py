@@ -2,6 +2,7 @@
 that fail without its fix."""
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -21,6 +22,8 @@ import pytest
 from firmware.caller import Caller, CallerConfig, load_caller_config, write_caller_config
 from firmware.eventlog import HubDatabase, LoggedEvent
 from firmware.modem.errors import ModemError
+from mqtt import schemas
+from mqtt.client import Message
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,3 +268,26 @@ def test_readme_says_make_demo_needs_the_speech_packages():
     assert said and "make demo" in said.group(1), said and said.group(1)
     assert "make demo" in (ROOT / "scripts" / "bootstrap.sh").read_text().split(
         "fillets-ng-data-nl", 1)[1].splitlines()[0]
+
+
+# -- 8. no assert as a check (gone under python -O) -------------------------------------------
+
+def test_no_assert_statements_in_the_shipped_packages():
+    found = [f"{f.relative_to(ROOT)}:{n.lineno}"
+             for pkg in ("firmware", "dsp", "ble", "mqtt") for f in sorted((ROOT / pkg).rglob("*.py"))
+             for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, ast.Assert)]
+    assert not found, found
+
+
+def test_a_handler_given_the_wrong_payload_raises_a_type_error(tmp_path):
+    c = _caller(tmp_path, lambda: None)
+    try:
+        wrong = Message(topic="call/request", payload=schemas.Health(faults=[]), partner=None,
+                        retained=False)
+        with pytest.raises(TypeError, match="CallRequest"):
+            c._on_request(wrong)
+        with pytest.raises(TypeError, match="PartnerPrompt"):
+            c._on_prompt(Message(topic="partner/a/prompt", payload="online", partner="a",
+                                 retained=False))
+    finally:
+        c.queue.close()
