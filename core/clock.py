@@ -1,5 +1,7 @@
-"""Injectable clocks. The procedure measures durations on a monotonic clock, never on the wall
-clock: the Pi has no real-time clock and may set its time late or jump."""
+"""Injectable clocks. The procedure measures durations on a monotonic clock: the Pi has no
+real-time clock and may set its wall clock late or jump it. The wall clock gives the events their
+times; only when it is trusted does it credit the time the hub was down (firmware/procedure.py)
+or prune the event log (firmware/hub.py)."""
 from __future__ import annotations
 
 import threading
@@ -12,7 +14,7 @@ class Clock(Protocol):
     def monotonic(self) -> float: ...
     def wall(self) -> datetime: ...
     def trusted(self) -> bool:
-        """The wall clock was set from a time source (NTP, modem network time or GNSS)."""
+        """The wall clock was set from a time source: NTP or the modem's GNSS."""
         ...
 
 
@@ -22,7 +24,8 @@ GNSS_FLAG = "/run/timeout-hub/clock-from-gnss"
 
 class SystemClock:
     """The Pi's clocks. The wall clock is trusted once systemd-timesyncd has synchronised it
-    (it creates /run/systemd/timesync/synchronized), or when told so (modem network time/GNSS)."""
+    (it creates /run/systemd/timesync/synchronized) or the caller has set it from the modem's GNSS
+    (firmware/gnss_clock.py creates GNSS_FLAG); `trusted` given here overrides both flags."""
 
     SYNC_FLAG = "/run/systemd/timesync/synchronized"
 
@@ -43,7 +46,9 @@ class SystemClock:
 
 
 class ScaledClock:
-    """Real time sped up by `factor`: a 20-minute time-out in seconds, for the demo."""
+    """Real time sped up by `factor`: the demo's 120 runs a 20-minute time-out in 10 seconds;
+    `timeout-hub hub --speed` (tests and bench) uses it too. Its wall clock starts at `start`
+    (default now) and is always trusted."""
 
     def __init__(self, factor: float, start: datetime | None = None):
         self.factor = factor
@@ -90,7 +95,8 @@ class ManualClock:
             self._wall += timedelta(seconds=seconds)
 
     def reboot(self, down_seconds: float, trusted: bool) -> None:
-        """A power cut: the monotonic clock starts again, the wall clock moved on (if trusted)."""
+        """A power cut: the monotonic clock starts again, the wall clock has moved on by
+        `down_seconds`, and `trusted` says whether it is believed after the restart."""
         with self._lock:
             self._mono = 5.0
             self._wall += timedelta(seconds=down_seconds)

@@ -22,8 +22,10 @@ class StrictConfig(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_toml(path: Path | str, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
-    """The file's TOML as a dict, or `error` with one sentence saying why it cannot be read."""
+def read_toml(path: Path | str, error: type[ConfigError] = ConfigError,
+              file_name: str = "the .toml file") -> dict[str, Any]:
+    """The file's TOML as a dict, or `error` with one sentence saying why it cannot be read;
+    `file_name` is what to give instead when `path` is a folder."""
     path = Path(path)
 
     def fail(sentence: str) -> ConfigError:
@@ -33,15 +35,16 @@ def read_toml(path: Path | str, error: type[ConfigError] = ConfigError) -> dict[
     except FileNotFoundError:
         raise fail(f"{path} does not exist") from None
     except IsADirectoryError:
-        raise fail(f"{path} is a directory; give the TOML file in it") from None
+        example = path / file_name if file_name.endswith(".toml") and " " not in file_name else file_name
+        raise fail(f"{path} is a folder, not a configuration file; give {example}") from None
     except PermissionError:
         raise fail(f"{path} cannot be read by this user (check its owner and mode)") from None
     except OSError as e:
         raise fail(f"{path} cannot be read: {e.strerror or e}") from None
     except UnicodeDecodeError:
-        raise fail("the file is not UTF-8 text") from None
+        raise fail(f"{path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
-        raise fail(f"this is not valid TOML: {e}") from None
+        raise fail(f"{path} is not valid TOML: {e}") from None
 
 
 def problems_of(e: ValidationError, whole: str = "(file)") -> list[tuple[str, str]]:

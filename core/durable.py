@@ -1,7 +1,12 @@
 """The one way this project opens a SQLite file: WAL, a busy timeout, the file created owner-only
 (0600: it may hold call records or household events) and `synchronous=FULL` by default, because a
 power cut must not undo a step that outputs were already sent for. `read_only` opens an existing
-database without ever writing to it (the `log` command on the hub's live database)."""
+database without ever writing to it (the `log` command on the hub's live database): a WAL reader
+needs the -shm index, so while the writer runs (its -wal exists) its own -wal and -shm are read;
+with no -wal every row is in the database file, which is then opened `immutable`, so SQLite
+creates no -wal or -shm beside it (a reader's new -shm, owned by whoever ran the command, could
+lock the writer out of its own database). The writer starting or stopping in the instant between
+that check and the open is the one race left."""
 from __future__ import annotations
 
 import os
@@ -25,9 +30,10 @@ def open_durable(path: Path | str, *, synchronous: Synchronous = "FULL",
         if read_only:
             if not path.is_file():
                 raise StorageError(f"{path}: no such database")
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+            absolute = path.resolve()
+            mode = "mode=ro" if absolute.with_name(absolute.name + "-wal").exists() else "immutable=1"
+            return sqlite3.connect(f"{absolute.as_uri()}?{mode}", uri=True, timeout=30,
                                    check_same_thread=False, isolation_level=None)
-            return conn
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)

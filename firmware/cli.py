@@ -11,6 +11,9 @@ from mqtt.broker_config import TlsListener, write_broker_config
 from mqtt.errors import BrokerConfigError, BrokerStartError
 
 EXIT_USAGE = 2
+# the long-running services: their INFO lines (every ladder step, every connection) belong in the
+# journal; the one-shot commands print their own output and log only warnings
+SERVICES = ("hub", "panel", "caller")
 
 
 def _broker_config(args: argparse.Namespace) -> int:
@@ -40,6 +43,9 @@ def _check_config(args: argparse.Namespace) -> int:
     try:
         plan = load_plan(args.plan)
     except PlanError as e:
+        if [where for where, _ in e.problems] == ["(file)"]:   # the file itself: one sentence
+            print(f"timeout-hub check-config: {e.problems[0][1]}.", file=sys.stderr)
+            return EXIT_USAGE
         print(f"{e.source}: {len(e.problems)} problem(s) in the household plan:", file=sys.stderr)
         for path, sentence in e.problems:
             print(f"  - {path}: {sentence}", file=sys.stderr)
@@ -151,9 +157,17 @@ def _log(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.timezone.utc)
-    db = HubDatabase(db_path)
-    events = db.events(since=since, category=args.category)
-    db.close()
+    import sqlite3
+    try:
+        db = HubDatabase(db_path, read_only=True)   # reading the log never writes to the hub's state
+        try:
+            events = db.events(since=since, category=args.category)
+        finally:
+            db.close()
+    except (sqlite3.Error, ValueError) as err:
+        print(f"timeout-hub log: {db_path} cannot be read as the hub's event log ({err}).",
+              file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
         import json
         for e in events:
@@ -179,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="timeout-hub",
                                 description="Home hub for the time-out procedure (see README.md).")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="log only warnings and errors (the services log INFO by default)")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("broker-config", help="write the Mosquitto configuration, passwords and ACL",
@@ -253,9 +269,23 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
 
     d = sub.add_parser("demo", help="run the simulated household on a private broker")
-    d.add_argument("--speed", type=float, default=1.0, help="pause multiplier (0 = no pauses)")
+    d.add_argument("--speed", type=float, default=1.0,
+                   help="pause multiplier: 2 = twice as slow, 0.5 = twice as fast, "
+                        "0 = the fastest (20 times)")
     d.set_defaults(func=_demo)
     return p
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """To stderr (the journal, under systemd): DEBUG with --verbose, WARNING with --quiet,
+    otherwise INFO for the services and WARNING for the one-shot commands."""
+    if args.verbose:
+        level = logging.DEBUG
+    elif args.quiet or args.command not in SERVICES:
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli",
@@ -269,8 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return importlib.import_module(OWN_PARSERS[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args)
     try:
         return args.func(args)
     except (BrokerConfigError, BrokerStartError) as e:

@@ -10,7 +10,7 @@ APT_PACKAGES=(
   gpsd gpsd-clients                    # GPS daemon; gpsfake feeds it NMEA in tests
   portaudio19-dev pulseaudio pulseaudio-utils   # pyaudio build + null-sink audio tests
   libasound2-plugins                   # ALSA's pulse device: pyaudio (portaudio/ALSA) -> PulseAudio
-  espeak-ng pocketsphinx-testdata fillets-ng-data-nl   # speech for the detector's evaluation set
+  espeak-ng pocketsphinx-testdata fillets-ng-data-nl   # speech: make demo's voices, the evaluation set
   python3-venv python3-dev build-essential      # venv and compiling pyaudio
   sqlite3 openssl iproute2
 )

@@ -2,11 +2,13 @@
 end through a private Mosquitto, on an accelerated clock (one evening minute = 0.5 s by default).
 
 Real here: the broker with its passwords and ACL, the bus clients, the hub service with the
-procedure, its saved state and event log, and the panel service on gpiozero's MockFactory (its
-lights drawn in the terminal, its button held for the real two seconds). Simulated: the sound (a scripted thermometer until the
-detector of issue 4 exists), the tags (scripted home/away until BLE presence of issue 5), partner
-b's wearable, and the modem: the real caller service dials and texts through a simulated SIM7600
-on a pseudo-terminal, where the contact presses 1 and partner a replies by SMS.
+procedure, its saved state and event log; the hub's sound path with the shouting detector and the
+thermometer; BLE presence (the hub's PresenceService, through bleak's replay backend); the panel
+service on gpiozero's MockFactory (its lights drawn in the terminal, its button held for the real
+two seconds); and the caller service. Simulated: what the microphone hears (generated audio: calm
+talk, then raised voices made from real recorded Dutch speech, dsp/evalset.py), the partners' tags
+on the air (DemoTags), partner b's wearable, and the modem: the caller dials and texts through a
+simulated SIM7600 on a pseudo-terminal, where the contact presses 1 and partner a replies by SMS.
 """
 from __future__ import annotations
 
@@ -159,7 +161,8 @@ def run_demo(speed: float = 1.0) -> int:
 
         def on_state(m: Message) -> None:
             s = m.payload
-            assert isinstance(s, schemas.State)
+            if not isinstance(s, schemas.State):
+                raise TypeError(f"state carries a State, not {type(s).__name__}")
             if s.phase != ev.phase:
                 ev.phase = s.phase
                 extra = ""
@@ -198,7 +201,8 @@ def run_demo(speed: float = 1.0) -> int:
 
         def wearable_b(m: Message) -> None:
             p = m.payload
-            assert isinstance(p, schemas.PartnerPrompt)
+            if not isinstance(p, schemas.PartnerPrompt):
+                raise TypeError(f"a partner prompt carries a PartnerPrompt, not {type(p).__name__}")
             tasks = ev.plan.partners["b"].calming_tasks
             ev.say("partner b", "wearable: " + say(p.key, "en", task=tasks[(p.task or 1) - 1]))
             choice = answer("b", p)
@@ -241,7 +245,8 @@ def run_demo(speed: float = 1.0) -> int:
 
         def on_result(m: Message) -> None:
             r = m.payload
-            assert isinstance(r, schemas.CallResult)
+            if not isinstance(r, schemas.CallResult):
+                raise TypeError(f"call/result carries a CallResult, not {type(r).__name__}")
             if r.final:
                 ev.say("caller", f"ladder for partner {r.partner}: {r.outcome}")
             else:
@@ -250,7 +255,8 @@ def run_demo(speed: float = 1.0) -> int:
 
         def on_request(m: Message) -> None:
             r = m.payload
-            assert isinstance(r, schemas.CallRequest)
+            if not isinstance(r, schemas.CallRequest):
+                raise TypeError(f"call/request carries a CallRequest, not {type(r).__name__}")
             ev.say("hub", f"asks the caller to reach partner {r.partner}'s contacts ({r.reason})")
 
         hub_bus.on("call/result", on_result)

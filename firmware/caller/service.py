@@ -113,26 +113,23 @@ def load_caller_config(path: Path) -> CallerConfig:
 
 def write_caller_config(path: Path, settings: dict) -> Path:
     """Write a caller file (mode 0600) from plain values: what the installer's tooling, the
-    demo, the bench and the tests use instead of hand-written TOML."""
-    def value(v: object) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    flat = {k: v for k, v in settings.items() if k not in ("partners", "contacts")}
-    lines = [f"{k} = {value(v)}" for k, v in flat.items()]
-    for partner, phone in settings.get("partners", {}).items():
-        lines += ["", f"[partners.{partner}]"] + [f"{k} = {value(v)}" for k, v in phone.items()]
-    for partner, entries in settings.get("contacts", {}).items():
-        for entry in entries:
-            lines += ["", f"[[contacts.{partner}]]"] + [f"{k} = {value(v)}" for k, v in entry.items()]
+    demo, the bench and the tests use instead of hand-written TOML. TOML has no null: a setting
+    given as None is left out, so it takes its default when the file is read."""
+    import tomli_w
+
+    def plain(v: object) -> object:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items() if x is not None}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, os.PathLike):
+            return os.fspath(v)
+        return v
+    text = tomli_w.dumps(plain(settings))
     path = Path(path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(text)
     os.chmod(path, 0o600)
     return path
 
@@ -240,6 +237,9 @@ class Caller:
         self._threads: list[threading.Thread] = []
         self.faults: dict[str, str] = {}
         self._modem_lock = threading.Lock()
+        # without a modem an incoming SMS waits on the SIM; it is tried again after this many
+        # seconds, doubling up to the second value (tests make them short)
+        self.sms_retry_s: tuple[float, float] = (1.0, 30.0)
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> "Caller":
@@ -320,7 +320,8 @@ class Caller:
     # -- requests ------------------------------------------------------------------------------
     def _on_request(self, m: Message) -> None:
         r = m.payload
-        assert isinstance(r, schemas.CallRequest)
+        if not isinstance(r, schemas.CallRequest):
+            raise TypeError(f"call/request carries a CallRequest, not {type(r).__name__}")
         if self.queue.add(str(r.id), r.partner, r.reason, r.contact):
             log.info("caller: request %s for partner %s (%s) queued", r.id, r.partner, r.reason)
         self._wake.set()
@@ -402,7 +403,8 @@ class Caller:
     # -- SMS check-ins -------------------------------------------------------------------------
     def _on_prompt(self, m: Message) -> None:
         p = m.payload
-        assert isinstance(p, schemas.PartnerPrompt)
+        if not isinstance(p, schemas.PartnerPrompt):
+            raise TypeError(f"a partner prompt carries a PartnerPrompt, not {type(p).__name__}")
         phone = self.cfg.partners.get(m.partner)
         if not phone or not phone.sms_checkins or not phone.number:
             return
@@ -437,35 +439,47 @@ class Caller:
         self._sms_wake.set()
 
     def _sms_loop(self) -> None:
+        retry = self.sms_retry_s[0]
         while not self._stop.is_set():
             self._sms_wake.wait(1.0)
             self._sms_wake.clear()
-            while self._sms_indexes:
+            while self._sms_indexes and not self._stop.is_set():
                 index = self._sms_indexes.pop(0)
                 try:
-                    self._handle_sms(index)
+                    handled = self._handle_sms(index)
                 except Exception:
                     log.exception("caller: incoming SMS %d could not be handled", index)
+                    continue
+                if handled:
+                    retry = self.sms_retry_s[0]
+                    continue
+                # no modem: the message stays on the SIM and first in line; wait before the
+                # next try instead of reopening the port in a tight loop
+                self._sms_indexes.insert(0, index)
+                if self._stop.wait(retry):
+                    return
+                retry = min(retry * 2, self.sms_retry_s[1])
 
-    def _handle_sms(self, index: int) -> None:
+    def _handle_sms(self, index: int) -> bool:
+        """False when there is no modem to read it from (the caller tries again later)."""
         modem = self._ensure_modem()
         if modem is None:
-            self._sms_indexes.append(index)
-            return
+            return False
         sms = modem.read_sms(index)
         modem.delete_sms(index)
         partner = next((p for p, ph in self.cfg.partners.items()
                         if ph.number and _digits(ph.number) == _digits(sms.sender)), None)
         if partner is None:
             log.info("caller: SMS from an unknown number ignored and deleted")
-            return
+            return True
         m = re.search(r"[123]", sms.text)
         question = self.queue.last_prompt(partner, max_age_s=3600)
         if not m or question is None:
             log.info("caller: SMS from partner %s without an answer to an open question", partner)
-            return
+            return True
         self.bus.publish(f"partner/{partner}/input", schemas.PartnerInput(
             kind="answer", via="sms", question_id=uuid.UUID(question), choice=int(m.group(0))))
+        return True
 
     # -- health --------------------------------------------------------------------------------
     def _health_loop(self) -> None:

@@ -47,8 +47,18 @@ class LoggedEvent:
 
 
 class HubDatabase:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, read_only: bool = False):
+        """`read_only` (what `timeout-hub log` uses) never writes to the hub's state: no file or
+        folder is created, no schema, no journal mode, no checkpoint. A WAL reader needs the -shm
+        index: while the hub runs (its -wal exists) the hub's own -wal and -shm are read; when
+        there is no -wal every event is in the database file, which is then opened `immutable`,
+        so SQLite creates no -wal or -shm beside it (a reader's new -shm, owned by whoever ran
+        the command, could lock the hub out of its own log)."""
         self.path = Path(path)
+        if read_only:
+            self._c = open_durable(self.path, read_only=True)
+            self._lock = threading.Lock()
+            return
         self._c = open_durable(self.path)   # synchronous=FULL: a power cut must not undo a step
         self._c.executescript(_SCHEMA)
         self._lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""The household plan: the agreements the installer records with both partners (PROCEDURE.md).
+"""The household plan: the agreements the installer records with both partners (README.md).
 
 One TOML file per household (`examples/household.toml`). `load_plan()` returns a validated,
 immutable `HouseholdPlan` or raises `PlanError` listing *every* problem by field path in a sentence
@@ -176,13 +176,12 @@ def validate_plan(data: dict[str, Any], *, today: dt.date | None = None,
         plan = HouseholdPlan.model_validate(data, context={"today": today})
     except ValidationError as e:
         problems = problems_of(e, whole="(plan)")
-    if problems:
+    if problems or plan is None:
         raise PlanError(problems, source)
-    assert plan is not None
     return plan
 
 
 def load_plan(path: Path, *, today: dt.date | None = None) -> HouseholdPlan:
     path = Path(path)
-    data = read_toml(path, PlanError)
+    data = read_toml(path, PlanError, "household.toml")
     return validate_plan(data, today=today, source=str(path))

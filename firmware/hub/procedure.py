@@ -1,4 +1,4 @@
-"""The time-out procedure as a state machine (PROCEDURE.md, phases 1-8).
+"""The time-out procedure as a state machine (phases 1-8, README.md).
 
 Pure: it takes inputs and clock ticks and returns outputs (events, prompts to one partner, call
 requests); the hub service publishes them. Its whole state is a JSON-able snapshot, saved after
