@@ -72,7 +72,9 @@ def _hub(args: argparse.Namespace) -> int:
 
 def _refuse(command: str, e: Exception) -> int:
     """A configuration mistake: one line per problem, exit 2, never a traceback."""
-    if isinstance(e, ConfigError):
+    if isinstance(e, ConfigError) and [where for where, _ in e.problems] == ["(file)"]:
+        print(f"timeout-hub {command}: {e.problems[0][1]}.", file=sys.stderr)   # the file itself
+    elif isinstance(e, ConfigError):
         for where, sentence in e.problems:
             print(f"timeout-hub {command}: {e.source}: {where}: {sentence}", file=sys.stderr)
     else:
@@ -97,8 +99,7 @@ def _caller(args: argparse.Namespace) -> int:
         cfg = load_caller_config(args.config)
         creds = Credentials.load(Path(cfg.credentials))
     except (CallerConfigError, BrokerConfigError) as e:
-        print(f"timeout-hub caller: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _refuse("caller", e)
     bus = BusClient("caller", cfg.household, creds, host=cfg.host, port=cfg.port,
                     state_dir=Path(cfg.state_dir))
     caller = Caller(cfg, bus).start()

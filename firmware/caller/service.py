@@ -20,15 +20,16 @@ import re
 import stat
 import threading
 import time
-import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import Field, StringConstraints
 
+from core.config import StrictConfig, load_config
 from core.durable import open_durable
+from core.errors import ConfigError
 from core.texts import CALL_MESSAGE, CALL_SMS, say
 from firmware.caller.gnss_clock import ClockSync
 from firmware.caller.modem import parsers as MP
@@ -43,15 +44,13 @@ E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
 RESULT_NS = uuid.UUID("0b7f1f84-8f55-4b2c-9a52-3c0d53a1e6a1")
 
 
-class ContactEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ContactEntry(StrictConfig):
     ref: str
     number: E164
     language: Literal["nl", "en"] = "nl"
 
 
-class PartnerPhone(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class PartnerPhone(StrictConfig):
     number: E164 | None = None
     sms_checkins: bool = False
     language: Literal["nl", "en"] = "nl"
@@ -59,10 +58,8 @@ class PartnerPhone(BaseModel):
                                      description="the partner's own tasks, as in the plan, for reminders")
 
 
-class CallerConfig(BaseModel):
+class CallerConfig(StrictConfig):
     """The caller's own file: the only place phone numbers are kept."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     household: str
     code_word: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z -]{1,30}$")] = Field(
@@ -86,28 +83,24 @@ class CallerConfig(BaseModel):
     partners: dict[Literal["a", "b"], PartnerPhone] = Field(default_factory=dict)
 
 
-class CallerConfigError(ValueError):
-    pass
+class CallerConfigError(ConfigError):
+    """The caller's file is not valid, or not private."""
 
 
 def load_caller_config(path: Path) -> CallerConfig:
     path = Path(path)
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise CallerConfigError(f"{path} does not exist") from None
+    except OSError:
+        mode = 0   # read_toml says why (missing, a folder, no permission)
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise CallerConfigError(f"{path} holds phone numbers and must be private: chmod 600 {path}")
-    try:
-        cfg = CallerConfig.model_validate(tomllib.loads(path.read_text()))
-    except tomllib.TOMLDecodeError as e:
-        raise CallerConfigError(f"{path} is not valid TOML: {e}") from None
-    except ValidationError as e:
-        raise CallerConfigError("; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())) from None
+        raise CallerConfigError([("(file)", f"{path} holds phone numbers and must be private: "
+                                            f"chmod 600 {path}")], str(path))
+    cfg = load_config(path, CallerConfig, CallerConfigError)
     for partner, entries in cfg.contacts.items():
         if len(entries) > 3:
-            raise CallerConfigError(f"contacts.{partner}: at most 3 contacts per partner")
+            raise CallerConfigError([(f"contacts.{partner}", "at most 3 contacts per partner")],
+                                    str(path))
     return cfg
 
 

@@ -223,15 +223,15 @@ def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "12
     """`timeout-hub hub`: run the hub service until SIGTERM/SIGINT."""
     from core.clock import ScaledClock, SystemClock
     from firmware.hub.plan import load_plan
+    from firmware.hub.sensors import load_sensors, start_all
     from mqtt.broker_config import Credentials
-
+    # every configuration file is checked before anything is started
     plan = load_plan(plan_path)
+    sensors = load_sensors(sensors_path) if sensors_path else None
     clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
     bus = BusClient("hub", plan.household, Credentials.load(Path(broker_dir) / "credentials" / "hub.json"),
                     host=host, port=port, state_dir=state_dir, clock=clock.wall)
     # an accelerated clock (tests, bench) ticks as often in evening time as a real one
-    from firmware.hub.sensors import load_sensors, start_all
-    sensors = load_sensors(sensors_path) if sensors_path else None
     hub = Hub(plan, bus, clock, state_dir, tick_seconds=min(1.0, 1.0 / speed * 20)).start()
     running = start_all(hub, plan, sensors, clock, state_dir) if sensors else []
     # the watchdog watches the procedure only: a sensor that is down is a fault on the panel,
