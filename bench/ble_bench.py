@@ -27,8 +27,8 @@ class FixedTimeout:
     def __init__(self, tags, timeout: float):
         self.partner_of = PresenceEngine(tags).partner_of  # the same tag identities as ours
         self.timeout = timeout
-        self.last = {p: None for p in tags}
-        self.state = {p: "unknown" for p in tags}
+        self.last = dict.fromkeys(tags)
+        self.state = dict.fromkeys(tags, "unknown")
 
     def advert(self, t, address, rssi, mfr=None, svc=None):
         p = self.partner_of(address, mfr, svc)
@@ -106,7 +106,7 @@ def detail(trace) -> None:
         out = orig(t, p)
         for tr in out:
             if tr.presence == "away":
-                trk = [e._trackers[k] for k, o in e._owner.items() if o == p][0]
+                trk = next(e._trackers[k] for k, o in e._owner.items() if o == p)
                 info.append((t, p, trk.walking, _walk_check(trk), round(t - trk.last_evidence, 1)))
         return out
     e._update = upd
@@ -171,8 +171,8 @@ def run() -> bool:
           f" {'min away/24h':>13s} {'missed':>7s}")
     for name, fig in results.items():
         _print_row(name, fig)
-    print(f"  {'target':22s} {'<= ' + str(int(DEPART_P95_S)) + ' s':>14s} {'':7s} {'<= ' + str(int(ARRIVE_P95_S)) + ' s':>12s}"
-          f" {'0':>16s}")
+    depart, arrive = f"<= {int(DEPART_P95_S)} s", f"<= {int(ARRIVE_P95_S)} s"
+    print(f"  {'target':22s} {depart:>14s} {'':7s} {arrive:>12s} {'0':>16s}")
     d, a, fa, miss, _, _ = results["ours, window median"]
     ok_d, ok_a, ok_fa = d <= DEPART_P95_S, a <= ARRIVE_P95_S, fa <= FALSE_AWAYS_PER_DAY and miss == 0
     ok_r = rate >= ADVERTS_PER_S

@@ -1,6 +1,7 @@
 """Hub service (issue 3): input on the broker -> resulting state on the broker, and the hub
 process's resident memory, idle and during time-outs. The hub runs as its own process
-(`timeout-hub hub`) on a clock 1,000x faster (a 5-minute window is 0.3 s); the baseline is one bare paho hop on the same broker."""
+(`timeout-hub hub`) on a clock 1,000x faster (a 5-minute window is 0.3 s); the baseline is one bare
+paho hop on the same broker."""
 from __future__ import annotations
 
 import os
@@ -116,14 +117,14 @@ def run(bare_median_ms: float | None = None) -> bool:
                     q = watch.state.question.id
                     caller.publish("partner/a/input", schemas.PartnerInput(
                         kind="answer", via="sms", question_id=q, choice=1))
-                    timed(lambda: wb.publish("partner/b/input", schemas.PartnerInput(
+                    timed(lambda q=q: wb.publish("partner/b/input", schemas.PartnerInput(
                         kind="answer", via="wearable", question_id=q, choice=1)),
                         lambda s: s.phase == "evaluation")
                     for _ in range(3):
                         q = watch.state.question.id
                         if watch.state.phase != "evaluation":
                             raise RuntimeError("bench: evaluation ended early")
-                        timed(lambda: panel.publish("panel/answer", schemas.PanelAnswer(
+                        timed(lambda q=q: panel.publish("panel/answer", schemas.PanelAnswer(
                             question_id=q, choice=1)),
                             lambda s, q=q: s.phase == "monitoring" or (s.question and s.question.id != q))
                     wb.publish("partner/b/apart", schemas.Apart(apart=False, fix=True))
@@ -134,7 +135,7 @@ def run(bare_median_ms: float | None = None) -> bool:
                 hub.terminate()
                 hub.wait(10)
     med, p99 = statistics.median(lat), percentile(lat, 99)
-    peak = max(active_rss + [after])
+    peak = max([*active_rss, after])
     ok = peak <= RSS_TARGET_MB and idle <= RSS_TARGET_MB
     print(f"\nHub service (issue 3) — `timeout-hub hub` in its own process, {CYCLES} time-outs")
     print(f"  input on the broker -> resulting state on the broker, {len(lat)} inputs:")

@@ -64,7 +64,7 @@ def run(bare_hop_ms: float | None = None) -> bool:
                 button.drive_low()
                 led_ms.append((_spin(lambda: bool(light.state)) - t0) * 1000)
                 with cond:
-                    if not cond.wait_for(lambda: len(arrivals) > i, 5):
+                    if not cond.wait_for(lambda i=i: len(arrivals) > i, 5):
                         raise RuntimeError("bench: a press did not reach the broker")
                     event_ms.append((arrivals[i] - (t0 + HOLD)) * 1000)
                 button.drive_high()

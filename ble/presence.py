@@ -15,9 +15,11 @@ A partner is home if any of their tags is home, away if all are away, otherwise 
 """
 from __future__ import annotations
 
+import itertools
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Literal, Mapping, Sequence
+from typing import Literal
 
 from ble.identity import Resolver, TagId, parse_tag_id
 from ble.rssi_filter import WindowMedian
@@ -92,7 +94,7 @@ class HomeLevels:
             self.w = [x / g for x in self.w]
             self.total /= g
             self._t0, g = t, 1.0
-        k = min(max(int(round(rssi)) - self.LO, 0), len(self.w) - 1)
+        k = min(max(round(rssi) - self.LO, 0), len(self.w) - 1)
         self.w[k] += g
         self.total += g
         self.n += 1
@@ -189,7 +191,7 @@ class TagTracker:
         if ref is None or f > low or ref - f < cfg.walk_fall_db:
             return False
         fall = [v for _, v in self._recent]
-        return all(a - b <= cfg.walk_step_db for a, b in zip(fall, fall[1:]))
+        return all(a - b <= cfg.walk_step_db for a, b in itertools.pairwise(fall))
 
     def _learn_interval(self) -> None:
         # Lost adverts only lengthen gaps, so a low percentile is the advertising interval itself.
@@ -260,8 +262,8 @@ class PresenceEngine:
         self.scanner_since = now
         self.last_any = now
         self.adverts_seen = 0
-        self._partner: dict[str, State] = {p: "unknown" for p in self._tag_ids}
-        self._since: dict[str, float] = {p: now for p in self._tag_ids}
+        self._partner: dict[str, State] = dict.fromkeys(self._tag_ids, "unknown")
+        self._since: dict[str, float] = dict.fromkeys(self._tag_ids, now)
 
     # inputs ---------------------------------------------------------------------------------
     def advert(self, t: float, address: str, rssi: float,

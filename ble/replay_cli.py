@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from ble.identity import TagIdError, parse_tag_id
 from ble.presence import PresenceEngine, run_adverts

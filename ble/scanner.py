@@ -76,7 +76,7 @@ class Scanner:
         self.queue.append((device.address, adv.rssi, t, adv.manufacturer_data, adv.service_data))
 
     # lifecycle ------------------------------------------------------------------------------
-    def start(self) -> "Scanner":
+    def start(self) -> Scanner:
         self._thread = threading.Thread(target=self._thread_main, name="ble-scanner", daemon=True)
         self._thread.start()
         return self

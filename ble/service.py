@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Callable, Mapping, Sequence
 
 from ble.presence import PresenceConfig, PresenceEngine, Transition
 from ble.scanner import Scanner, or_patterns
@@ -40,7 +40,7 @@ class PresenceService:
         self._thread: threading.Thread | None = None
 
     # interface for the hub ------------------------------------------------------------------
-    def start(self) -> "PresenceService":
+    def start(self) -> PresenceService:
         for p in self.engine.presence():
             self._report(Transition(self.clock.monotonic(), p, "unknown"))
         self._thread = threading.Thread(target=self._run, name="ble-presence", daemon=True)

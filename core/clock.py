@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -36,7 +36,7 @@ class SystemClock:
         return time.monotonic()
 
     def wall(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def trusted(self) -> bool:
         if self._trusted is not None:
@@ -53,7 +53,7 @@ class ScaledClock:
     def __init__(self, factor: float, start: datetime | None = None):
         self.factor = factor
         self._m0 = time.monotonic()
-        self._w0 = start or datetime.now(timezone.utc)
+        self._w0 = start or datetime.now(UTC)
 
     def monotonic(self) -> float:
         return (time.monotonic() - self._m0) * self.factor
@@ -71,7 +71,7 @@ class ManualClock:
     def __init__(self, start: datetime | None = None, trusted: bool = True):
         self._lock = threading.Lock()
         self._mono = 1000.0
-        self._wall = start or datetime(2026, 11, 21, 19, 0, tzinfo=timezone.utc)
+        self._wall = start or datetime(2026, 11, 21, 19, 0, tzinfo=UTC)
         self._trusted = trusted
 
     def monotonic(self) -> float:

@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import queue
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pyaudio
@@ -132,7 +132,7 @@ class AudioCapture:
             raise ValueError("The retry delays need 0 < retry_min <= retry_max.")
         self.device = device
         self.rate = int(rate)
-        self.frames_per_block = int(round(rate * block_seconds))
+        self.frames_per_block = round(rate * block_seconds)
         self.retry_min, self.retry_max = float(retry_min), float(retry_max)
         self._pa_mod = pyaudio_module
         self._on_fault = on_fault
@@ -160,7 +160,7 @@ class AudioCapture:
         return (None, self._pa_mod.paContinue)
 
     # -- public -----------------------------------------------------------------------------
-    def start(self) -> "AudioCapture":
+    def start(self) -> AudioCapture:
         if self._thread is not None and self._thread.is_alive():
             return self
         self._stop.clear()
@@ -206,7 +206,7 @@ class AudioCapture:
         if self._on_fault is not None:
             try:
                 self._on_fault(code, reason)
-            except Exception:  # noqa: BLE001 - a faulty handler must not stop the capture
+            except Exception:
                 log.exception("the microphone fault handler failed")
 
     def _supervise(self) -> None:
@@ -226,7 +226,7 @@ class AudioCapture:
                 self._report("mic.unplugged" if self._ever_ran else "mic.open_failed",
                              f"The microphone {self.device_name or self.device!r} could not be "
                              f"opened at {self.rate} Hz: {e}")
-            except Exception as e:  # noqa: BLE001 - a driver surprise is a fault, not a crash
+            except Exception as e:
                 log.exception("microphone supervisor")
                 self._report("mic.error", f"The microphone failed: {type(e).__name__}: {e}")
             finally:
@@ -287,7 +287,7 @@ class AudioCapture:
                 continue
             try:
                 step()
-            except Exception as e:  # noqa: BLE001 - closing a vanished device may fail; go on
+            except Exception as e:
                 log.debug("closing the microphone: %s", e)
 
 

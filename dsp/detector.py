@@ -1,13 +1,14 @@
 """Shouting score per second and shouting *episodes*, relative to the household's own baseline.
 
-A step (the last second, judged every STEP_S) scores high only when voiced speech in it shows raised vocal effort against what this
-household sounds like normally: a flatter spectral tilt (more energy above 1 kHz) and a higher F0,
-at a level above the normal speech level, with the syllabic level modulation of speech (which a
-vacuum cleaner or a held musical note lacks) and its articulation (which a laugh's "ha-ha-ha"
-lacks). Raised pitch alone or a flatter tilt alone is not effort: effort raises every talker's F0,
-so the tilt counts only with F0 above the household's lowest normal voice. An episode needs that sustained (`Sustained`): at
-least `need_s` of shouting within `window_s`, and it ends only when the window has (almost) none
-left, so one loud burst neither starts nor interrupts it.
+A step (the last second, judged every STEP_S) scores high only when voiced speech in it shows raised
+vocal effort against what this household sounds like normally: a flatter spectral tilt (more energy
+above 1 kHz) and a higher F0, at a level above the normal speech level, with the syllabic level
+modulation of speech (which a vacuum cleaner or a held musical note lacks) and its articulation
+(which a laugh's "ha-ha-ha" lacks). Raised pitch alone or a flatter tilt alone is not effort: effort
+raises every talker's F0, so the tilt counts only with F0 above the household's lowest normal voice.
+An episode needs that sustained (`Sustained`): at least `need_s` of shouting within `window_s`, and
+it ends only when the window has (almost) none left, so one loud burst neither starts nor interrupts
+it.
 
 The baseline is seeded by the installer's calibration and keeps learning, slowly, from seconds
 that are clearly not shouting. It holds a few numbers and a 40-bin histogram of normal F0, from
@@ -206,7 +207,7 @@ class Baseline:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Baseline":
+    def from_dict(cls, d: dict) -> Baseline:
         b = cls(**{k: float(d[k]) for k in ("speech_db", "f0_st", "hi_ratio_db")},
                 seconds=float(d.get("seconds", 0)), calibrated=bool(d.get("calibrated", False)))
         if not all(math.isfinite(v) for v in (b.speech_db, b.f0_st, b.hi_ratio_db)):
@@ -265,7 +266,7 @@ class Baseline:
         return modes[0] if len(modes) == 3 else lower_quartile
 
     @classmethod
-    def from_seconds(cls, seconds: list[Second]) -> "Baseline":
+    def from_seconds(cls, seconds: list[Second]) -> Baseline:
         """The installer's calibration: medians over its voiced seconds, and the F0 histogram of
         all their voiced frames (both partners should talk)."""
         v = [s for s in seconds if s.voiced_enough]
@@ -301,7 +302,8 @@ class Baseline:
             # at the baseline's pace; but a histogram resting on less than HIST_SEED_S (a baseline
             # saved before histograms, or a short calibration) is the plain mean of what was heard
             seeded = self.calibrated and self.hist_seconds >= MIN_HIST_SECONDS
-            ah = a if seeded or self.hist_seconds >= HIST_SEED_S else max(a, new_seconds / (self.hist_seconds + new_seconds))
+            plain_mean = new_seconds / (self.hist_seconds + new_seconds)
+            ah = a if seeded or self.hist_seconds >= HIST_SEED_S else max(a, plain_mean)
             old = np.zeros(HIST_BINS) if self.f0_hist is None else np.asarray(self.f0_hist)
             self.f0_hist = list((1.0 - ah) * old + ah * h / h.sum())
             self.hist_seconds += new_seconds

@@ -61,12 +61,12 @@ class Frames:
     def voiced(self) -> np.ndarray:
         return ~np.isnan(self.f0_hz)
 
-    def part(self, start: int, stop: int) -> "Frames":
+    def part(self, start: int, stop: int) -> Frames:
         return Frames(*(a[start:stop] for a in self._arrays()))
 
-    def then(self, later: "Frames") -> "Frames":
+    def then(self, later: Frames) -> Frames:
         """These frames followed by `later`'s."""
-        return Frames(*(np.concatenate((a, b)) for a, b in zip(self._arrays(), later._arrays())))
+        return Frames(*(np.concatenate((a, b)) for a, b in zip(self._arrays(), later._arrays(), strict=True)))
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
         return self.level_db, self.voicing, self.f0_hz, self.hi_ratio_db, self.low_db, self.high_db

@@ -74,7 +74,7 @@ class SOSFilter:
         lag = idx[None, :] - idx[:, None]
         self._toeplitz = np.where(lag >= 0, h[np.clip(lag, 0, None)], 0.0)  # X @ T: in-block part
         self._obs_t = np.ascontiguousarray(obs.T)                      # (ns, S)
-        self._gs = np.ascontiguousarray((self._apow[S - 1::-1] @ self.B))  # A^(S-1-k) B (S, ns)
+        self._gs = np.ascontiguousarray(self._apow[S - 1::-1] @ self.B)  # A^(S-1-k) B (S, ns)
         m = self._apow[S]
         mp = [np.eye(ns)]
         for _ in range(PMAX):

@@ -16,7 +16,7 @@ import numpy as np
 from dsp.iir import SOSFilter
 from dsp.weighting import runtime_sos
 
-__all__ = ["LevelMeter", "LevelBlock", "calibration_offset", "FLOOR_DB", "FAST_TAU", "SLOW_TAU"]
+__all__ = ["FAST_TAU", "FLOOR_DB", "SLOW_TAU", "LevelBlock", "LevelMeter", "calibration_offset"]
 
 FAST_TAU = 0.125   # s, IEC 61672-1 time weighting F
 SLOW_TAU = 1.0     # s, time weighting S

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Resampler", "resample", "lowpass_taps"]
+__all__ = ["Resampler", "lowpass_taps", "resample"]
 
 ATTEN_DB = 80.0
 PASS_RATIO = 0.8125        # pass band edge / stop band edge: 6.5 kHz / 8 kHz for 16 kHz out
@@ -32,7 +32,7 @@ def lowpass_taps(up: int, down: int, fs_in: float, fs_out: float) -> np.ndarray:
     passband = PASS_RATIO * stop
     fs_hi = up * fs_in
     width = 2.0 * math.pi * (stop - passband) / fs_hi
-    n = int(math.ceil((ATTEN_DB - 7.95) / (2.285 * width))) + 1     # Kaiser's length estimate
+    n = math.ceil((ATTEN_DB - 7.95) / (2.285 * width)) + 1     # Kaiser's length estimate
     n = 2 * down * -(-(n - 1) // (2 * down)) + 1
     beta = 0.1102 * (ATTEN_DB - 8.7)
     fc = (passband + stop) / 2.0 / fs_hi                               # cycles per sample

@@ -11,8 +11,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class ArraySource:
         self._i = 0
         self._t0: float | None = None
 
-    def start(self) -> "ArraySource":
+    def start(self) -> ArraySource:
         self._t0 = time.monotonic()
         return self
 
@@ -91,7 +92,7 @@ class SoundService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "SoundService":
+    def start(self) -> SoundService:
         self.source.start()
         self._thread = threading.Thread(target=self._run, name="sound", daemon=True)
         self._thread.start()

@@ -31,6 +31,6 @@ class Thermometer:
         loud = 0.0
         if math.isfinite(level_above_speech_db):
             loud = min(3.0, max(0.0, (level_above_speech_db - 6.0) / 4.0))
-        target = int(round(min(10.0, max(self._score, self._memory, loud))))
+        target = round(min(10.0, max(self._score, self._memory, loud)))
         self.value += max(-1, min(2, target - self.value))
         return self.value

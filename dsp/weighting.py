@@ -26,8 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["a_weighting_db", "a_weighting_sos", "class1_deviation", "CLASS1_LIMITS",
-           "MIN_FS", "RUNTIME_RATES", "runtime_sos", "sos_response", "third_octave_frequencies"]
+__all__ = [
+    "CLASS1_LIMITS",
+    "MIN_FS",
+    "RUNTIME_RATES",
+    "a_weighting_db",
+    "a_weighting_sos",
+    "class1_deviation",
+    "runtime_sos",
+    "sos_response",
+    "third_octave_frequencies",
+]
 
 RUNTIME_RATES = (16000, 44100, 48000)   # stored in dsp/weighting_coeffs.py
 

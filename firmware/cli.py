@@ -157,7 +157,7 @@ def _log(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return EXIT_USAGE
         if since.tzinfo is None:
-            since = since.replace(tzinfo=dt.timezone.utc)
+            since = since.replace(tzinfo=dt.UTC)
     import sqlite3
     try:
         db = HubDatabase(db_path, read_only=True)   # reading the log never writes to the hub's state

@@ -36,7 +36,7 @@ class Credentials:
     password: str = field(repr=False)
 
     @classmethod
-    def load(cls, path: Path) -> "Credentials":
+    def load(cls, path: Path) -> Credentials:
         try:
             data = json.loads(Path(path).read_text())
             return cls(str(data["username"]), str(data["password"]))
@@ -112,7 +112,7 @@ def _generate_tls(tls_dir: Path, household: str, names: tuple[str, ...]) -> tupl
     ca_crt, srv_crt, srv_key = tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key"
     if ca_crt.exists() and srv_crt.exists() and srv_key.exists():
         return srv_crt, srv_key
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"timeout-hub {household} CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)

@@ -21,7 +21,8 @@ def free_port() -> int:
     port (still in TIME_WAIT after a probe) would make the broker's bind fail."""
     low = 20000
     try:
-        low = min(low, int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0]) - 8000)
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = min(low, int(f.read().split()[0]) - 8000)
     except (OSError, ValueError, IndexError):
         pass
     for _ in range(200):
@@ -75,7 +76,7 @@ class PrivateBroker:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 10.0) -> "PrivateBroker":
+    def start(self, timeout: float = 10.0) -> PrivateBroker:
         for attempt in range(5):
             try:
                 return self._start(timeout)
@@ -89,10 +90,10 @@ class PrivateBroker:
                 self._configure()
         raise AssertionError("unreachable")
 
-    def _start(self, timeout: float) -> "PrivateBroker":
+    def _start(self, timeout: float) -> PrivateBroker:
         if self.running:
             return self
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the broker process writes it after we return
         self._proc = subprocess.Popen([self.exe, "-c", str(self.directory / "mosquitto.conf")],
                                       stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -144,7 +145,7 @@ class PrivateBroker:
         except OSError:
             return "(no log)"
 
-    def __enter__(self) -> "PrivateBroker":
+    def __enter__(self) -> PrivateBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

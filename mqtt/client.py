@@ -2,8 +2,8 @@
 
 - MQTT 5 over paho-mqtt 2.x (callback API v2): the broker answers a refused publish or
   subscription with a reason code instead of dropping it silently.
-- The service name as client id (the broker enforces it) and a persistent session (`clean_start=False`, 14-day expiry): QoS 1 messages
-  sent while this service was down are kept for it by the broker.
+- The service name as client id (the broker enforces it) and a persistent session
+  (`clean_start=False`, 14-day expiry): QoS 1 messages sent while this service was down are kept for it by the broker.
 - Subscriptions are (re)made in on_connect; reconnects back off from 0.5 s to 30 s.
 - Last will `offline` on `<service>/available`, `online` on connect, `stopped` on a clean exit.
 - Receive: size, JSON, version and schema checks; a malformed or unknown payload is logged with
@@ -21,10 +21,11 @@ import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -219,7 +220,7 @@ class BusClient:
             self.stats["published"] += 1
         return payload.id
 
-    def start(self) -> "BusClient":
+    def start(self) -> BusClient:
         if self._started:
             return self
         self._started = True

@@ -8,8 +8,8 @@ a service name; the roles allowed on such a topic are expanded with the same val
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from pydantic import BaseModel
 

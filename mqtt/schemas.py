@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -36,7 +36,7 @@ def _looks_like_phone_number(text: str) -> bool:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Envelope(BaseModel):
@@ -51,7 +51,7 @@ class Envelope(BaseModel):
                               description="when the message was made, ISO 8601 with offset")
 
     @model_validator(mode="after")
-    def _no_phone_numbers(self) -> "Envelope":
+    def _no_phone_numbers(self) -> Envelope:
         for path, text in _strings(self):
             if _looks_like_phone_number(text):
                 raise ValueError(f"{path} looks like a phone number; numbers never travel on the bus")
@@ -124,7 +124,8 @@ EventType = Literal[
 ]
 EventCategory = Literal["procedure", "checkin", "call", "sensing", "presence", "evaluation",
                         "fault", "access", "service"]
-Scalar = Union[bool, int, float, Annotated[str, StringConstraints(max_length=64)], None]
+Scalar = Union[  # noqa: UP007 - a pydantic union with a None member
+    bool, int, float, Annotated[str, StringConstraints(max_length=64)], None]
 DataKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 _FORBIDDEN_KEYS = {"lat", "lon", "lng", "latitude", "longitude", "coords", "coordinates",
                    "position", "location", "phone", "number", "msisdn", "name", "audio",
@@ -142,7 +143,7 @@ class Event(Envelope):
                                         description="small typed details: numbers, codes, flags")
 
     @model_validator(mode="after")
-    def _no_personal_keys(self) -> "Event":
+    def _no_personal_keys(self) -> Event:
         bad = sorted(_FORBIDDEN_KEYS.intersection(self.data))
         if bad:
             raise ValueError(f"data.{bad[0]} is not allowed: events never carry names, numbers, "
@@ -191,7 +192,7 @@ class PartnerInput(Envelope):
     choice: Choice | None = None
 
     @model_validator(mode="after")
-    def _answer_needs_question(self) -> "PartnerInput":
+    def _answer_needs_question(self) -> PartnerInput:
         if self.kind == "answer" and (self.question_id is None or self.choice is None):
             raise ValueError("an answer needs question_id and choice")
         if self.kind == "button" and (self.question_id is not None or self.choice is not None):

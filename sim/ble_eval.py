@@ -2,8 +2,8 @@
 were seen, and how often a partner at home was called away (the bench's and tests' figures)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 EARLY_S = 60.0  # an arrival seen up to this long before the door (walking up the path) counts
 
@@ -35,7 +35,7 @@ def score(transitions: Sequence, truth: Sequence[tuple[float, str, str]], durati
         events = [(t, st) for t, pp, st in truth if pp == p]
         trans = [(tr.t, tr.presence) for tr in transitions if tr.partner == p]
         # truth intervals: (start, end, state)
-        bounds = [(0.0, "home")] + events
+        bounds = [(0.0, "home"), *events]
         for k, (t0, st) in enumerate(bounds):
             t1 = bounds[k + 1][0] if k + 1 < len(bounds) else duration
             if st == "away":

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
@@ -99,7 +100,7 @@ class ReplaySource:
 class ReplayScanner(BaseBleakScanner):
     """bleak backend fed by a `ReplaySource` (keyword `source=`)."""
 
-    def __init__(self, detection_callback, service_uuids: Optional[list[str]] = None,
+    def __init__(self, detection_callback, service_uuids: list[str] | None = None,
                  scanning_mode: str = "active", *, source: ReplaySource, bluez: Any = None,
                  cb: Any = None, **kwargs: Any):
         super().__init__(detection_callback, service_uuids)
@@ -123,7 +124,7 @@ class ReplayScanner(BaseBleakScanner):
 
     async def _run(self) -> None:
         while True:
-            for t, address, rssi, mfr, svc in self.source.due():
+            for _t, address, rssi, mfr, svc in self.source.due():
                 adv = AdvertisementData(local_name=None, manufacturer_data=dict(mfr or {}),
                                         service_data=dict(svc or {}), service_uuids=[],
                                         tx_power=None, rssi=int(rssi), platform_data=())

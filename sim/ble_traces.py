@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from scipy.signal import lfilter
@@ -67,7 +67,7 @@ class Trace:
 
     def adverts(self) -> Iterator[tuple[float, str, int, dict[int, bytes], dict[str, bytes]]]:
         pl = self.payloads
-        for t, r, i in zip(self.t.tolist(), self.rssi.tolist(), self.payload_index.tolist()):
+        for t, r, i in zip(self.t.tolist(), self.rssi.tolist(), self.payload_index.tolist(), strict=True):
             a, m, s = pl[i]
             yield t, a, r, m, s
 
@@ -204,7 +204,7 @@ def _rssi(t: np.ndarray, path: _Path, radio: Radio, iv: float, nprng) -> np.ndar
     body = np.asarray(path.bdb)[np.searchsorted(path.bt, t, side="right") - 1]
     fade = np.zeros(len(t))
     if path.fades:
-        fs, fe, fdb = (np.asarray(x) for x in zip(*path.fades))
+        fs, fe, fdb = (np.asarray(x) for x in zip(*path.fades, strict=True))
         k = np.searchsorted(fs, t, side="right") - 1
         inside = (k >= 0) & (t < fe[np.maximum(k, 0)])
         fade[inside] = fdb[k[inside]]

@@ -97,7 +97,7 @@ class DemoTags:
 
         from sim.ble_traces import payloads_for
         self.rng = random.Random(seed)
-        self.where = {p: "home" for p in plan.partners}
+        self.where = dict.fromkeys(plan.partners, "home")
         self.tags = {p: payloads_for(pp.tags[0], self.rng, 4) for p, pp in plan.partners.items() if pp.tags}
 
     def move(self, partner: str, where: str) -> None:
@@ -215,7 +215,7 @@ def run_demo(speed: float = 1.0) -> int:
 
         wear_b.on("partner/b/prompt", wearable_b)
 
-        sms_prompts: "queue.Queue[schemas.PartnerPrompt]" = queue.Queue()
+        sms_prompts: queue.Queue[schemas.PartnerPrompt] = queue.Queue()
 
         def phone_a() -> None:
             """Partner a has no wearable: the real caller texts them through the (simulated)

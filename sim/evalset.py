@@ -13,10 +13,10 @@ import hashlib
 import io
 import shutil
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -159,7 +159,7 @@ def _envelope(mag: np.ndarray, n_fft: int, fs: int) -> np.ndarray:
     """Spectral envelope per frame through the harmonic peaks: a running maximum over 500 Hz
     (wider than any F0 spacing) then a 500 Hz moving average. Unlike a cepstral envelope it has
     no valley below F0, which would otherwise make the correction boost the new fundamental."""
-    width = max(3, int(round(500.0 * n_fft / fs)))
+    width = max(3, round(500.0 * n_fft / fs))
     peak = ndimage.maximum_filter1d(mag, width, axis=1, mode="nearest")
     return ndimage.uniform_filter1d(peak, width, axis=1, mode="nearest") + 1e-12
 
@@ -169,9 +169,9 @@ def _pitch_shift(x: np.ndarray, fs: int, semitones: float, tilt_db: float) -> np
     Each stretched frame is re-shaped with the original formant envelope (so F0 rises but the
     vowel formants stay close to the talker's), and a high shelf of tilt_db from ~1 kHz is
     applied at the output frequencies."""
-    n_fft = 2 ** int(round(np.log2(0.064 * fs)))
+    n_fft = 2 ** round(np.log2(0.064 * fs))
     ha = n_fft // 8
-    hs = int(round(ha * 2 ** (semitones / 12)))
+    hs = round(ha * 2 ** (semitones / 12))
     r = hs / ha
     win = signal.windows.hann(n_fft, sym=False)
     xp = np.concatenate([np.zeros(n_fft), x, np.zeros(n_fft)])
@@ -197,7 +197,7 @@ def _pitch_shift(x: np.ndarray, fs: int, semitones: float, tilt_db: float) -> np
     out /= np.maximum(norm, 1e-3 * norm.max())
     q = Fraction(ha, hs)
     y = signal.resample_poly(out, q.numerator, q.denominator)
-    start = int(round(n_fft - n_fft / 2 + n_fft / (2 * r)))
+    start = round(n_fft - n_fft / 2 + n_fft / (2 * r))
     y = y[start:start + len(x)]
     return np.concatenate([y, np.zeros(len(x) - len(y))])
 
@@ -297,7 +297,7 @@ def _split(x: np.ndarray, fs: int, max_s: float = 4.0) -> list[np.ndarray]:
     w = int(0.05 * fs)
     energy = np.convolve(x[lo:hi] ** 2, np.ones(w), mode="same")
     cut = lo + int(np.argmin(energy[w:-w])) + w
-    return [_trim(x[:cut], fs)] + _split(_trim(x[cut:], fs), fs, max_s)
+    return [_trim(x[:cut], fs), *_split(_trim(x[cut:], fs), fs, max_s)]
 
 
 def _load_file(path: Path, fs: int, cache_dir: Path | None) -> np.ndarray:
@@ -383,7 +383,7 @@ class _Scene:
         return np.zeros(len(self.mix))
 
     def put(self, track: np.ndarray, x: np.ndarray, t: float) -> tuple[float, float]:
-        i = int(round(t * self.fs))
+        i = round(t * self.fs)
         m = max(0, min(len(x), len(track) - i))
         track[i:i + m] += x[:m]
         return (i / self.fs, (i + m) / self.fs)
@@ -449,7 +449,7 @@ class _Scene:
                 a, b = nz[0], min(len(dry), nz[-1] + int(self.rt60 * 1.2 * self.fs) + 1)
                 self.mix[a:b] += self.reverberate(dry[a:b], d)
         self._dry.clear()
-        self.mix = self.mix[:int(round(self.length * self.fs))]
+        self.mix = self.mix[:round(self.length * self.fs)]
         peak = np.max(np.abs(self.mix))
         if peak >= 1.0:
             raise ValueError(f"evaluation clip clips (peak {peak:.2f} at {np.argmax(np.abs(self.mix))/self.fs:.2f} s)")

@@ -108,7 +108,7 @@ class SimulatedSIM7600:
                 pass
 
     def _send(self, *lines: str) -> None:
-        self._raw(b"".join(f"\r\n{l}\r\n".encode("latin-1") for l in lines))
+        self._raw(b"".join(f"\r\n{line}\r\n".encode("latin-1") for line in lines))
 
     def _later(self, seconds: float, fn) -> None:
         t = threading.Timer(seconds * self.time_scale, fn)

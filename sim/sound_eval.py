@@ -7,8 +7,8 @@ shouting began; its onset latency is the episode start minus the moment the sust
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from dsp.detect_cli import run
 from dsp.detector import Sustained

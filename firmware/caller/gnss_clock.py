@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
-from core.clock import GNSS_FLAG  # noqa: F401  (re-exported: the caller writes it)
+from core.clock import GNSS_FLAG
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def gnss_time(host: str = "127.0.0.1", port: int = 2947, timeout: float = 10.0) 
             return None
         if packet.mode >= 2:
             try:
-                return packet.get_time().replace(tzinfo=timezone.utc)
+                return packet.get_time().replace(tzinfo=UTC)
             except (ValueError, AttributeError):
                 return None
         time.sleep(0.2)

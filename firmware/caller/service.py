@@ -21,9 +21,10 @@ import stat
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Callable, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -235,7 +236,7 @@ class Caller:
         self.sms_retry_s: tuple[float, float] = (1.0, 30.0)
 
     # -- life cycle ----------------------------------------------------------------------------
-    def start(self) -> "Caller":
+    def start(self) -> Caller:
         self.bus.on("call/request", self._on_request)
         self.bus.on("partner/{partner}/prompt", self._on_prompt)
         self.bus.start()

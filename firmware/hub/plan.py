@@ -98,7 +98,7 @@ class ChildrenPlan(_Strict):
     protection: Annotated[str, StringConstraints(strip_whitespace=True, max_length=400)] = ""
 
     @model_validator(mode="after")
-    def _protection_when_present(self) -> "ChildrenPlan":
+    def _protection_when_present(self) -> ChildrenPlan:
         if self.present and not self.protection:
             raise ValueError("children are present: write down how they are protected during a "
                              "time-out (who stays with them)")
@@ -146,7 +146,7 @@ class HouseholdPlan(_Strict):
         return dates
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "HouseholdPlan":
+    def _cross_checks(self) -> HouseholdPlan:
         problems = []
         tags = [(p, t.upper()) for p, pp in self.partners.items() for t in pp.tags]
         seen: dict[str, str] = {}

@@ -76,7 +76,8 @@ class CallOutcome:
     final: bool
 
 
-Input = Union[Sound, PresenceSeen, ApartSeen, PanelPress, PartnerButton, Answer, CallOutcome]
+Input = Union[  # noqa: UP007 - a runtime alias, isinstance-checked
+    Sound, PresenceSeen, ApartSeen, PanelPress, PartnerButton, Answer, CallOutcome]
 
 
 # -- outputs -----------------------------------------------------------------------------------
@@ -109,7 +110,8 @@ class CallOut:
     timeout_id: str | None
 
 
-Output = Union[EventOut, PromptOut, CallOut]
+Output = Union[  # noqa: UP007 - a runtime alias
+    EventOut, PromptOut, CallOut]
 
 
 def _fresh(instance: str | None) -> dict[str, Any]:

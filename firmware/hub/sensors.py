@@ -7,8 +7,9 @@ Either sensor failing never stops the hub: its fault goes on the panel and it ke
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable
+from typing import Annotated
 
 from pydantic import Field
 

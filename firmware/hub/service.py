@@ -15,9 +15,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from core.clock import Clock
 from core.sdnotify import run_until_stopped
@@ -55,7 +55,7 @@ class Hub:
         self._scale = max(1.0, getattr(clock, "factor", 1.0))
 
     # -- life cycle --------------------------------------------------------------------------
-    def start(self) -> "Hub":
+    def start(self) -> Hub:
         b = self.bus
         b.on("panel/press", lambda m: self.feed(P.PanelPress(long=m.payload.press == "long")))
         b.on("panel/answer", lambda m: self.feed(

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from gpiozero import LED, Button, Buzzer
 from pydantic import Field
@@ -90,7 +90,7 @@ def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) ->
                     state_dir=Path(cfg.state_dir))
     last = [""]
 
-    def show(p: "Panel") -> None:
+    def show(p: Panel) -> None:
         line = draw(p)
         if draw_lights and line != last[0]:
             last[0] = line
@@ -116,11 +116,12 @@ class _Press:
 
 
 class Panel:
-    def __init__(self, bus: BusClient, pins: PanelPins = PanelPins(), *, long_press_s: float = 2.0,
+    def __init__(self, bus: BusClient, pins: PanelPins | None = None, *, long_press_s: float = 2.0,
                  bounce_s: float = 0.03, pin_factory=None,
-                 on_render: Callable[["Panel"], None] | None = None):
+                 on_render: Callable[[Panel], None] | None = None):
         f = pin_factory
         self.bus = bus
+        pins = pins or PanelPins()
         self.pins = pins
         self.on_render = on_render
         self.button = Button(pins.timeout_button, hold_time=long_press_s, bounce_time=bounce_s,
@@ -280,7 +281,7 @@ def draw(panel: Panel) -> str:
     def shown(name: str, led: LED) -> str:
         m = mode.get(name)
         return "◐" if isinstance(m, tuple) else dot(led)
-    bar = "".join(dot(l) for l in panel.bar)
+    bar = "".join(dot(led) for led in panel.bar)
     return (f"[{bar}] sensing {shown('sensing', panel.sensing_led)}  "
             f"suggestion {shown('suggestion', panel.suggestion_led)}  "
             f"time-out {shown('active', panel.active_led)}  "

@@ -11,8 +11,8 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from firmware.caller.modem import parsers as P
 from firmware.caller.modem.at import ATChannel
