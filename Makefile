@@ -1,5 +1,5 @@
 # Two set-up commands for a newcomer: `make demo` and `make test`. Both install what they need.
-.PHONY: setup demo test bench docs lock lock-upgrade clean
+.PHONY: setup demo test lint bench docs lock lock-upgrade clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,8 +10,15 @@ setup:
 demo: setup
 	$(VENV)/bin/timeout-hub demo
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q
+
+# ruff on everything; mypy on what decides and what crosses the bus ([tool.mypy] files);
+# the layout's import rules ([tool.importlinter]). `make test` runs it first.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: setup
 	$(PY) -m bench

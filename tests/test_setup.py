@@ -106,3 +106,25 @@ def test_an_import_of_firmware_from_ble_breaks_the_rules(tmp_path):
                        env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert r.returncode != 0
     assert "ble.rssi_filter -> firmware.hub" in r.stdout and "BROKEN" in r.stdout
+
+
+def test_the_readme_layout_names_every_package_and_only_those():
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("## Layout"):]
+    block = block[block.index("```") + 3:]
+    block = block[:block.index("```")]
+    named = set()
+    parent = ""
+    for line in block.splitlines():
+        words = line.split()
+        if not words or not words[0].endswith("/"):
+            continue
+        if line.startswith("  "):
+            named.add(parent + words[0].rstrip("/"))
+        else:
+            parent = words[0]
+            named.update(w.rstrip("/") for w in words if w.endswith("/"))
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    packages |= {f"firmware/{p.name}" for p in (ROOT / "firmware").iterdir() if (p / "__init__.py").exists()}
+    assert packages <= named, f"packages missing from the README layout: {packages - named}"
+    assert all((ROOT / n).is_dir() for n in named), [n for n in named if not (ROOT / n).is_dir()]
