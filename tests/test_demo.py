@@ -1,4 +1,5 @@
-"""`make demo` runs the scripted evening end to end in under 2 minutes."""
+"""`make demo` runs the scripted evening end to end (a demo that hangs is stopped after 2 minutes
+and fails)."""
 from __future__ import annotations
 
 import subprocess
@@ -10,10 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_demo_evening_runs_end_to_end():
-    t = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "firmware.cli", "demo"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
-    took = time.monotonic() - t
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     out = r.stdout
     for line in ("the microphone hears the evening", "shouting 1.00", "tags are heard at home",
@@ -23,4 +22,3 @@ def test_the_demo_evening_runs_end_to_end():
                  "Jullie mogen elkaar weer zien", "You may meet again", "looking back together",
                  "back to monitoring"):
         assert line in out, f"{line!r} missing from the demo's timeline"
-    assert took < 120

@@ -49,8 +49,19 @@ def gpsfake(tmp_path):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)   # gpsfake starts gpsd: stop both
         procs.append(p)
-        time.sleep(1.5)
-        return port
+        # ready once gpsd (started by gpsfake) takes connections on the port
+        import socket
+        deadline = time.monotonic() + 30
+        while True:
+            if p.poll() is not None:
+                pytest.fail(f"gpsfake exited ({p.returncode}) before gpsd was listening")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return port
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"gpsd did not listen on port {port} within 30 s")
+                time.sleep(0.05)
     yield start
     for p in procs:
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -62,6 +73,23 @@ def gpsfake(tmp_path):
                 continue
             except ProcessLookupError:
                 break
+
+
+def gpsd_mode(port: int, timeout: float = 20.0) -> int:
+    """The fix mode gpsd reports once it has the receiver's data (1: no fix, 2-3: a fix); 0 if
+    it never has any within `timeout`."""
+    import gpsd
+    gpsd.connect(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            mode = gpsd.get_current().mode
+        except UserWarning:              # "GPS not active": nothing from the receiver yet
+            mode = 0
+        if mode:
+            return mode
+        time.sleep(0.1)
+    return 0
 
 
 def test_a_fix_sets_the_clock_and_marks_it_trusted(gpsfake, tmp_path):
@@ -77,6 +105,9 @@ def test_a_fix_sets_the_clock_and_marks_it_trusted(gpsfake, tmp_path):
 
 def test_gps_without_a_fix_never_sets_the_clock(gpsfake, tmp_path):
     port = gpsfake(fix_track(valid=False))
+    # first the proof that gpsd hears the receiver, and that it has no fix: only then does
+    # "no time" mean "no fix" rather than "no gpsd yet"
+    assert gpsd_mode(port) == 1
     assert gnss_time("127.0.0.1", port, timeout=3) is None
     set_to = []
     sync = ClockSync(gnss=("127.0.0.1", port), flag=str(tmp_path / "flag"),

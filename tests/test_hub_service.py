@@ -83,10 +83,19 @@ def test_an_evening_through_the_broker_and_a_restart_that_repeats_no_call(home, 
     assert hub.public_state()["phase"] == "timeout"
     resumed_end = dt.datetime.fromisoformat(hub.public_state()["ends_at"])
     assert abs((resumed_end - ends_at).total_seconds()) < 2
-    # a mood-button press at the panel does not end it either
+    # a long press at the panel during the time-out neither ends it nor starts a new one
+    episode = hub.proc.s["episode"]["id"]
     panel.publish("panel/press", schemas.PanelPress(press="long", held_s=5))
+    # a short press after it on the same topic: once it is counted, the long one was handled
+    panel.publish("panel/press", schemas.PanelPress(press="short", held_s=0.3))
+    assert wait_until(lambda: hub.proc.s["short_presses"] == 1, 5)
     clock.advance(60)
-    assert wait_until(lambda: hub.public_state()["phase"] == "timeout", 2)
+    hub.feed(None)
+    assert hub.public_state()["phase"] == "timeout"
+    assert hub.proc.s["episode"]["id"] == episode, "the long press started a new time-out"
+    assert dt.datetime.fromisoformat(hub.public_state()["ends_at"]) == resumed_end
+    assert [e.type for e in hub.db.events()].count("call_requested") == 1, \
+        "the call was requested again after the restart"
     assert len(calls) == 1, "the call was made again after the restart"
     hub.stop()
     for c in (panel, caller, wb):
@@ -128,8 +137,15 @@ def test_retained_state_never_shows_one_partners_answer(home, tmp_path):
     hub.feed(None)
     after = hub.proc.public_state()
     assert after["phase"] == "checkin" and after["both_calm"] is None
-    # the panel's picture is the same before and after b's answer: nothing of it shows (R9)
-    assert states[-1].model_dump(exclude={"id", "ts"}) == before
+    # the panel's picture is the same before and after b's answer: nothing of it shows (R9).
+    # Checked once a later picture has arrived (the thermometer moves), so any state published
+    # after the answer has arrived too.
+    seen = len(states)
+    hub.feed(P.Sound(thermometer=7))
+    assert wait_until(lambda: states[-1].thermometer == 7, 5)
+    for s in states[seen - 1:]:
+        assert s.model_dump(exclude={"id", "ts", "thermometer"}) == \
+            {k: v for k, v in before.items() if k != "thermometer"}
     hub.stop()
     panel.stop()
 
@@ -138,6 +154,19 @@ def test_log_with_a_bad_date_or_directory_says_so(tmp_path):
     r = subprocess.run([sys.executable, "-m", "firmware.cli", "log", "--state-dir", str(tmp_path)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "no event log" in r.stderr
+    assert "Traceback" not in r.stderr
+    # an event log that exists, asked from a date that is not one
+    from firmware.eventlog import HubDatabase
+    HubDatabase(tmp_path / "hub.sqlite3").close()
+    for since, code in (("2026-11-21", 0), ("last tuesday", 2), ("2026-13-45", 2)):
+        r = subprocess.run([sys.executable, "-m", "firmware.cli", "log", "--state-dir",
+                            str(tmp_path), "--since", since], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == code, (since, r.stderr)
+        assert "Traceback" not in r.stderr
+        if code:
+            assert f"--since {since!r} is not a date" in r.stderr
+        else:
+            assert "(0 events)" in r.stdout
 
 
 @pytest.mark.parametrize("trusted, kept", [(True, 1), (False, 2)])
@@ -178,6 +207,8 @@ def test_a_hub_whose_procedure_stopped_ticking_is_not_alive(home, tmp_path):
 def test_other_services_faults_reach_the_panel(home, tmp_path):
     """A caller's modem fault and a service that vanished show in the state the panel draws."""
     hub = make_hub(home, tmp_path, ManualClock())
+    availability = Collect()
+    hub.bus.on("caller/available", availability)    # runs after the hub's own handler
     states = Seen()
     panel = client(home, tmp_path, "panel")
     panel.on("state", states)
@@ -198,7 +229,12 @@ def test_other_services_faults_reach_the_panel(home, tmp_path):
     caller.start()
     assert wait_until(lambda: states[-1].faults == [], 5)
     caller.stop()                                   # a clean stop is not a fault
-    time.sleep(0.3)
+    # wait until the hub has handled the caller's "stopped" (our handler runs after the hub's)
+    assert wait_until(lambda: availability.words("caller/available")[-1:] == ["stopped"], 5)
+    assert hub.faults() == []
+    # and the panel's picture drawn after it: a later state (the thermometer moves) has no fault
+    hub.feed(P.Sound(thermometer=4))
+    assert wait_until(lambda: states[-1].thermometer == 4, 5)
     assert states[-1].faults == []
     hub.stop()
     panel.stop()

@@ -168,8 +168,9 @@ def test_after_a_modem_reset_init_restores_the_settings(sim, modem):
     resets = []
     modem.on_reset = lambda: resets.append(1)
     sim.reboot()
-    time.sleep(0.2)
-    assert resets and sim.echo is True
+    # the reboot banner is handed out on the URC thread: wait for it
+    assert wait_until(lambda: resets, 5), "the modem's reset was not noticed"
+    assert sim.echo is True
     modem.init()
     assert sim.echo is False
     assert modem.status().sim == "READY"

@@ -20,9 +20,13 @@ from sim.sound_eval import detector_episodes, evaluate, loudness_episodes, summa
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Seed 2: a development seed (docs/evaluation.md), but not seed 0, the one the detector's weights
+# were chosen on (docs/sound.md), so these tests do not grade the detector on its own tuning clips.
+# Seeds 4-5 are held out: run once at the end of a change, never in a test (a failing test would
+# show their clips and invite tuning on them).
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    return evalset.build(n_per_category=2, seed=0, cache_dir=tmp_path_factory.mktemp("evalset"))
+    return evalset.build(n_per_category=2, seed=2, cache_dir=tmp_path_factory.mktemp("evalset"))
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +107,25 @@ def test_detect_prints_one_frame_a_second_and_the_episodes(wavs, clips):
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     frames, tail = lines[:-1], lines[-1]
-    assert len(frames) == int(len(c.audio) / c.fs)
+    # one line for each second, none skipped; the file's last whole second may be missing when
+    # the file ends on it (see the xfail test below), so count up to that one
+    assert [f["t"] for f in frames] == [float(t) for t in range(1, len(frames) + 1)]
+    assert len(frames) >= int(len(c.audio) / c.fs) - 1
     assert set(frames[0]) == {"t", "laeq_db", "shout"}
-    assert [f["t"] for f in frames[:3]] == [1.0, 2.0, 3.0]
     assert len(tail["episodes"]) == 1 and set(tail["episodes"][0]) == {"start_s", "end_s", "peak"}
     text = subprocess.run([sys.executable, "-m", "firmware.cli", "detect", str(wavs[c.name]),
                            "--calibrate-seconds", "10"], capture_output=True, text=True, cwd=ROOT)
     assert "1 episode(s)" in text.stdout and "calibrating" in text.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: the pipeline scores a second once it has "
+                   "the analysis window's overlap (20 ms) past it and finish() does not flush, so "
+                   "a file that ends on a whole second loses its last second")
+def test_detect_scores_the_last_second_of_a_file():
+    from dsp.detect_cli import run
+    x = (np.random.default_rng(0).standard_normal(3 * 16000) * 0.01).astype(np.float32)
+    frames, _ = run(x, 16000)
+    assert [f.t for f in frames] == [1.0, 2.0, 3.0]
 
 
 def test_detect_refuses_what_is_not_audio(tmp_path):
