@@ -47,7 +47,7 @@ def run(x: np.ndarray, fs: int, *, calibrate_seconds: int = 0,
     frames = []
     for i in range(0, len(x), n):
         frames.extend(p.process(x[i:i + n]))
-    p.finish()
+    frames.extend(p.finish())
     return frames, p
 
 

@@ -125,8 +125,17 @@ class SoundPipeline:
             log.warning("calibration: %s; keeping the previous baseline", e)
         self._calibration = []
 
-    def finish(self) -> None:
-        """End of a file: a calibration cut short by it still counts; an open episode closes."""
+    def finish(self) -> list[Frame]:
+        """End of a file: its last whole second is scored (it waited only for the analysis
+        window's overlap past it, which a file ending on that second never brings: the missing
+        20 ms are taken as silence); a calibration cut short by the end still counts; an open
+        episode closes. Returns the frames of that last second, if any."""
+        out = []
+        if self._laeq and len(self._raw) >= F.FS:
+            raw = np.concatenate((self._raw[:F.FS], np.zeros(F.WIN - F.HOP)))
+            out.append(self._second(raw, self._laeq.popleft()))
+            self._raw = self._raw[F.FS:]
         if self._calibration:
             self._finish_calibration()
         self.detector.finish(float(self._seconds))
+        return out

@@ -18,8 +18,7 @@ A, NEIGHBOUR = "AA:BB:CC:DD:EE:01", "11:22:33:44:55:66"
 def reachable_strings(root, skip: tuple = ()) -> list[str]:
     """Every str reachable from `root` through object references (not through modules, classes or
     functions' globals, nor through objects of the `skip` types)."""
-    stop = (bytes, int, float, types.ModuleType, type, types.FunctionType,
-            types.BuiltinFunctionType, types.CodeType) + skip
+    stop = (bytes, int, float, types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.CodeType, *skip)
     seen, out, todo = set(), [], [root]
     while todo:
         o = todo.pop()
@@ -97,7 +96,7 @@ def test_walk_away_signature_that_stayed_home_switches_the_fast_path_off():
     """A fall that looked like walking away, then the tag back at home: the next such fall gets the
     slow leave time (this home's rooms fool the trend test)."""
     adv, rng = _home_hour()
-    fall = lambda t0: (lambda t: -70 - 1.3 * (t - t0) if t < t0 + 20 else None)  # noqa: E731
+    fall = lambda t0: (lambda t: -70 - 1.3 * (t - t0) if t < t0 + 20 else None)
     adv = _then(adv, rng, 3600, 3645, fall(3600))
     adv = _then(adv, rng, 3645, 3700, lambda t: -70)           # back after 25 s of silence
     adv = _then(adv, rng, 3700, 3900, fall(3700))
@@ -208,7 +207,7 @@ def test_unknown_devices_leave_nothing_in_engine_state(caplog):
 def test_score_counts_the_time_a_partner_at_home_was_shown_away():
     """A false away is scored by its count and by how long it lasted (a departure's own away and
     the minute around the door do not count)."""
-    T = lambda t, s: Transition(t, "a", s)  # noqa: E731
+    T = lambda t, s: Transition(t, "a", s)
     truth = [(1000.0, "a", "away"), (2000.0, "a", "home")]
     out = [T(0, "home"), T(300, "away"), T(420, "home"), T(1030, "away"), T(2003, "home"),
            T(5000, "away")]

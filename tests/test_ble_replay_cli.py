@@ -29,7 +29,7 @@ def test_plain_text_by_default(tmp_path, capsys):
 
 def test_garbled_line_is_refused_with_its_line_number(tmp_path, capsys):
     p = tmp_path / "t.jsonl"
-    p.write_text('{"t": 1, "address": "%s", "rssi": -60}\n{"t": 2, "address": \n' % A)
+    p.write_text(f'{{"t": 1, "address": "{A}", "rssi": -60}}\n{{"t": 2, "address": \n')
     assert main([str(p), "--tag", f"a={A}"]) == 2
     err = capsys.readouterr().err
     assert "line 2" in err and err.count("\n") == 1

@@ -124,7 +124,7 @@ def test_ninety_seconds_without_any_advert_restarts_the_scan():
 def test_departure_through_the_service_on_the_clock():
     clock = ManualClock()
     tr = scripted([(60, "a", "away")], TAGS, 700, strangers_per_min=30, seed=3)
-    svc, src, rec = _service(clock, tr)
+    svc, _src, _rec = _service(clock, tr)
     svc.start()
     try:
         _advance(clock, 20)
@@ -137,7 +137,7 @@ def test_departure_through_the_service_on_the_clock():
 
 
 def test_bluez_without_passive_scanning_falls_back_to_active_without_a_fault():
-    with _home_service(passive=False) as (clock, svc, src, rec):
+    with _home_service(passive=False) as (_clock, svc, src, rec):
         assert src.starts == 2 and src.mode == "active"   # passive refused once, then active
         assert svc.scanner.failures == 0 and all(f == [] for f in rec.faults)
 

@@ -109,7 +109,7 @@ def test_bad_input_gives_a_clear_message_and_exit_2(tmp_path, args, message):
 def test_corrupt_credentials_file_is_reported(tmp_path):
     write_broker_config(tmp_path, "hh-3", broker_user="root" if os.geteuid() == 0 else None)
     (tmp_path / "credentials" / "caller.json").write_text("{not json")
-    with pytest.raises(BrokerConfigError, match="caller.json is not"):
+    with pytest.raises(BrokerConfigError, match=r"caller\.json is not"):
         write_broker_config(tmp_path, "hh-3")
 
 

@@ -40,7 +40,7 @@ def test_panel_started_later_gets_the_retained_state_also_after_its_restart(bus)
         panel = bus("panel", start=False, state="panel")
         panel.on("state", got)
         panel.start()
-        assert wait_until(lambda: len(got) == 1, 5), f"start {attempt}: no state shown"
+        assert wait_until(lambda got=got: len(got) == 1, 5), f"start {attempt}: no state shown"
         assert got[0].retained and got[0].payload.phase == "timeout"
         panel.stop()
 
@@ -220,5 +220,5 @@ def test_a_message_the_broker_refuses_for_good_goes_to_dead_letters(broker, bus)
     panel.publish("panel/press", schemas.PanelPress(press="long", held_s=2.5))
     assert wait_until(lambda: panel.stats["dead_letter"] == 1, 5)
     assert panel.outbox_size() == 0
-    [(msg_id, topic, reason)] = panel.store.dead_letters()
+    [(_msg_id, topic, reason)] = panel.store.dead_letters()
     assert topic.endswith("panel/press") and "authorized" in reason.lower()

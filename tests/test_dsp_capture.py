@@ -91,7 +91,7 @@ def test_server_gone_is_a_fault_and_capture_recovers_when_it_returns(pulse_serve
         pulse_server.kill()
         assert wait_until(lambda: "mic.unplugged" in faults.codes(), 6.0), faults.seen
         assert not cap.running
-        code, reason = faults.seen[-1]
+        _code, reason = faults.seen[-1]
         assert "pulse" in reason and "retrying" in reason
         # the hub keeps reading: leftovers, then None, never an exception
         leftovers = 0

@@ -44,7 +44,7 @@ def pitch_track(x: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray]:
     energy = np.array([np.sum(x[i:i + n] ** 2) for i in starts])
     f0, mask = [], []
     lo, hi = int(fs / 600), int(fs / 60)
-    for i, e in zip(starts, energy):
+    for i, e in zip(starts, energy, strict=False):
         fr = x[i:i + n] - np.mean(x[i:i + n])
         ac = np.correlate(fr, fr, "full")[n - 1:]
         k = lo + int(np.argmax(ac[lo:hi]))
@@ -72,7 +72,7 @@ def coverage(spans, t: np.ndarray, window: float = 10.0) -> np.ndarray:
     end = max(t.max(), max(e for _, e in spans)) + step
     ind = np.zeros(int(end / step) + 2)
     for s, e in spans:
-        ind[int(round(s / step)):int(round(e / step))] = 1.0
+        ind[round(s / step):round(e / step)] = 1.0
     c = np.concatenate([[0.0], np.cumsum(ind)])
     hi = np.round(t / step).astype(int)
     lo = np.maximum(hi - int(window / step), 0)
@@ -92,7 +92,7 @@ def by_category(clips, category):
 
 def librivox_utterance(seconds: float = 3.0) -> np.ndarray:
     files = sorted(E.sources()["pocketsphinx-en"])
-    x, fs = sf.read(str([p for p in files if "librivox" in str(p)][0]))
+    x, fs = sf.read(str(next(p for p in files if "librivox" in str(p))))
     assert fs == FS
     return x[:int(seconds * fs)]
 
@@ -193,7 +193,7 @@ def test_build_is_deterministic_and_independent_of_the_cache(clips, tmp_path, mo
     monkeypatch.setattr(E, "_MEM", {})
     warm = E.build(n_per_category=1, cache_dir=tmp_path)           # everything read from disk
     first = {c.name: c for c in clips}
-    for c, w in zip(again, warm):
+    for c, w in zip(again, warm, strict=False):
         assert np.array_equal(c.audio, first[c.name].audio), c.name
         assert c.shout_spans == first[c.name].shout_spans
         assert w.name == c.name and np.array_equal(w.audio, c.audio), c.name

@@ -78,7 +78,7 @@ def test_a_flat_tilt_without_any_rise_in_pitch_is_not_effort():
     two = D.Baseline(speech_db=-50.0, f0_st=10.0, hi_ratio_db=-12.0, calibrated=True,
                      f0_hist=list(np.bincount(np.r_[np.full(600, 7), np.full(400, 20)], minlength=D.HIST_BINS)
                                   / 1000.0), hist_seconds=60.0)
-    low, high = two.voices
+    low, _high = two.voices
     assert two.lowest_voice == low
     assert D.score(_step(f0_st=low + 9.0, hi_db=-6.0), two) >= 0.5
     assert D.score(_step(f0_st=low + 1.0, hi_db=-6.0), two) == 0.0

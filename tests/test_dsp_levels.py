@@ -12,7 +12,7 @@ FS = 16000
 
 
 def tone(freq: float, seconds: float, amplitude: float, fs: int = FS) -> np.ndarray:
-    t = np.arange(int(round(seconds * fs))) / fs
+    t = np.arange(round(seconds * fs)) / fs
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
@@ -67,7 +67,7 @@ def test_fast_follows_a_burst_within_half_a_second_and_slow_does_not():
         out = m.process(burst[i:i + 160])
         fast.append(out.fast_db)
         slow.append(out.slow_db)
-    at = lambda s: int(round(s * 100)) - 1  # noqa: E731 - index of the block ending at s seconds
+    at = lambda s: round(s * 100) - 1
     # Fast (tau 125 ms): within 1 dB of the steady level by 0.5 s (it is ~0.08 dB off there)
     assert fast[at(0.5)] > steady - 1.0
     assert fast[at(0.1)] < steady - 2.0      # ...but a real rise, not a jump
@@ -101,7 +101,7 @@ def test_fast_and_slow_match_a_per_sample_reference_and_fast_max_is_the_peak():
             series.append(s)
             assert getattr(b, end_attr) == pytest.approx(10 * math.log10(y) + 50.0, abs=1e-9)
         if tau == 0.125:
-            for b, s in zip(blocks, series):
+            for b, s in zip(blocks, series, strict=False):
                 assert b.fast_max_db == pytest.approx(10 * math.log10(max(s)) + 50.0, abs=1e-9)
     # the burst ended 0.3 s before the block did: its peak is ~10 dB above the end level
     assert blocks[0].fast_max_db > blocks[0].fast_db + 9.0
@@ -179,7 +179,7 @@ def test_class1_measured_through_the_meter(fs):
     keep = (f >= 25.0 * 10 ** -0.05) & (f <= 0.45 * fs)
     ref = LevelMeter(fs).process(tone(1000, 3, 0.1, fs)).seconds[-1]
     bad = []
-    for fi, (lo, hi) in zip(f[keep], limits[keep]):
+    for fi, (lo, hi) in zip(f[keep], limits[keep], strict=False):
         level = LevelMeter(fs).process(tone(fi, 3, 0.1, fs)).seconds[-1]
         dev = level - ref - float(a_weighting_db(fi))
         if not lo <= dev <= hi:

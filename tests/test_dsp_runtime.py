@@ -88,7 +88,7 @@ def test_sos_filter_equals_scipys_sosfilt_with_state_for_any_split():
 @pytest.mark.parametrize("fs", [44100, 48000])
 def test_resampler_passes_speech_band_and_stops_what_would_fold_back(fs):
     t = np.arange(2 * fs) / fs
-    for f0, want in ((200, 0.0), (1000, 0.0), (5000, 0.0), (6400, 0.0)):
+    for f0 in (200, 1000, 5000, 6400):
         y = resample(np.sin(2 * np.pi * f0 * t), fs)
         ref = np.sin(2 * np.pi * f0 * np.arange(len(y)) / 16000)
         mid = slice(2000, len(y) - 2000)

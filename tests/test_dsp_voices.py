@@ -61,7 +61,7 @@ def _clip(home, *, shout: bool, seed: int) -> np.ndarray:
     scene.talk([home.calm[0]], 0.5, 6.8, 58.0, 1.5)
     scene.talk([home.calm[1]], 7.0, evalset.CALIBRATE_S - 0.2, 58.0, 1.5)
     if shout:
-        effort = lambda u: evalset.shouting(u, fs, rng, 10.0, 25.0, 8.0)  # noqa: E731
+        effort = lambda u: evalset.shouting(u, fs, rng, 10.0, 25.0, 8.0)
         scene.talk([home.argue[1]], 12.0, 36.0, 87.0, 2.0, pause=(0.2, 0.8), effort=effort, speech_s=14.0)
     else:
         d = 0.3

@@ -27,7 +27,7 @@ def test_limits_table_is_complete_and_sane():
     nominal = [row[0] for row in CLASS1_LIMITS]
     assert nominal[0] == 10 and nominal[-1] == 20000 and len(nominal) == 34
     assert all(lo < 0 < hi for _, lo, hi in CLASS1_LIMITS)
-    assert dict((f, (lo, hi)) for f, lo, hi in CLASS1_LIMITS)[1000] == (-0.7, 0.7)
+    assert {f: (lo, hi) for f, lo, hi in CLASS1_LIMITS}[1000] == (-0.7, 0.7)
 
 
 @pytest.mark.parametrize("fs", [16000, 22050, 32000, 44100, 48000])
@@ -37,7 +37,7 @@ def test_class1_at_every_third_octave_from_25_hz_to_045_fs(fs):
     assert np.all(np.abs(signal.sos2zpk(sos)[1]) < 1.0), "unstable filter"
     f, dev, lo, hi = class1_deviation(sos, fs)
     assert f[0] == pytest.approx(25.12, abs=0.01) and f[-1] <= 0.45 * fs
-    bad = [(round(fi), round(d, 2)) for fi, d, l, h in zip(f, dev, lo, hi) if not l <= d <= h]
+    bad = [(round(fi), round(d, 2)) for fi, d, l, h in zip(f, dev, lo, hi, strict=False) if not l <= d <= h]
     assert not bad, f"outside class 1 at fs={fs}: {bad}"
     # exactly 0 dB at 1 kHz: the calibrator's frequency must not need a correction
     _, h1k = signal.sosfreqz(sos, worN=[1000.0], fs=fs)
@@ -51,7 +51,7 @@ def test_plain_bilinear_fails_at_16_khz():
     sos = signal.zpk2sos(z, p, k)
     _, h = signal.sosfreqz(sos, worN=[1000.0], fs=16000)
     sos[0, :3] /= abs(h[0])
-    f, dev, lo, hi = class1_deviation(sos, 16000)
+    _f, dev, lo, hi = class1_deviation(sos, 16000)
     assert not np.all((dev >= lo) & (dev <= hi))
     assert dev[-1] < -2.0  # 6.3 kHz is several dB low
 
@@ -120,7 +120,7 @@ def test_write_coeffs_says_whether_a_new_design_differs_from_the_stored_one(tmp_
 def test_runtime_sections_are_class1_and_other_rates_fall_back_to_the_design():
     from dsp.weighting import runtime_sos
     for fs in (16000, 44100, 48000):
-        f, dev, lo, hi = class1_deviation(runtime_sos(fs), fs)
+        _f, dev, lo, hi = class1_deviation(runtime_sos(fs), fs)
         assert np.all((dev >= lo) & (dev <= hi)), fs
     assert np.array_equal(runtime_sos(22050), a_weighting_sos(22050))   # not stored: designed
     with pytest.raises(ValueError, match="at least 8000 Hz"):

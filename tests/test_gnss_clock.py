@@ -6,7 +6,7 @@ import shutil
 import signal
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -99,7 +99,7 @@ def test_a_fix_sets_the_clock_and_marks_it_trusted(gpsfake, tmp_path):
                      ntp_flag=str(tmp_path / "no-ntp"), set_clock=set_to.append)
     assert sync.check() == "gnss"
     assert set_to and set_to[0].date() == datetime(2026, 11, 21).date()
-    assert set_to[0].tzinfo == timezone.utc and set_to[0].hour == 20
+    assert set_to[0].tzinfo == UTC and set_to[0].hour == 20
     assert (tmp_path / "flag").exists()
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -156,7 +155,7 @@ def test_log_with_a_bad_date_or_directory_says_so(tmp_path):
     assert r.returncode == 2 and "no event log" in r.stderr
     assert "Traceback" not in r.stderr
     # an event log that exists, asked from a date that is not one
-    from firmware.eventlog import HubDatabase
+    from firmware.hub.eventlog import HubDatabase
     HubDatabase(tmp_path / "hub.sqlite3").close()
     for since, code in (("2026-11-21", 0), ("last tuesday", 2), ("2026-13-45", 2)):
         r = subprocess.run([sys.executable, "-m", "firmware.cli", "log", "--state-dir",

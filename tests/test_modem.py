@@ -119,6 +119,21 @@ def test_cme_error_and_timeout_and_a_vanished_port(sim):
     ch.close()
 
 
+def test_a_port_that_vanishes_under_tcdrain_is_modem_gone(sim, monkeypatch):
+    """pyserial's flush() is tcdrain(), which raises termios.error (not an OSError) when the pty or
+    USB port went away mid-write; callers catch ModemError, so it must arrive as ModemGone."""
+    import termios
+    ch = ATChannel(sim.port)
+    assert ch.command("AT") == []
+
+    def vanished() -> None:
+        raise termios.error(5, "Input/output error")
+    monkeypatch.setattr(ch._ser, "flush", vanished)
+    with pytest.raises(ModemGone, match="cannot write"):
+        ch.command("AT", timeout=0.5)
+    ch.close()
+
+
 def test_opening_a_missing_port_says_which():
     with pytest.raises(ModemGone, match="/dev/does-not-exist"):
         ATChannel("/dev/does-not-exist")

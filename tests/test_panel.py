@@ -248,7 +248,7 @@ def test_each_fault_class_has_its_own_pattern(rig, code, cls):
         assert min(ons) >= on_s - 0.01 and min(offs) >= off_s - 0.01, (ons, offs)
         on, off = median(ons), median(offs)
         assert {"mic": on < off, "ble": on > off, "modem": on < 1.0 and off < 1.0}[cls], (ons, offs)
-    assert len({p for p in FAULT_PATTERNS.values()}) == len(FAULT_PATTERNS)
+    assert len(set(FAULT_PATTERNS.values())) == len(FAULT_PATTERNS)
 
 
 def test_after_a_restart_the_panel_shows_the_truth_at_once(broker, bus):

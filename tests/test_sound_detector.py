@@ -50,7 +50,7 @@ def test_raised_voices_are_episodes_and_loud_tv_music_impulses_are_not(clips):
 
 def test_an_episode_starts_soon_after_sustained_shouting_and_ends_after_it(clips):
     for c in (c for c in clips if c.positive):
-        frames, p = _run(c)
+        _frames, p = _run(c)
         assert p.episodes, c.name
         e = p.episodes[0]
         assert e.start_s >= c.shout_spans[0][0], f"{c.name}: episode before anyone shouted"
@@ -107,10 +107,8 @@ def test_detect_prints_one_frame_a_second_and_the_episodes(wavs, clips):
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     frames, tail = lines[:-1], lines[-1]
-    # one line for each second, none skipped; the file's last whole second may be missing when
-    # the file ends on it (see the xfail test below), so count up to that one
-    assert [f["t"] for f in frames] == [float(t) for t in range(1, len(frames) + 1)]
-    assert len(frames) >= int(len(c.audio) / c.fs) - 1
+    # one line for each whole second of the file, none skipped, the last one included
+    assert [f["t"] for f in frames] == [float(t) for t in range(1, int(len(c.audio) / c.fs) + 1)]
     assert set(frames[0]) == {"t", "laeq_db", "shout"}
     assert len(tail["episodes"]) == 1 and set(tail["episodes"][0]) == {"start_s", "end_s", "peak"}
     text = subprocess.run([sys.executable, "-m", "firmware.cli", "detect", str(wavs[c.name]),
@@ -118,10 +116,9 @@ def test_detect_prints_one_frame_a_second_and_the_episodes(wavs, clips):
     assert "1 episode(s)" in text.stdout and "calibrating" in text.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: the pipeline scores a second once it has "
-                   "the analysis window's overlap (20 ms) past it and finish() does not flush, so "
-                   "a file that ends on a whole second loses its last second")
 def test_detect_scores_the_last_second_of_a_file():
+    # the pipeline scores a second once it has the analysis window's overlap (20 ms) past it;
+    # finish() scores the last one of a file that ends exactly on a whole second
     from dsp.detect_cli import run
     x = (np.random.default_rng(0).standard_normal(3 * 16000) * 0.01).astype(np.float32)
     frames, _ = run(x, 16000)
@@ -191,7 +188,7 @@ _recording = threading.Event()
 
 def _audit(event, args):
     if event == "open" and _recording.is_set():
-        path, mode, flags = (list(args) + [None, None])[:3]
+        path, mode, flags = ([*list(args), None, None])[:3]
         writing = (isinstance(mode, str) and any(ch in mode for ch in "wax+")) or (
             isinstance(flags, int) and flags & 0o3)
         if writing:

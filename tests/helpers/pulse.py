@@ -18,8 +18,8 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -56,7 +56,7 @@ class PulseServer:
         env.pop("DBUS_SESSION_BUS_ADDRESS", None)
         return env
 
-    def start(self, timeout: float = 10.0) -> "PulseServer":
+    def start(self, timeout: float = 10.0) -> PulseServer:
         if self.socket.exists():
             self.socket.unlink()  # a killed server leaves its socket behind
         cmd = ["pulseaudio", "--daemonize=no", "-n", "--exit-idle-time=-1", "--disallow-exit",
@@ -64,7 +64,7 @@ class PulseServer:
                "-L", f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
                "-L", f"module-null-sink sink_name={self.sink} rate={self.rate} "
                      f"channels={self.channels}"]
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes it after we return
         self.proc = subprocess.Popen(cmd, env=self._server_env(), stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
@@ -86,7 +86,7 @@ class PulseServer:
             self.proc.wait(10)
         self.proc = None
 
-    def restart(self) -> "PulseServer":
+    def restart(self) -> PulseServer:
         self.kill()
         return self.start()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import queue
 import re
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -92,7 +93,9 @@ class ATChannel:
         try:
             self._ser.write(data)
             self._ser.flush()
-        except (serial.SerialException, OSError) as e:
+        # termios.error is not an OSError: pyserial's flush() (tcdrain) raises it when the port
+        # vanished, and it must reach callers as ModemGone like any other lost port
+        except (serial.SerialException, OSError, termios.error) as e:
             self._lost(e)
             raise ModemGone(f"cannot write to {self.port}: {e}") from None
 
@@ -102,7 +105,7 @@ class ATChannel:
         while not self._stop.is_set():
             try:
                 chunk = self._ser.read(256)
-            except (serial.SerialException, OSError, TypeError) as e:
+            except (serial.SerialException, OSError, TypeError, termios.error) as e:
                 if not self._stop.is_set():
                     self._lost(e)
                 return
