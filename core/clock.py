@@ -1,7 +1,7 @@
 """Injectable clocks. The procedure measures durations on a monotonic clock: the Pi has no
 real-time clock and may set its wall clock late or jump it. The wall clock gives the events their
-times; only when it is trusted does it credit the time the hub was down (firmware/procedure.py)
-or prune the event log (firmware/hub.py)."""
+times; only when it is trusted does it credit the time the hub was down (firmware/hub/procedure.py)
+or prune the event log (firmware/hub/service.py)."""
 from __future__ import annotations
 
 import threading
@@ -25,7 +25,7 @@ GNSS_FLAG = "/run/timeout-hub/clock-from-gnss"
 class SystemClock:
     """The Pi's clocks. The wall clock is trusted once systemd-timesyncd has synchronised it
     (it creates /run/systemd/timesync/synchronized) or the caller has set it from the modem's GNSS
-    (firmware/gnss_clock.py creates GNSS_FLAG); `trusted` given here overrides both flags."""
+    (firmware/caller/gnss_clock.py creates GNSS_FLAG); `trusted` given here overrides both flags."""
 
     SYNC_FLAG = "/run/systemd/timesync/synchronized"
 

@@ -6,7 +6,7 @@ procedure, its saved state and event log; the hub's sound path with the shouting
 thermometer; BLE presence (the hub's PresenceService, through bleak's replay backend); the panel
 service on gpiozero's MockFactory (its lights drawn in the terminal, its button held for the real
 two seconds); and the caller service. Simulated: what the microphone hears (generated audio: calm
-talk, then raised voices made from real recorded Dutch speech, dsp/evalset.py), the partners' tags
+talk, then raised voices made from real recorded Dutch speech, sim/evalset.py), the partners' tags
 on the air (DemoTags), partner b's wearable, and the modem: the caller dials and texts through a
 simulated SIM7600 on a pseudo-terminal, where the contact presses 1 and partner a replies by SMS.
 """
