@@ -92,6 +92,37 @@ def run(bare_median_ms: float | None = None) -> bool:
                 watch = StateWatch()
                 panel, wb, caller = client("panel"), client("wearable-b"), client("caller")
                 panel.on("state", watch)
+                # both partners answer on their own device (the example plan): a by SMS through
+                # the caller, b on the wearable; their questions come as prompts
+                asked: dict[str, list] = {"a": [], "b": []}
+                checkins: list = []        # (ts, question id) of partner a's check-in prompts
+                asked_cond = threading.Condition()
+
+                def on_prompt(partner):
+                    def got(m):
+                        with asked_cond:
+                            if m.payload.kind == "evaluation":
+                                asked[partner].append(m.payload.question_id)
+                            elif m.payload.kind == "checkin" and partner == "a":
+                                checkins.append((m.payload.ts, m.payload.question_id))
+                            asked_cond.notify_all()
+                    return got
+
+                def end_question(since):
+                    """The end check-in's question: the first check-in prompt sent when the
+                    phase became "checkin" (the periodic ones came before it)."""
+                    with asked_cond:
+                        if not asked_cond.wait_for(lambda: any(ts >= since for ts, _ in checkins), 20):
+                            raise RuntimeError("bench: no end check-in question")
+                        return next(q for ts, q in checkins if ts >= since)
+                caller.on("partner/a/prompt", on_prompt("a"))
+                wb.on("partner/b/prompt", on_prompt("b"))
+
+                def next_question(partner, seen):
+                    with asked_cond:
+                        if not asked_cond.wait_for(lambda: len(asked[partner]) > seen, 20):
+                            raise RuntimeError(f"bench: no evaluation question for {partner}")
+                        return asked[partner][seen]
                 for c in clients:
                     c.start()
                     c.wait_subscribed(10)
@@ -112,21 +143,27 @@ def run(bare_median_ms: float | None = None) -> bool:
                     timed(lambda: wb.publish("partner/b/apart", schemas.Apart(apart=True, fix=True)),
                           lambda s: s.phase == "timeout")
                     active_rss.append(_rss_mb(hub.pid))
-                    watch.wait(lambda s: s.phase == "checkin" and s.question is not None,
-                               start=watch.mark() - 1)
-                    q = watch.state.question.id
+                    watch.wait(lambda s: s.phase == "checkin", start=watch.mark() - 1)
+                    q = end_question(watch.state.since)
+                    with asked_cond:   # before the answers: the first questions follow at once
+                        seen = {p: len(asked[p]) for p in asked}
                     caller.publish("partner/a/input", schemas.PartnerInput(
                         kind="answer", via="sms", question_id=q, choice=1))
                     timed(lambda q=q: wb.publish("partner/b/input", schemas.PartnerInput(
                         kind="answer", via="wearable", question_id=q, choice=1)),
                         lambda s: s.phase == "evaluation")
-                    for _ in range(3):
-                        q = watch.state.question.id
+                    for step in range(3):
+                        qa, qb = next_question("a", seen["a"] + step), next_question("b", seen["b"] + step)
                         if watch.state.phase != "evaluation":
                             raise RuntimeError("bench: evaluation ended early")
-                        timed(lambda q=q: panel.publish("panel/answer", schemas.PanelAnswer(
-                            question_id=q, choice=1)),
-                            lambda s, q=q: s.phase == "monitoring" or (s.question and s.question.id != q))
+                        caller.publish("partner/a/input", schemas.PartnerInput(
+                            kind="answer", via="sms", question_id=qa, choice=1))
+                        send_b = lambda qb=qb: wb.publish("partner/b/input", schemas.PartnerInput(
+                            kind="answer", via="wearable", question_id=qb, choice=1))
+                        if step < 2:
+                            send_b()
+                        else:   # the last answer ends the time-out: a state change to time
+                            timed(send_b, lambda s: s.phase == "monitoring")
                     wb.publish("partner/b/apart", schemas.Apart(apart=False, fix=True))
                 after = _rss_mb(hub.pid)
             finally:

@@ -28,8 +28,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "Overweeg vannacht ergens anders te slapen, zoals afgesproken.",
         "en": "Consider staying somewhere else tonight, as agreed."},
     "notice.handed_to_contacts": {
-        "nl": "De time-out telt niet verder. Je contactpersonen zijn gebeld.",
-        "en": "The time-out is no longer counted. Your contact persons have been called."},
+        "nl": "De time-out telt niet verder. De hub heeft gevraagd je contactpersonen te bellen.",
+        "en": "The time-out is no longer counted. The hub has asked for your contact persons to be called."},
+    "notice.ended_no_calls": {
+        "nl": "De time-out telt niet verder. Neem de tijd die je nodig hebt; je kunt zelf je "
+              "contactpersoon bellen.",
+        "en": "The time-out is no longer counted. Take the time you need; you can call your "
+              "contact person yourself."},
     "notice.discuss_topic_now": {
         "nl": "Jullie spraken af het onderwerp nu te bespreken. Neem de tijd, om de beurt.",
         "en": "You agreed to discuss the topic now. Take your time, one at a time."},

@@ -67,6 +67,8 @@ def test_an_evening_through_the_broker_and_a_restart_that_repeats_no_call(home, 
     assert wait_until(lambda: states and states[-1].phase == "leaving", 5)
     assert states[-1].leaver == "b"
     hub.feed(P.PresenceSeen("b", "away"))
+    clock.advance(P.DEPART_CONFIRM_S + 1)             # away long enough to be a departure
+    hub.feed(None)
     assert wait_until(lambda: states[-1].phase == "timeout", 5)
     clock.advance(6 * 60)
     hub.feed(P.PresenceSeen("b", "home"))            # back too early

@@ -10,7 +10,9 @@ import pytest
 from core.clock import ManualClock
 from firmware.hub.plan import load_plan, validate_plan
 from firmware.hub.procedure import (
+    DEPART_CONFIRM_S,
     Answer,
+    ApartSeen,
     CallOut,
     EventOut,
     PanelPress,
@@ -103,8 +105,40 @@ def test_long_press_starts_and_the_first_to_leave_is_the_leaver():
     r = Run().both_home().send(Sound(8, episode=True)).send(PanelPress(long=True))
     assert r.phase == "leaving" and r.events("started")[0].data["source"] == "panel"
     r.wait(60).send(PresenceSeen("b", "away"))
+    r.wait(DEPART_CONFIRM_S - 2)
+    assert r.phase == "leaving" and not r.events("left"), "away for less than the confirmation"
+    r.wait(3)
     assert r.phase == "timeout" and r.p.public_state()["leaver"] == "b"
     assert r.events("left")[0].partner == "b"
+
+
+def test_a_false_away_of_the_partner_at_home_never_makes_them_the_leaver():
+    """Issue 13: b's tag falls silent a minute in the bathroom, is heard again, then a really
+    leaves: a is the leaver, b is never 'left' or 'returned_early', nobody's contacts are called."""
+    r = Run().both_home().send(PanelPress(long=True)).wait(30)
+    r.send(PresenceSeen("b", "away")).wait(60).send(PresenceSeen("b", "home"))
+    r.wait(30).send(PresenceSeen("a", "away")).wait(DEPART_CONFIRM_S + 1)
+    assert r.p.public_state()["leaver"] == "a" and [e.partner for e in r.events("left")] == ["a"]
+    r.wait(20 * 60)
+    assert not r.events("returned_early") and not r.calls()
+
+
+def test_once_decided_the_leaver_never_moves_to_the_other_partner():
+    r = Run().both_home().send(PanelPress(long=True))
+    r.send(PresenceSeen("a", "away")).wait(DEPART_CONFIRM_S + 1)
+    assert r.p.public_state()["leaver"] == "a"
+    r.send(PresenceSeen("a", "home")).send(PresenceSeen("b", "away")).wait(10 * 60)
+    assert r.p.public_state()["leaver"] == "a"
+    assert {e.partner for e in r.events("left") + r.events("returned_early")} == {"a"}
+    assert {c.partner for c in r.calls()} == {"a"}, "only the partner who came back early"
+
+
+def test_both_away_at_once_decides_nobody_and_the_wearable_decides_at_once():
+    r = Run().both_home().send(PanelPress(long=True))
+    r.send(PresenceSeen("a", "away")).send(PresenceSeen("b", "away")).wait(DEPART_CONFIRM_S + 1)
+    assert r.p.public_state()["leaver"] is None and not r.events("left")
+    r2 = Run().both_home().send(PanelPress(long=True)).send(ApartSeen("b", True))
+    assert r2.p.public_state()["leaver"] == "b" and r2.events("left")[0].partner == "b"
 
 
 def test_short_presses_are_counted_and_start_nothing():
@@ -135,7 +169,9 @@ def test_never_ends_before_the_minimum_and_checks_in_on_the_way():
     assert len(r.events("checkin_requested")) == 1      # at 10 minutes
     assert len(r.prompts("a", "checkin")) == 1 and len(r.prompts("b", "checkin")) == 1
     r.wait(3)
-    assert r.phase == "checkin" and r.p.public_state()["question"]["kind"] == "checkin"
+    assert r.phase == "checkin" and r.events("checkin_requested")[-1].data["final"] is True
+    end_q = r.p.s["episode"]["end"]["q"]
+    assert {p.partner for p in r.prompts(kind="checkin") if p.question_id == end_q} == {"a", "b"}
 
 
 def test_both_calm_then_meet_again_evaluation_and_back_to_monitoring():
@@ -152,12 +188,66 @@ def test_both_calm_then_meet_again_evaluation_and_back_to_monitoring():
     assert not r.calls()
 
 
-def test_panel_answers_the_evaluation_for_the_household():
-    r = started().wait(20 * 60 + 1).answer_end(a=1, b=1)
-    for choice in (1, 2, 3):   # long enough: yes; more time: yes; discuss: next session
+def plan_a_without_device():
+    """The example plan, but partner a has neither a phone for SMS nor a wearable: a answers on
+    the shared panel, b on their wearable."""
+    import tomllib
+    data = tomllib.loads(EXAMPLE.read_text())
+    data["partners"]["a"]["sms_checkins"] = False
+    return validate_plan(data, today=TODAY)
+
+
+def test_with_both_partners_on_their_own_device_the_panel_answers_for_nobody():
+    r = started("a").wait(20 * 60 + 1)
+    assert r.phase == "checkin" and r.p.public_state()["question"] is None   # mood buttons dark
+    r.send(Answer("panel", r.p.s["episode"]["end"]["q"], 1))
+    assert r.events("panel_answer_ignored")[0].data["reason"] == "both partners answer on their own device"
+    assert not r.events("checkin_answered")
+    r.answer_end(a=3, b=1)
+    assert [(c.partner, c.reason) for c in r.calls()] == [("a", "not_calm")]
+
+
+def test_the_panel_never_pre_empts_a_partners_own_answer():
+    """Issue 13: panel 'calm', then a 'not calm' on a's own device, b 'calm': a's contacts are
+    called; whoever stands at the panel cannot silence a partner's escalation (R7, R9)."""
+    r = Run(plan_a_without_device()).both_home().send(PartnerButton("b"))
+    r.send(ApartSeen("b", True)).wait(20 * 60 + 1)
+    q = r.p.public_state()["question"]
+    assert q and q["kind"] == "checkin"         # for a, the partner without a device
+    r.send(Answer("panel", q["id"], 1)).send(Answer("b", q["id"], 3))
+    assert [(e.partner, e.data["choice"]) for e in r.events("checkin_answered")] == [("a", 1), ("b", 3)]
+    assert [(c.partner, c.reason) for c in r.calls()] == [("b", "not_calm")]
+    assert not r.events("may_meet_again")
+
+
+def test_a_leaver_without_a_device_answers_on_the_panel_once_home():
+    """Issue 13: a leaver with no phone and no wearable who comes home after the minimum and
+    presses 'calm' is counted; while they are out, the partner at home cannot answer for them."""
+    r = Run(plan_a_without_device()).both_home().send(PartnerButton("a"))
+    r.send(PresenceSeen("a", "away")).wait(20 * 60 + 1)
+    assert r.phase == "checkin" and r.p.public_state()["question"] is None
+    r.send(Answer("panel", r.p.s["episode"]["end"]["q"], 1))
+    assert r.events("panel_answer_ignored")[0].data["reason"] == "the partner who answers on the panel is away"
+    r.send(PresenceSeen("a", "home"))
+    assert not r.events("returned_early")                  # after the minimum
+    r.send(Answer("panel", r.p.public_state()["question"]["id"], 1)).answer_end(b=1)
+    assert r.events("may_meet_again") and not r.calls() and not r.events("checkin_unanswered")
+
+
+def test_evaluation_answers_are_per_partner_and_more_time_from_either_wins():
+    """Issue 13: one panel press answers only its partner's question; b's 'more time' stands."""
+    r = Run(plan_a_without_device()).both_home().send(PartnerButton("b"))
+    r.send(ApartSeen("b", True)).wait(20 * 60 + 1)
+    r.send(Answer("panel", r.p.public_state()["question"]["id"], 1)).answer_end(b=1)
+    assert r.phase == "evaluation"
+    for choice in (1, 1, 3):   # a at the panel: long enough yes, more time no, discuss next session
         r.send(Answer("panel", r.p.public_state()["question"]["id"], choice))
-    assert r.phase == "monitoring"
-    assert [e.data["choice"] for e in r.events("evaluation") if e.partner == "a"] == [1, 2, 3]
+    assert [e.partner for e in r.events("evaluation")] == ["a", "a", "a"] and r.phase == "evaluation"
+    assert r.p.public_state()["question"] is None          # a is done; b answers on the wearable
+    for choice in (1, 2, 3):
+        r.send(Answer("b", r.prompts("b", "evaluation")[-1].question_id, choice))
+    out = r.events("evaluation_outcome")[0].data
+    assert out["more_time"] is True and any(p.key == "notice.take_more_time" for p in r.prompts("a"))
 
 
 def test_early_return_warns_and_calls_once_and_the_returner_cannot_cancel_it():
@@ -178,7 +268,7 @@ def test_no_call_on_early_return_when_the_plan_says_no():
     data = tomllib.loads(EXAMPLE.read_text())
     data["calls"]["on_early_return"] = False
     r = Run(validate_plan(data, today=TODAY)).both_home().send(PartnerButton("a"))
-    r.send(PresenceSeen("a", "away")).wait(60).send(PresenceSeen("a", "home"))
+    r.send(PresenceSeen("a", "away")).wait(DEPART_CONFIRM_S + 60).send(PresenceSeen("a", "home"))
     assert r.events("returned_early") and not r.calls()
 
 
@@ -210,15 +300,35 @@ def test_repeated_rounds_suggest_overnight_and_then_end():
     assert r.phase == "monitoring"
     assert r.events("ended")[0].data["outcome"] == "handed_to_contacts"
     assert len(r.calls()) == 6                        # both partners, three rounds, once each
+    assert {p.partner for p in r.prompts(kind="notice") if p.key == "notice.handed_to_contacts"} == {"a", "b"}
+
+
+def test_the_last_notice_says_only_what_happened():
+    """Issue 13: three rounds of 'a bit tense' call nobody, so nobody is told their contacts were
+    called; with only a 'not calm', only a is told so."""
+    r = started()
+    for _ in range(3):
+        r.wait(20 * 60 + 1).answer_end(a=2, b=2)
+    assert r.events("ended")[0].data["outcome"] == "handed_to_contacts" and not r.calls()
+    last = {p.partner: p.key for p in r.prompts(kind="notice")
+            if p.key in ("notice.handed_to_contacts", "notice.ended_no_calls")}
+    assert last == {"a": "notice.ended_no_calls", "b": "notice.ended_no_calls"}
+    r2 = started()
+    for _ in range(3):
+        r2.wait(20 * 60 + 1).answer_end(a=3, b=2)
+    last2 = {p.partner: p.key for p in r2.prompts(kind="notice")
+             if p.key in ("notice.handed_to_contacts", "notice.ended_no_calls")}
+    assert last2 == {"a": "notice.handed_to_contacts", "b": "notice.ended_no_calls"}
+    assert {c.partner for c in r2.calls()} == {"a"}
 
 
 def test_a_wall_clock_jump_never_shortens_a_time_out():
     r = started().wait(60)
     r.clock.jump_wall(+3 * 3600)     # NTP finally sets the clock
     r.wait(10)
-    assert r.phase == "timeout"
+    assert r.phase in ("leaving", "timeout")
     r.wait(20 * 60 - 75)
-    assert r.phase == "timeout"
+    assert r.phase == "timeout" and r.events("left")
 
 
 @pytest.mark.parametrize("trusted, expect_phase", [(True, "checkin"), (False, "timeout")])
@@ -277,3 +387,20 @@ def test_discuss_later_reminds_both_at_the_agreed_time_even_after_a_restart():
     assert not any(p.key == "notice.discuss_topic_now" for p in r.prompts("a"))
     r.wait(20)
     assert {p.partner for p in r.prompts(kind="notice") if p.key == "notice.discuss_topic_now"} == {"a", "b"}
+
+
+def test_calming_reminders_come_in_every_round():
+    r = started().wait(20 * 60 + 1)
+    first = len(r.prompts("a", "reminder"))
+    assert first == 2                                    # at the start and half-way
+    r.answer_end(a=2, b=2).wait(20 * 60 - 5)             # the extension round (20 minutes)
+    tasks = [p.task for p in r.prompts("a", "reminder")]
+    assert len(tasks) == 4 and tasks == [1, 2, 3, 1]      # a's own tasks, in turn
+
+
+def test_an_evaluation_nobody_answers_ends_after_its_time_without_a_crash():
+    r = started().wait(20 * 60 + 1).answer_end(a=1, b=1)
+    assert r.phase == "evaluation"
+    r.wait(30 * 60 + 1)
+    assert r.phase == "monitoring"
+    assert r.events("ended")[0].data["unanswered"] == 6 and r.events("evaluation_outcome")

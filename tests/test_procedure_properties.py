@@ -22,8 +22,20 @@ from firmware.hub.procedure import (
     Sound,
 )
 
-PLAN = load_plan(Path(__file__).resolve().parents[1] / "examples" / "household.toml",
-                 today=dt.date(2026, 11, 21))
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "household.toml"
+PLAN = load_plan(EXAMPLE, today=dt.date(2026, 11, 21))
+
+
+def _plan_a_on_the_panel():
+    import tomllib
+
+    from firmware.hub.plan import validate_plan
+    data = tomllib.loads(EXAMPLE.read_text())
+    data["partners"]["a"]["sms_checkins"] = False     # a answers on the shared panel
+    return validate_plan(data, today=dt.date(2026, 11, 21))
+
+
+PLAN_A_ON_PANEL = _plan_a_on_the_panel()
 ACTIVE = ("leaving", "timeout", "extended")
 PUBLIC_KEYS = {"phase", "since", "ends_at", "leaver", "thermometer", "sensing", "suggestion",
                "both_calm", "question"}
@@ -46,8 +58,13 @@ def current_question(p: Procedure, source: str) -> str:
     if p.s["phase"] == "checkin" and ep.get("end"):
         return ep["end"]["q"]
     if p.s["phase"] == "evaluation":
-        q = p.public_state()["question"]
-        return q["id"] if q else "none"
+        if source == "panel":
+            q = p.public_state()["question"]
+            return q["id"] if q else "none"
+        from firmware.hub.procedure import EVALUATION
+        ev = ep["evaluation"]
+        step = ev["step"][source]
+        return ev["q"].get(EVALUATION[step][0], "none") if step < len(EVALUATION) else "none"
     return ep.get("periodic_q") or "none"
 
 
@@ -131,3 +148,27 @@ def test_a_crash_at_any_step_gives_the_same_outcome(seq, crash_at):
         return [(type(o).__name__, o.id) for o in out], json.dumps(p.snapshot(), sort_keys=True)
 
     assert run(None) == run(crash_at % len(seq))
+
+
+TRIGGER = {"early_return": "returned_early", "not_calm": "not_calm", "no_answer": "checkin_unanswered"}
+
+
+@SETTINGS
+@given(steps)
+def test_no_call_goes_to_the_contacts_of_a_partner_who_did_not_trigger_it(seq):
+    """Issue 13: every call for partner p follows an event of p's own that the plan calls on
+    (p came back early, p said 'not calm', p did not answer), in the same time-out."""
+    from firmware.hub.procedure import CallOut
+    for plan in (PLAN, PLAN_A_ON_PANEL):
+        clock = ManualClock()
+        p = Procedure(plan, clock)
+        out = []
+        for step in seq:
+            out += apply(p, clock, step)
+        for i, o in enumerate(out):
+            if isinstance(o, CallOut):
+                before = [e for e in out[:i] if isinstance(e, EventOut) and e.timeout_id == o.timeout_id]
+                own = [e for e in before if e.type == TRIGGER[o.reason] and e.partner == o.partner]
+                if o.reason == "not_calm":
+                    own = [e for e in own if e.data.get("choice") == 3]
+                assert own, f"call for {o.partner} ({o.reason}) with no trigger of theirs"

@@ -52,6 +52,8 @@ class PartnerPlan(_Strict):
     language: Language = "nl"
     tags: list[str] = Field(default_factory=list, max_length=3)
     wearable: bool = False
+    # check-ins by SMS on the partner's own phone (the number is only in the caller's file)
+    sms_checkins: bool = False
     calming_tasks: list[Text] = Field(min_length=1, max_length=10)
     contacts: list[Contact] = Field(default_factory=list, max_length=3)
 
@@ -162,9 +164,18 @@ class HouseholdPlan(_Strict):
             if calls_on and not pp.contacts:
                 problems.append(f"partner {p} has no contact person, but the plan says contacts "
                                 "are called")
+        if not any(pp.wearable or pp.sms_checkins for pp in self.partners.values()):
+            problems.append("neither partner answers check-ins on a device of their own (a "
+                            "wearable or sms_checkins): the shared panel cannot tell whose answer a "
+                            "press is; give at least one partner their own way to answer")
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def own_device(self, p: str) -> bool:
+        """Partner p answers on a device of their own (wearable or SMS), never on the panel."""
+        pp = self.partners[p]   # type: ignore[index]
+        return pp.wearable or pp.sms_checkins
 
 
 def validate_plan(data: dict[str, Any], *, today: dt.date | None = None,

@@ -29,6 +29,10 @@ END_DEADLINE = 300.0
 EVALUATION_TIMEOUT = 30 * 60.0
 MAX_DOWNTIME_CREDIT = 12 * 3600.0
 MORE_ROUNDS_AFTER_OVERNIGHT = 1
+# A presence "away" counts as a departure only once it has held this long with nothing
+# contradicting it (a tag silent for a minute in the bathroom is no departure); the wearable's
+# "apart" verdict counts at once. docs/procedure.md, "Who left".
+DEPART_CONFIRM_S = 120.0
 EVALUATION = (("evaluation.long_enough", 2), ("evaluation.more_time", 2), ("evaluation.discuss", 3))
 ID_NS = uuid.UUID("3a9d2a55-6c1e-4f0e-9b3e-6e0a1c2f7d10")
 
@@ -211,6 +215,11 @@ class Procedure:
         return self.s["presence"][p] == "away" or self.s["apart"][p] is True
 
     def _back(self, p: str) -> bool:
+        # the wearable's "apart" outweighs a tag heard at home (a stale or wrong presence); a tag
+        # heard at home counts once the wearable no longer says apart (indoors it often says
+        # "unknown")
+        if self.s["apart"][p] is True:
+            return False
         return self.s["presence"][p] == "home" or self.s["apart"][p] is False
 
     def _both_home(self) -> bool:
@@ -269,6 +278,8 @@ class Procedure:
             "reminder_at": [0.0, t.minimum_minutes * 30.0], "reminders": {"a": 0, "b": 0},
             "overdue": False, "end": None, "calls": {}, "overnight": False,
             "evaluation": None, "both_calm": None, "indoor": False,
+            # episode seconds since each partner was last seen going away (None: not away)
+            "away_since": {p: (0.0 if self.s["presence"][p] == "away" else None) for p in PARTNERS},
         }
         self._phase("leaving")
         self._event("started", "procedure", p1, source=source,
@@ -278,21 +289,43 @@ class Procedure:
         ep = self.s.get("episode")
         if not ep or not self.active():
             return
-        if ep["leaver"] is None and self._away(p):
-            ep["leaver"] = p
-        if p != ep["leaver"]:
-            return
-        if not ep["left"] and self._away(p):
-            ep["left"] = True
-            self._event("left", "presence", p)
-            if self.s["phase"] == "leaving":
-                self._phase("timeout")
-        elif ep["left"] and self._back(p) and self.elapsed() < ep["min_total"]:
+        since = ep.setdefault("away_since", dict.fromkeys(PARTNERS))
+        if self.s["presence"][p] == "away":
+            if since.get(p) is None:
+                since[p] = self.elapsed()
+        else:
+            since[p] = None
+        self._departures(ep)
+        leaver = ep["leaver"]
+        if p == leaver and ep["left"] and self._back(p) and self.elapsed() < ep["min_total"]:
             ep["left"] = False
             self._event("returned_early", "presence", p, minutes=round(self.elapsed() / 60, 1))
             self._prompt(p, "notice", "notice.returned_early")
             if self.plan.calls.on_early_return:
                 self._call(p, "early_return")
+
+    def departed(self, p: str) -> bool:
+        """Partner p has left: the wearable says apart, or the tags have been away for
+        DEPART_CONFIRM_S with the wearable not saying otherwise."""
+        if self.s["apart"][p] is True:
+            return True
+        ep = self.s.get("episode")
+        since = (ep or {}).get("away_since", {}).get(p)
+        return (self.s["presence"][p] == "away" and self.s["apart"][p] is not False
+                and since is not None and self.elapsed() - since >= DEPART_CONFIRM_S)
+
+    def _departures(self, ep: dict[str, Any]) -> None:
+        """Decide the leaver (once, never to move to the other partner) and see them leave."""
+        if ep["leaver"] is None:
+            gone = [p for p in PARTNERS if self.departed(p)]
+            if len(gone) == 1:         # both gone at once says nothing about who left
+                ep["leaver"] = gone[0]
+        p = ep["leaver"]
+        if p is not None and not ep["left"] and self.departed(p):
+            ep["left"] = True
+            self._event("left", "presence", p)
+            if self.s["phase"] == "leaving":
+                self._phase("timeout")
 
     def _set_timer(self, name: str, seconds: float) -> None:
         self.s["timers"][name] = {"due": self.clock.monotonic() + seconds, "left": seconds}
@@ -318,6 +351,8 @@ class Procedure:
         ep = self.s.get("episode")
         if not ep:
             return
+        if self.active():
+            self._departures(ep)   # a departure is confirmed by time as well as by input
         e = self.elapsed()
         t = self.plan.timeout
         if phase == "leaving" and e >= t.leave_grace_minutes * 60:
@@ -403,8 +438,9 @@ class Procedure:
             # contacts called, the hub stops counting and leaves it to the people involved.
             self._event("ended", "procedure", outcome="handed_to_contacts", rounds=ep["round"],
                         minutes=round(self.elapsed() / 60, 1))
-            for p in PARTNERS:
-                self._prompt(p, "notice", "notice.handed_to_contacts")
+            for p in PARTNERS:   # say only what happened: were this partner's contacts asked?
+                called = any(key.split(":")[1] == p for key in ep["calls"])
+                self._prompt(p, "notice", "notice.handed_to_contacts" if called else "notice.ended_no_calls")
             self.s["episode"] = None
             self._phase("monitoring")
             return
@@ -412,6 +448,8 @@ class Procedure:
         e = self.elapsed()
         ep["min_total"] = e + t.extension_minutes * 60.0
         ep["next_checkin"] = e + t.checkin_every_minutes * 60.0
+        # calming reminders in every round: at its start and half-way, as in the first
+        ep["reminder_at"] = [e, e + t.extension_minutes * 30.0]
         ep["end"] = None
         self._phase("extended")
         self._event("extended", "procedure", round=ep["round"], minutes=t.extension_minutes)
@@ -433,7 +471,7 @@ class Procedure:
         """What the household takes from the evaluation. Whether and when to discuss the topic:
         the agreed answer, or the plan's lead's when they differ (with no lead known, the more
         cautious one)."""
-        answers = ep["evaluation"]["answers"]
+        answers = ep["evaluation"].get("answers", {})   # none when nobody answered in time
         decided: dict[str, Any] = {}
         for key in ("evaluation.discuss",):
             given = {p: answers[p][key] for p in PARTNERS if key in answers.get(p, {})}
@@ -484,16 +522,31 @@ class Procedure:
             ev["q"][key] = qid
             self._prompt(p, "evaluation", key, options, question_id=qid)
 
+    def panel_partner(self) -> Partner | None:
+        """Whose answer a press on the shared panel is: the one partner without a device of
+        their own, while that partner is not known to be away. None when the hub cannot know
+        (both partners have their own device, or that partner is out): the press then counts
+        for nobody, so whoever stands at the panel can never answer for someone else."""
+        without: list[Partner] = [p for p in PARTNERS if not self.plan.own_device(p)]
+        if len(without) != 1:
+            return None
+        p = without[0]
+        return None if self._away(p) or self.departed(p) else p
+
     def _answer(self, a: Answer) -> None:
         ep = self.s.get("episode")
         if not ep or a.choice not in (1, 2, 3):
             return
-        sources = [a.source] if a.source in PARTNERS else []
+        sources: list[str] = [a.source] if a.source in PARTNERS else []
         if a.source == "panel":
-            if self.s["phase"] == "evaluation":
-                sources = list(PARTNERS)      # a household answer at the shared panel
-            elif ep["leaver"]:
-                sources = [p for p in PARTNERS if p != ep["leaver"]]  # the partner at home
+            who = self.panel_partner()
+            if who is None:
+                reason = ("both partners answer on their own device"
+                          if all(self.plan.own_device(p) for p in PARTNERS)
+                          else "the partner who answers on the panel is away")
+                self._event("panel_answer_ignored", "checkin", reason=reason)
+                return
+            sources = [who]
         for p in sources:
             if self.s["phase"] == "checkin" and ep["end"] and a.question_id == ep["end"]["q"]:
                 if p not in ep["end"]["answers"]:
@@ -530,12 +583,15 @@ class Procedure:
                 out["ends_at"] = (self.clock.wall() + timedelta(seconds=remaining)).isoformat()
             if ep["both_calm"]:
                 out["both_calm"] = True
-            if self.s["phase"] == "checkin" and ep["end"]:
+            who = self.panel_partner()   # the mood buttons light only for a press that counts
+            if who is None:
+                pass
+            elif self.s["phase"] == "checkin" and ep["end"] and who not in ep["end"]["answers"]:
                 out["question"] = {"id": ep["end"]["q"], "kind": "checkin",
                                    "key": "checkin.how_do_you_feel", "options": 3}
             elif self.s["phase"] == "evaluation":
                 ev = ep["evaluation"]
-                step = min(ev["step"].values())
+                step = ev["step"][who]
                 if step < len(EVALUATION):
                     key, options = EVALUATION[step]
                     if key in ev["q"]:
