@@ -102,3 +102,11 @@ def test_unreadable_file_exit_2(tmp_path, content, says):
         f.write_text(content)
     r = check_config(f)
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_plan_where_neither_partner_has_a_device_of_their_own_is_refused():
+    """docs/procedure.md: the shared panel cannot tell whose answer a press is."""
+    data = _set(_set(example(), "partners.a.sms_checkins", False), "partners.b.wearable", False)
+    assert any(p == "(plan)" and "neither partner answers check-ins on a device" in s
+               for p, s in problems(data))
+    validate_plan(_set(example(), "partners.a.sms_checkins", False), today=TODAY)   # b has the wearable
