@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from mqtt import contract, schemas
+from mqtt.faults import FAULT_CLASSES
 
 BEGIN = "<!-- BEGIN GENERATED: python -m mqtt.docgen --write docs/mqtt.md -->"
 END = "<!-- END GENERATED -->"
@@ -35,6 +36,14 @@ def generate() -> str:
         out.append(f"| `{spec.pattern}` | {name} | {spec.qos} | {'yes' if spec.retain else 'no'} | "
                    f"{'yes' if spec.durable else 'no'} | {_roles(spec.publishers)} | {readers} | "
                    f"{spec.description} |")
+    out += ["", "### Fault classes (`mqtt/faults.py`)", "",
+            "What a code in `<service>/health` and `state.faults` means. *Action*: the fault LED "
+            "lights only for faults the household or the installer must act on; an unknown code "
+            "counts as needing action. A code ending in `.` is a family (`ble.tag_missing.a.1`).", "",
+            "| code | panel pattern | action | meaning (en) | betekenis (nl) |",
+            "|---|---|---|---|---|"]
+    out += [f"| `{fc.code}` | {fc.group} | {'yes' if fc.action else 'no'} | {fc.en} | {fc.nl} |"
+            for fc in FAULT_CLASSES]
     out += ["", "### Access per role (the generated Mosquitto ACL, household `home`)", "",
             "```", contract.acl_text("home").strip(), "```", "", "### Payload schemas (JSON Schema)", ""]
     seen: set[str] = set()

@@ -107,7 +107,9 @@ class State(Envelope):
     ends_at: AwareDatetime | None = Field(None, description="earliest end of the time-out, if one runs")
     leaver: Partner | None = None
     thermometer: Annotated[int, Field(ge=0, le=10)] = 0
-    sensing: bool = Field(True, description="sound and presence sensing on (R5 indicator)")
+    sensing: Literal["on", "partial", "off"] = Field(
+        "off", description="R5 indicator, from the real health of the hub's own sensors: `on` every "
+        "installed sensor (microphone, tags) works; `partial` some do; `off` none is installed or works")
     suggestion: bool = False
     both_calm: bool | None = Field(
         None, description="only the joint verdict; one partner's answers never appear here (R9)")

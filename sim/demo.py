@@ -277,6 +277,7 @@ def run_demo(speed: float = 1.0) -> int:
         running: list = []
         try:
             hub.start()
+            hub.expect_sensors("mic", "ble")      # the sensing light: both the hub's sensors run
             running.append(start_presence(hub, ev.plan, Bluetooth(), ev.clock, backend=ReplayScanner,
                                           backend_kwargs={"source": ReplaySource(tags.adverts(), ev.clock)}))
             caller.start()

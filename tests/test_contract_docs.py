@@ -33,3 +33,18 @@ def test_only_the_hub_writes_state_and_events_and_nobody_reads_sound_remotely():
         other = "b" if p == "a" else "a"
         assert f"wearable-{other}" not in contract.lookup(f"partner/{p}/input").publishers
         assert f"wearable-{other}" not in contract.lookup(f"partner/{p}/prompt").subscribers
+
+
+def test_every_fault_code_the_services_raise_has_a_meaning():
+    """Issue 13: a fault class nobody documented lit the panel's LED with no explanation."""
+    import re
+
+    from mqtt.faults import fault_class
+    root = Path(__file__).resolve().parents[1]
+    raised = set()
+    for pkg in ("firmware", "dsp", "ble"):
+        for f in (root / pkg).rglob("*.py"):
+            raised |= set(re.findall(r'"((?:mic|ble|modem|clock|service|storage)\.[a-z_]+)\b', f.read_text()))
+    raised -= {"ble.replay_cli"}                      # a module name, not a fault
+    assert {"mic.unplugged", "modem.no_sim", "clock.unsynchronised", "ble.scanner_down"} <= raised
+    assert not [c for c in raised if fault_class(c) is None and fault_class(c + ".x") is None], raised

@@ -239,3 +239,34 @@ def test_other_services_faults_reach_the_panel(home, tmp_path):
     assert states[-1].faults == []
     hub.stop()
     panel.stop()
+
+
+def test_the_sensing_light_and_the_log_tell_the_truth_about_the_hubs_sensors(home, tmp_path):
+    """Issue 13 (R5): sensing was hard-coded "on"; now it follows the installed sensors' health,
+    and every fault and its clearing is an event in the log."""
+    clock = ManualClock()
+    hub = make_hub(home, tmp_path, clock)
+    states = Seen()
+    panel = client(home, tmp_path, "panel")
+    panel.on("state", states)
+    panel.start()
+    assert panel.wait_subscribed(5)
+    hub.feed(None)
+    assert wait_until(lambda: states and states[-1].sensing == "off", 5)   # nothing installed
+    hub.expect_sensors("mic", "ble")
+    assert wait_until(lambda: states[-1].sensing == "on", 5)
+
+    def fault(code):
+        return schemas.Fault(code=code, service="hub", since=clock.wall(), reason="test")
+    hub.sensor_faults("mic", [fault("mic.unplugged")])
+    assert wait_until(lambda: states[-1].sensing == "partial", 5)
+    hub.sensor_faults("ble", [fault("ble.scanner_down")])
+    assert wait_until(lambda: states[-1].sensing == "off", 5)
+    hub.sensor_faults("mic", [])
+    assert wait_until(lambda: states[-1].sensing == "partial", 5)
+    logged = [(e.type, e.data["code"]) for e in hub.db.events(category="fault")]
+    assert logged == [("fault", "mic.unplugged"), ("fault", "ble.scanner_down"),
+                      ("fault_cleared", "mic.unplugged")]
+    assert hub.db.events(category="fault")[0].data["action"] is True
+    panel.stop()
+    hub.stop()

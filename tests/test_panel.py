@@ -45,6 +45,7 @@ def rig(broker, bus):
 def publish_state(hub, **fields):
     fields.setdefault("phase", "monitoring")
     fields.setdefault("since", schemas.now_utc())
+    fields.setdefault("sensing", "on")
     hub.publish("state", schemas.State(**fields))
 
 
@@ -249,6 +250,23 @@ def test_each_fault_class_has_its_own_pattern(rig, code, cls):
         on, off = median(ons), median(offs)
         assert {"mic": on < off, "ble": on > off, "modem": on < 1.0 and off < 1.0}[cls], (ons, offs)
     assert len(set(FAULT_PATTERNS.values())) == len(FAULT_PATTERNS)
+
+
+def test_a_fault_that_needs_nothing_from_the_household_leaves_the_fault_light_off(rig):
+    """Issue 13: the caller's clock.unsynchronised lit the fault LED all evening in the demo."""
+    online(rig)
+    clock = schemas.Fault(code="clock.unsynchronised", service="caller", since=schemas.now_utc(),
+                          reason="no NTP and no GNSS fix")
+    drawn = []                                  # (fault codes, pattern) of each finished render
+    rig.panel.on_render = lambda p: drawn.append(([f.code for f in p.state.faults], p.fault_pattern()))
+    publish_state(rig.hub, phase="monitoring", faults=[clock])
+    assert wait_until(lambda: any(codes == ["clock.unsynchronised"] for codes, _ in drawn), 5)
+    assert drawn[-1][1] is None and not lit(rig, PINS.fault_led)
+    # the caller gone is a fault that stops calls: the modem's pattern
+    gone = schemas.Fault(code="service.offline", service="caller", since=schemas.now_utc(),
+                         reason="caller is not connected")
+    publish_state(rig.hub, phase="monitoring", faults=[clock, gone])
+    assert wait_until(lambda: drawn[-1][1] == "modem", 5)
 
 
 def test_after_a_restart_the_panel_shows_the_truth_at_once(broker, bus):

@@ -37,7 +37,7 @@ def _plan_a_on_the_panel():
 
 PLAN_A_ON_PANEL = _plan_a_on_the_panel()
 ACTIVE = ("leaving", "timeout", "extended")
-PUBLIC_KEYS = {"phase", "since", "ends_at", "leaver", "thermometer", "sensing", "suggestion",
+PUBLIC_KEYS = {"phase", "since", "ends_at", "leaver", "thermometer", "suggestion",
                "both_calm", "question"}
 
 partner = st.sampled_from(["a", "b"])

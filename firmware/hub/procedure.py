@@ -573,7 +573,7 @@ class Procedure:
         ep = self.s.get("episode")
         out: dict[str, Any] = {
             "phase": self.s["phase"], "since": self.s["since_wall"], "ends_at": None,
-            "leaver": None, "thermometer": self.s["thermometer"], "sensing": True,
+            "leaver": None, "thermometer": self.s["thermometer"],
             "suggestion": self.s["phase"] == "suggestion", "both_calm": None, "question": None,
         }
         if ep:

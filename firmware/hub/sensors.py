@@ -105,6 +105,7 @@ def start_all(hub, plan: HouseholdPlan, sensors: Sensors, clock: Clock, state_di
         starters.append(("mic", "microphone", lambda: start_sound(hub, sensors.microphone, clock, state_dir)))
     if sensors.ble.enabled:
         starters.append(("ble", "Bluetooth", lambda: start_presence(hub, plan, sensors.ble, clock)))
+    hub.expect_sensors(*(source for source, _, _ in starters))
     running = []
     for source, name, start in starters:
         try:

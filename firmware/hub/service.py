@@ -26,6 +26,7 @@ from firmware.hub.eventlog import HubDatabase, LoggedEvent
 from firmware.hub.plan import HouseholdPlan
 from mqtt import schemas
 from mqtt.client import BusClient, Message
+from mqtt.faults import needs_action
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 24 * 3600.0
@@ -48,6 +49,8 @@ class Hub:
         self._faults: dict[str, list[schemas.Fault]] = {}   # per service, from <service>/health
         self._gone: dict[str, schemas.Fault] = {}           # services whose last will came
         self._sensor_faults: dict[str, list[schemas.Fault]] = {}   # the hub's own mic / BLE
+        self._expected: set[str] = set()          # the hub's own sensors that are installed
+        self._fault_keys: set[tuple[str, str]] = set()   # (service, code) logged as present
         self._thermometer: int | None = None
         self._saved_at = float("-inf")
         self._last_ok = time.monotonic()
@@ -195,6 +198,34 @@ class Hub:
     def presence(self, partner: str, presence: str) -> None:
         self.feed(P.PresenceSeen(partner, presence))   # also publishes partner/<p>/presence
 
+    def expect_sensors(self, *sources: str) -> None:
+        """The hub's own sensors that are installed ("mic", "ble"): the sensing light is on only
+        while all of them work (R5)."""
+        with self._lock:
+            self._expected.update(sources)
+            self._publish_state()
+
+    def sensing(self) -> str:
+        working = {s for s in self._expected if not self._sensor_faults.get(s)}
+        if not working:
+            return "off"
+        return "on" if working == self._expected else "partial"
+
+    def _log_faults(self) -> None:
+        """Faults and their clearing are events in the log (category `fault`)."""
+        now = {(f.service, f.code): f for f in self.faults()}
+        added, cleared = now.keys() - self._fault_keys, self._fault_keys - now.keys()
+        if not added and not cleared:
+            return
+        self._fault_keys = set(now)
+        ts = self.clock.wall()
+        events = [LoggedEvent(str(uuid.uuid4()), ts, "fault", "fault", None, None,
+                              {"code": code, "service": service, "action": needs_action(code)})
+                  for service, code in sorted(added)]
+        events += [LoggedEvent(str(uuid.uuid4()), ts, "fault_cleared", "fault", None, None,
+                               {"code": code, "service": service}) for service, code in sorted(cleared)]
+        self.db.save_step(self.proc.snapshot(), events)
+
     def sensor_faults(self, source: str, faults: list[schemas.Fault]) -> None:
         """The current faults of one of the hub's own sensors (replaces that sensor's list)."""
         with self._lock:
@@ -206,6 +237,8 @@ class Hub:
     def _publish_state(self) -> None:
         ps = self.proc.public_state()
         ps["faults"] = [f.model_dump(mode="json") for f in self.faults()]
+        ps["sensing"] = self.sensing()
+        self._log_faults()
         if ps["ends_at"]:   # to the second: a tick must not republish an unchanged picture
             ps["ends_at"] = datetime.fromisoformat(ps["ends_at"]).replace(microsecond=0).isoformat()
         if ps == self._last_state:

@@ -23,6 +23,7 @@ from core.errors import ConfigError
 from core.sdnotify import run_until_stopped
 from mqtt import schemas
 from mqtt.client import BusClient, Message
+from mqtt.faults import light_group, needs_action
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,6 @@ def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) ->
     return 0
 
 
-def fault_class(code: str) -> str:
-    head = code.split(".", 1)[0]
-    return head if head in FAULT_PATTERNS else "other"
-
-
 @dataclass
 class _Press:
     started: float = 0.0
@@ -164,7 +160,8 @@ class Panel:
     def fault_pattern(self) -> str | None:
         if self.offline:
             return "hub_offline"
-        classes = [fault_class(f.code) for f in self.state.faults]
+        # a fault that needs nothing from the household (mqtt/faults.py) does not light the LED
+        classes = [light_group(f.code, f.service) for f in self.state.faults if needs_action(f.code)]
         for c in ("modem", "mic", "ble", "other"):   # the most urgent first
             if c in classes:
                 return c
@@ -190,7 +187,9 @@ class Panel:
                 return
             s = self.state
             off = self.offline
-            self._set("sensing", self.sensing_led, bool(not off and s.sensing))
+            # R5: steady while every sensor works, a slow pulse when only some do
+            self._set("sensing", self.sensing_led,
+                      False if off or s.sensing == "off" else (True if s.sensing == "on" else (1.5, 0.5)))
             self._set("suggestion", self.suggestion_led,
                       (0.5, 0.5) if not off and s.suggestion else False)
             self._set("active", self.active_led, bool(not off and s.phase in ACTIVE_PHASES))

@@ -1,0 +1,81 @@
+"""Every fault class a service may report in `<service>/health` (and the hub in `state.faults`):
+what it means for the household, whether they (or their installer) must act, and which light
+pattern the panel shows. A fault that needs no action from the household is reported and logged,
+but does not light the fault LED (R5: the panel says only what is true and useful). A code not in
+this table is treated as needing action, so a new fault is never silently hidden."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Group = Literal["mic", "ble", "modem", "other"]
+
+
+@dataclass(frozen=True)
+class FaultClass:
+    code: str           # a code, or a prefix ending in "." for a family (ble.tag_missing.a.1)
+    group: Group        # the panel's light pattern
+    action: bool        # the household or the installer must do something
+    en: str
+    nl: str
+
+
+FAULT_CLASSES: tuple[FaultClass, ...] = (
+    FaultClass("mic.not_found", "mic", True, "the microphone is not found; check its cable",
+               "de microfoon is niet gevonden; controleer de kabel"),
+    FaultClass("mic.unplugged", "mic", True, "the microphone stopped sending sound; check its cable",
+               "de microfoon stuurt geen geluid meer; controleer de kabel"),
+    FaultClass("mic.open_failed", "mic", True, "the microphone cannot be opened; call the installer",
+               "de microfoon kan niet worden geopend; bel de installateur"),
+    FaultClass("mic.error", "mic", True, "the microphone reports an error; call the installer",
+               "de microfoon geeft een fout; bel de installateur"),
+    FaultClass("mic.start_failed", "mic", True, "the microphone could not start; call the installer",
+               "de microfoon kon niet starten; bel de installateur"),
+    FaultClass("ble.start_failed", "ble", True, "the hub's Bluetooth could not start; call the installer",
+               "de Bluetooth van de hub kon niet starten; bel de installateur"),
+    FaultClass("ble.scanner_down", "ble", True, "the hub's Bluetooth has stopped; tags are not heard",
+               "de Bluetooth van de hub is gestopt; labels worden niet gehoord"),
+    FaultClass("ble.scanner_stalled", "ble", True, "the hub's Bluetooth hears nothing; tags are not heard",
+               "de Bluetooth van de hub hoort niets; labels worden niet gehoord"),
+    FaultClass("ble.tag_missing.", "ble", True, "a tag has not been heard for a day; check its battery",
+               "een label is een dag niet gehoord; controleer de batterij"),
+    FaultClass("modem.no_sim", "modem", True, "no SIM card: contact persons cannot be called",
+               "geen simkaart: contactpersonen kunnen niet worden gebeld"),
+    FaultClass("modem.no_network", "modem", True, "no mobile network: contact persons cannot be called",
+               "geen mobiel netwerk: contactpersonen kunnen niet worden gebeld"),
+    FaultClass("modem.silent", "modem", True, "the modem does not answer: contact persons cannot be called",
+               "de modem antwoordt niet: contactpersonen kunnen niet worden gebeld"),
+    FaultClass("modem.weak_signal", "modem", True, "weak mobile signal: calls may fail; move the hub",
+               "zwak mobiel signaal: bellen kan mislukken; verplaats de hub"),
+    # durations run on the monotonic clock; an unsynchronised wall clock only means downtime is
+    # not credited (a time-out can only get longer): nothing for the household to do
+    FaultClass("clock.unsynchronised", "other", False, "the clock is not set from the network yet",
+               "de klok is nog niet via het netwerk gezet"),
+    FaultClass("service.offline", "other", True, "a part of the hub is not running; call the installer",
+               "een deel van de hub werkt niet; bel de installateur"),
+)
+
+
+def fault_class(code: str) -> FaultClass | None:
+    for fc in FAULT_CLASSES:
+        if code == fc.code or (fc.code.endswith(".") and code.startswith(fc.code)):
+            return fc
+    return None
+
+
+def needs_action(code: str) -> bool:
+    """Whether this fault lights the panel's fault LED: unknown codes do."""
+    fc = fault_class(code)
+    return True if fc is None else fc.action
+
+
+def light_group(code: str, service: str | None = None) -> Group:
+    """The panel's pattern for a fault: its class's group; a service that is offline shows the
+    pattern of what it does (the caller: calls cannot go out)."""
+    if code == "service.offline" and service == "caller":
+        return "modem"
+    fc = fault_class(code)
+    if fc is not None:
+        return fc.group
+    head = code.split(".")[0]
+    return head if head in ("mic", "ble", "modem") else "other"  # type: ignore[return-value]
