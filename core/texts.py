@@ -68,7 +68,7 @@ CALL_SMS = {
 }
 
 PHASES: dict[str, dict[str, str]] = {
-    "monitoring": {"nl": "rust — meten aan", "en": "quiet — sensing on"},
+    "monitoring": {"nl": "rust", "en": "quiet"},   # the sensing light says whether it listens
     "suggestion": {"nl": "voorstel: neem een pauze", "en": "suggestion: take a break"},
     "leaving": {"nl": "time-out gestart — vertrekken", "en": "time-out started — leaving"},
     "timeout": {"nl": "time-out", "en": "time-out"},

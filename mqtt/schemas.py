@@ -106,7 +106,13 @@ class State(Envelope):
     since: AwareDatetime
     ends_at: AwareDatetime | None = Field(None, description="earliest end of the time-out, if one runs")
     leaver: Partner | None = None
-    thermometer: Annotated[int, Field(ge=0, le=10)] = 0
+    thermometer: Annotated[int, Field(ge=0, le=10)] | None = Field(
+        None, description="tension 0-10 from the microphone; null: no sound data (no microphone, "
+        "or it has sent nothing for a few seconds), never a frozen old value")
+    time_left: Annotated[int, Field(ge=0, le=10)] | None = Field(
+        None, description="while a time-out runs: tenths of the current round's minimum still to "
+        "run (the panel's bar shows it instead of the thermometer)")
+    returned_early: bool = Field(False, description="the leaver is back before the minimum")
     sensing: Literal["on", "partial", "off"] = Field(
         "off", description="R5 indicator, from the real health of the hub's own sensors: `on` every "
         "installed sensor (microphone, tags) works; `partial` some do; `off` none is installed or works")

@@ -171,8 +171,10 @@ def run_demo(speed: float = 1.0) -> int:
                     extra = f", at least {left:.0f} more minutes"
                 if s.both_calm:
                     extra += ", both calm"
-                ev.say("panel", f"{PHASES[s.phase]['en']} / {PHASES[s.phase]['nl']}"
-                                f" (thermometer {s.thermometer}/10{extra})")
+                heat = "no sound data" if s.thermometer is None else f"thermometer {s.thermometer}/10"
+                if s.time_left is not None:
+                    heat = f"time left {s.time_left}/10 of the round"
+                ev.say("panel", f"{PHASES[s.phase]['en']} / {PHASES[s.phase]['nl']} ({heat}{extra})")
 
         panel.on("state", on_state)
         factory = MockFactory()

@@ -38,7 +38,7 @@ def _plan_a_on_the_panel():
 PLAN_A_ON_PANEL = _plan_a_on_the_panel()
 ACTIVE = ("leaving", "timeout", "extended")
 PUBLIC_KEYS = {"phase", "since", "ends_at", "leaver", "thermometer", "suggestion",
-               "both_calm", "question"}
+               "both_calm", "question", "time_left", "returned_early"}
 
 partner = st.sampled_from(["a", "b"])
 inputs = st.one_of(

@@ -16,6 +16,7 @@ Rules kept here, each with a test:
 """
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
@@ -299,6 +300,7 @@ class Procedure:
         leaver = ep["leaver"]
         if p == leaver and ep["left"] and self._back(p) and self.elapsed() < ep["min_total"]:
             ep["left"] = False
+            ep["back_early"] = True
             self._event("returned_early", "presence", p, minutes=round(self.elapsed() / 60, 1))
             self._prompt(p, "notice", "notice.returned_early")
             if self.plan.calls.on_early_return:
@@ -323,6 +325,7 @@ class Procedure:
         p = ep["leaver"]
         if p is not None and not ep["left"] and self.departed(p):
             ep["left"] = True
+            ep["back_early"] = False
             self._event("left", "presence", p)
             if self.s["phase"] == "leaving":
                 self._phase("timeout")
@@ -447,6 +450,7 @@ class Procedure:
         ep["round"] += 1
         e = self.elapsed()
         ep["min_total"] = e + t.extension_minutes * 60.0
+        ep["round_start"] = e
         ep["next_checkin"] = e + t.checkin_every_minutes * 60.0
         # calming reminders in every round: at its start and half-way, as in the first
         ep["reminder_at"] = [e, e + t.extension_minutes * 30.0]
@@ -575,12 +579,16 @@ class Procedure:
             "phase": self.s["phase"], "since": self.s["since_wall"], "ends_at": None,
             "leaver": None, "thermometer": self.s["thermometer"],
             "suggestion": self.s["phase"] == "suggestion", "both_calm": None, "question": None,
+            "time_left": None, "returned_early": False,
         }
         if ep:
             out["leaver"] = ep["leaver"]
             if self.s["phase"] in ("leaving", "timeout", "extended"):
                 remaining = max(0.0, ep["min_total"] - self.elapsed())
                 out["ends_at"] = (self.clock.wall() + timedelta(seconds=remaining)).isoformat()
+                length = ep["min_total"] - ep.get("round_start", 0.0)
+                out["time_left"] = min(10, math.ceil(10 * remaining / length)) if length > 0 else 0
+                out["returned_early"] = bool(ep.get("back_early"))
             if ep["both_calm"]:
                 out["both_calm"] = True
             who = self.panel_partner()   # the mood buttons light only for a press that counts

@@ -31,6 +31,7 @@ from mqtt.faults import needs_action
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 24 * 3600.0
 CHECKPOINT_S = 10.0
+SOUND_STALE_S = 5.0    # the microphone path sends a frame every second
 
 
 class Hub:
@@ -52,6 +53,7 @@ class Hub:
         self._expected: set[str] = set()          # the hub's own sensors that are installed
         self._fault_keys: set[tuple[str, str]] = set()   # (service, code) logged as present
         self._thermometer: int | None = None
+        self._sound_at = float("-inf")           # time.monotonic() of the last sound input
         self._saved_at = float("-inf")
         self._last_ok = time.monotonic()
         # evening seconds per real second, so checkpoints stay ~10 real seconds apart
@@ -118,6 +120,8 @@ class Hub:
 
     def feed(self, inp: P.Input | None) -> None:
         """Apply one input (None: a clock tick) as one saved step."""
+        if isinstance(inp, P.Sound):
+            self._sound_at = time.monotonic()
         with self._lock:
             outputs = self.proc.tick() if inp is None else self.proc.handle(inp)
             if isinstance(inp, P.PresenceSeen):
@@ -191,12 +195,19 @@ class Hub:
         self.bus.publish("sensor/sound", self.bus.make(
             schemas.Sound, level_db=round(max(-200.0, min(200.0, f.laeq_db)), 1), unit=f.unit,
             shout=f.shout, thermometer=f.thermometer))
+        self._sound_at = time.monotonic()
         if f.thermometer != self._thermometer or f.started is not None:
             self._thermometer = f.thermometer
             self.feed(P.Sound(f.thermometer, episode=f.started is not None))
 
     def presence(self, partner: str, presence: str) -> None:
         self.feed(P.PresenceSeen(partner, presence))   # also publishes partner/<p>/presence
+
+    def _sound_fresh(self) -> bool:
+        """Sound numbers arrived in the last SOUND_STALE_S (real seconds: the microphone runs in
+        real time) and the microphone reports no fault."""
+        return (time.monotonic() - self._sound_at <= SOUND_STALE_S
+                and not self._sensor_faults.get("mic"))
 
     def expect_sensors(self, *sources: str) -> None:
         """The hub's own sensors that are installed ("mic", "ble"): the sensing light is on only
@@ -238,6 +249,8 @@ class Hub:
         ps = self.proc.public_state()
         ps["faults"] = [f.model_dump(mode="json") for f in self.faults()]
         ps["sensing"] = self.sensing()
+        if not self._sound_fresh():
+            ps["thermometer"] = None      # no sound data: never a frozen old value
         self._log_faults()
         if ps["ends_at"]:   # to the second: a tick must not republish an unchanged picture
             ps["ends_at"] = datetime.fromisoformat(ps["ends_at"]).replace(microsecond=0).isoformat()

@@ -192,9 +192,15 @@ class Panel:
                       False if off or s.sensing == "off" else (True if s.sensing == "on" else (1.5, 0.5)))
             self._set("suggestion", self.suggestion_led,
                       (0.5, 0.5) if not off and s.suggestion else False)
-            self._set("active", self.active_led, bool(not off and s.phase in ACTIVE_PHASES))
+            # the time-out light: steady while it runs, a fast blink while the leaver is back early
+            self._set("active", self.active_led,
+                      False if off or s.phase not in ACTIVE_PHASES
+                      else ((0.25, 0.25) if s.returned_early else True))
             self._set("question", self.question_led, bool(not off and s.question is not None))
-            lit = 0 if off else round(s.thermometer * len(self.bar) / 10)
+            # in a time-out the bar counts down the time left; otherwise the thermometer (dark
+            # when there is no sound data)
+            level = s.time_left if s.time_left is not None else s.thermometer
+            lit = 0 if off or level is None else round(level * len(self.bar) / 10)
             for i, led in enumerate(self.bar):
                 self._set(f"bar{i}", led, i < lit)
             pattern = self.fault_pattern()
