@@ -2,6 +2,8 @@
 The bus carries only the keys; each device says them in its partner's language."""
 from __future__ import annotations
 
+import re
+
 TEXTS: dict[str, dict[str, str]] = {
     "checkin.how_do_you_feel": {
         "nl": "Hoe voel je je nu? 1 rustig, 2 een beetje gespannen, 3 niet rustig",
@@ -50,6 +52,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "evaluation.discuss": {
         "nl": "Het onderwerp bespreken? 1 nu, 2 later, 3 in de volgende therapiesessie",
         "en": "Discuss the topic? 1 now, 2 later, 3 at the next therapy session"},
+    # the caller's answer to an SMS reply it cannot read as one option (once per question)
+    "sms.reply_one_digit": {
+        "nl": "Antwoord met één cijfer: {choices}.",
+        "en": "Please reply with one digit: {choices}."},
 }
 
 # What a contact person hears and reads (R8, R14): which household, that a time-out escalated,
@@ -83,3 +89,26 @@ def say(key: str, lang: str, **fields: str) -> str:
     if entry is None:
         return key
     return entry.get(lang, entry["en"]).format(**fields)
+
+
+def options(key: str, lang: str) -> dict[int, str]:
+    """The answers a question offers, as its text lists them after the question mark:
+    "Hoe voel je je nu? 1 rustig, 2 een beetje gespannen, 3 niet rustig" gives
+    {1: "rustig", 2: "een beetje gespannen", 3: "niet rustig"}. Empty for a text that is not a
+    question with numbered answers (a notice, a reminder, an unknown key)."""
+    _, mark, tail = TEXTS.get(key, {}).get(lang, "").rpartition("?")
+    found: dict[int, str] = {}
+    for part in tail.split(",") if mark else []:
+        m = re.fullmatch(r"\s*([1-9])\s+(\S.*?)\s*", part)
+        if m is None:
+            return {}
+        found[int(m.group(1))] = m.group(2)
+    return found
+
+
+def digit_choices(n: int, lang: str) -> str:
+    """"1, 2 of 3" / "1 or 2": the digits a question with n answers takes, in a sentence."""
+    digits = [str(i) for i in range(1, n + 1)]
+    if len(digits) < 2:
+        return "".join(digits)
+    return f"{', '.join(digits[:-1])} {'of' if lang == 'nl' else 'or'} {digits[-1]}"

@@ -8,8 +8,10 @@
 - Contact and partner numbers live only in this service's configuration file (mode 0600); they
   never go on the bus, and logs show at most the last two digits.
 - SMS check-ins: prompts for a partner who agreed to SMS go out as text; a reply from that
-  partner's number becomes that partner's input; a reply from any other number is deleted unread
-  in our logs (no number, no text is kept).
+  partner's number becomes that partner's answer only when it is clearly one option of the open
+  question (`read_reply`); anything else gets one short request to reply with one digit (at most
+  one per question), and is never passed on. A reply from any other number is deleted unread in
+  our logs (no number, no text is kept).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import re
 import stat
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +34,7 @@ from pydantic import Field, StringConstraints
 from core.config import StrictConfig, load_config
 from core.durable import open_durable
 from core.errors import ConfigError
-from core.texts import CALL_MESSAGE, CALL_SMS, say
+from core.texts import CALL_MESSAGE, CALL_SMS, digit_choices, options, say
 from firmware.caller.gnss_clock import ClockSync
 from firmware.caller.modem import parsers as MP
 from firmware.caller.modem.errors import ModemError
@@ -149,12 +152,30 @@ CREATE TABLE IF NOT EXISTS steps (request_id TEXT NOT NULL, k INTEGER NOT NULL, 
     outcome TEXT, error TEXT, finished REAL, PRIMARY KEY (request_id, k));
 CREATE TABLE IF NOT EXISTS prompts (partner TEXT PRIMARY KEY, question_id TEXT NOT NULL, at REAL NOT NULL);
 """
+# added to `prompts` later (a caller's existing file gets them when it starts): what the open
+# question is and how many answers it has, whether this partner was already asked once to reply
+# with one digit, and whether an answer to it was passed on
+_PROMPT_COLUMNS = (("key", "TEXT"), ("options", "INTEGER"),
+                   ("clarified", "INTEGER NOT NULL DEFAULT 0"), ("answered", "INTEGER NOT NULL DEFAULT 0"))
+
+
+@dataclass(frozen=True)
+class OpenQuestion:
+    question_id: str
+    key: str | None        # None: remembered by a caller from before keys were kept
+    options: int
+    clarified: bool
+    answered: bool
 
 
 class CallQueue:
     def __init__(self, path: Path):
         self._c = open_durable(path)
         self._c.executescript(_SCHEMA)
+        have = {row[1] for row in self._c.execute("PRAGMA table_info(prompts)")}
+        for column, decl in _PROMPT_COLUMNS:
+            if column not in have:
+                self._c.execute(f"ALTER TABLE prompts ADD COLUMN {column} {decl}")
         self._lock = threading.Lock()
 
     def add(self, rid: str, partner: str, reason: str, only: int | None) -> bool:
@@ -187,16 +208,38 @@ class CallQueue:
         with self._lock:
             self._c.execute("UPDATE requests SET done = 1 WHERE id = ?", (rid,))
 
-    def remember_prompt(self, partner: str, question_id: str) -> None:
+    def remember_prompt(self, partner: str, question_id: str, key: str, n_options: int) -> None:
+        """The partner's open question. Asked again (the same question_id), it keeps whether the
+        partner was already asked to reply with one digit and whether they answered."""
         with self._lock:
-            self._c.execute("INSERT OR REPLACE INTO prompts VALUES (?, ?, ?)",
-                            (partner, question_id, time.time()))
+            self._c.execute(
+                "INSERT INTO prompts (partner, question_id, at, key, options) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (partner) DO UPDATE SET at = excluded.at, key = excluded.key, "
+                "options = excluded.options, "
+                "clarified = CASE WHEN question_id = excluded.question_id THEN clarified ELSE 0 END, "
+                "answered = CASE WHEN question_id = excluded.question_id THEN answered ELSE 0 END, "
+                "question_id = excluded.question_id",
+                (partner, question_id, time.time(), key, n_options))
 
-    def last_prompt(self, partner: str, max_age_s: float) -> str | None:
+    def last_prompt(self, partner: str, max_age_s: float) -> OpenQuestion | None:
         with self._lock:
-            row = self._c.execute("SELECT question_id, at FROM prompts WHERE partner = ?",
-                                  (partner,)).fetchone()
-        return row[0] if row and time.time() - row[1] <= max_age_s else None
+            row = self._c.execute("SELECT question_id, at, key, options, clarified, answered "
+                                  "FROM prompts WHERE partner = ?", (partner,)).fetchone()
+        if not row or time.time() - row[1] > max_age_s:
+            return None
+        return OpenQuestion(row[0], row[2], row[3] or 3, bool(row[4]), bool(row[5]))
+
+    def claim_clarification(self, partner: str, question_id: str) -> bool:
+        """True once per question: whether this partner may now be asked to reply with one digit."""
+        with self._lock:
+            return self._c.execute("UPDATE prompts SET clarified = 1 WHERE partner = ? AND "
+                                   "question_id = ? AND clarified = 0",
+                                   (partner, question_id)).rowcount == 1
+
+    def mark_answered(self, partner: str, question_id: str) -> None:
+        with self._lock:
+            self._c.execute("UPDATE prompts SET answered = 1 WHERE partner = ? AND question_id = ?",
+                            (partner, question_id))
 
     def close(self) -> None:
         with self._lock:
@@ -210,6 +253,68 @@ def _redact(text: str | None) -> str | None:
 
 def _digits(number: str) -> str:
     return re.sub(r"\D", "", number)
+
+
+# -- reading an SMS reply ------------------------------------------------------------------------
+_ARTICLES = ("een ", "a ", "an ")
+
+
+def _plain(text: str) -> str:
+    """How a reply and an option's words are compared: lower case, without accents (ë is e),
+    single spaces, no spaces around it, without one trailing dot."""
+    t = unicodedata.normalize("NFKD", text.casefold())
+    t = " ".join("".join(ch for ch in t if not unicodedata.combining(ch)).split())
+    return t[:-1].rstrip() if t.endswith(".") else t
+
+
+def _words(text: str) -> str:
+    """An option's words without a leading article: "een beetje gespannen" and "beetje
+    gespannen" are the same answer, and so are "a bit tense" and "bit tense"."""
+    t = _plain(text)
+    for article in _ARTICLES:
+        if t.startswith(article):
+            return t[len(article):]
+    return t
+
+
+def option_words(key: str | None, n_options: int) -> dict[int, set[str]]:
+    """Each answer's own words, in Dutch and in English, from the question's text."""
+    words: dict[int, set[str]] = {i: set() for i in range(1, n_options + 1)}
+    for lang in ("nl", "en"):
+        for i, w in options(key or "", lang).items():
+            if i in words:
+                words[i].add(_words(w))
+    return words
+
+
+_DIGIT_FIRST = re.compile(r"([0-9])\s*[.)]?(?:\s*(\D.*))?")
+
+
+def read_reply(text: str, key: str | None, n_options: int) -> tuple[int | None, str]:
+    """(the option, "") when an SMS reply is clearly one answer of a question with n_options
+    answers, else (None, why). Clear: the digit alone ("1", " 2 ", "3.", "1)"); the digit and
+    that answer's own words in Dutch or English ("1 rustig", "2 a bit tense"); or the words
+    alone when they are one answer's ("niet rustig" is 3, never 1). Case, accents, extra spaces
+    and a trailing dot do not matter. The reason never quotes the text (R1, R14)."""
+    t = _plain(text)
+    if not t:
+        return None, "empty"
+    words = option_words(key, n_options)
+    fits = [i for i, ws in words.items() if _words(t) in ws]
+    m = _DIGIT_FIRST.fullmatch(t)
+    if m is None:                                    # no digit first: the words alone
+        if len(fits) == 1:
+            return fits[0], ""
+        return None, "words of more than one answer" if fits else "not one clear answer"
+    digit, rest = int(m.group(1)), m.group(2)
+    if not 1 <= digit <= n_options:
+        return None, "a digit that is not an answer to this question"
+    if rest is None:
+        return digit, ""
+    rest_fits = [i for i, ws in words.items() if _words(rest) in ws]
+    if digit in rest_fits:
+        return digit, ""
+    return None, "a digit and another answer's words" if rest_fits else "not one clear answer"
 
 
 class Caller:
@@ -403,7 +508,10 @@ class Caller:
         if not phone or not phone.sms_checkins or not phone.number:
             return
         if p.kind in ("checkin", "evaluation"):
-            self.queue.remember_prompt(m.partner, str(p.question_id))
+            # how many answers: the prompt says; a prompt without the number has as many as its
+            # text lists, or 1-3 as before the number was kept
+            n = p.options or len(options(p.key, "en")) or 3
+            self.queue.remember_prompt(m.partner, str(p.question_id), p.key, n)
         key, task = p.key, ""
         if p.key == "reminder.calming_task":
             if p.task and p.task <= len(phone.calming_tasks):
@@ -466,14 +574,38 @@ class Caller:
         if partner is None:
             log.info("caller: SMS from an unknown number ignored and deleted")
             return True
-        m = re.search(r"[123]", sms.text)
+        # the log says why a text is not an answer, never what it says or who sent it (R1, R14)
         question = self.queue.last_prompt(partner, max_age_s=3600)
-        if not m or question is None:
-            log.info("caller: SMS from partner %s without an answer to an open question", partner)
+        if question is None:
+            log.info("caller: SMS from partner %s not passed on: no open question", partner)
+            return True
+        choice, why = read_reply(sms.text, question.key, question.options)
+        if choice is None:
+            self._clarify(partner, question, why)
             return True
         self.bus.publish(f"partner/{partner}/input", schemas.PartnerInput(
-            kind="answer", via="sms", question_id=uuid.UUID(question), choice=int(m.group(0))))
+            kind="answer", via="sms", question_id=uuid.UUID(question.question_id), choice=choice))
+        self.queue.mark_answered(partner, question.question_id)
+        log.info("caller: SMS answer of partner %s passed on", partner)
         return True
+
+    def _clarify(self, partner: str, question: OpenQuestion, why: str) -> None:
+        """One short text back to the partner's own number: reply with one digit. Once per
+        question, and not after an answer was passed on: an automatic reply (or a "thanks")
+        must not start a conversation of texts."""
+        phone = self.cfg.partners[partner]
+        if question.answered:
+            log.info("caller: SMS from partner %s not passed on (%s); the question was answered "
+                     "already, so no request to reply again", partner, why)
+        elif not phone.number or not self.queue.claim_clarification(partner, question.question_id):
+            log.info("caller: SMS from partner %s not passed on (%s); already asked once to reply "
+                     "with one digit", partner, why)
+        else:
+            log.info("caller: SMS from partner %s not passed on (%s); asked to reply with one "
+                     "digit", partner, why)
+            self._outgoing.put((phone.number, say(
+                "sms.reply_one_digit", phone.language,
+                choices=digit_choices(question.options, phone.language))))
 
     # -- health --------------------------------------------------------------------------------
     def _health_loop(self) -> None:
