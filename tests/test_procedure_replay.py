@@ -230,3 +230,14 @@ def test_a_call_outcome_answers_that_partners_most_recent_open_request(monkeypat
     assert given == [calls["b", 1510], calls["a", 1510], calls["a", 3010], calls["a", 1510]]
     assert [o["line"] for o in of(out, "note")] == [9]   # a's two requests both have their answer
     assert len(of(out, "event", type="call_result")) == 3
+
+
+def test_back_in_monitoring_the_replay_still_waits_for_the_discuss_later_reminder():
+    lines = EVENING.read_text().splitlines()
+    assert '"t": 1550' in lines[-1]
+    lines[-1] = lines[-1].replace('"choice": 3', '"choice": 2')   # both say "later"
+    out = run(lines)
+    assert of(out, "event", type="ended")[0]["t"] == 1550
+    assert [(o["t"], o["partner"]) for o in of(out, "prompt", key="notice.discuss_topic_now")] == \
+        [(1550 + 120 * 60, "a"), (1550 + 120 * 60, "b")]
+    assert out[-1] == {"t": 1550 + 120 * 60, "kind": "end", "phase": "monitoring", "why": "settled"}
