@@ -261,13 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--json", action="store_true", help="one JSON object per line")
     lg.set_defaults(func=_log)
 
-    # these two parse their own arguments (main() hands them over before this parser runs)
+    # these parse their own arguments (main() hands them over before this parser runs)
     sub.add_parser("detect", help="run the shouting detector on a WAV/OGG/FLAC file",
                    add_help=False)
     sub.add_parser("calibrate", help="the installer's microphone calibrations (level offset, "
                    "household baseline)", add_help=False)
     sub.add_parser("presence-replay", help="run the BLE presence engine on an advert trace",
                    add_help=False)
+    sub.add_parser("procedure-replay", help="run the procedure on a scripted evening: what would "
+                   "the hub have done?", add_help=False)
 
     d = sub.add_parser("demo", help="run the simulated household on a private broker")
     d.add_argument("--speed", type=float, default=1.0,
@@ -290,7 +292,8 @@ def configure_logging(args: argparse.Namespace) -> None:
 
 
 OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli",
-               "calibrate": "firmware.hub.calibrate_cli"}
+               "calibrate": "firmware.hub.calibrate_cli",
+               "procedure-replay": "firmware.hub.replay_cli"}
 
 
 def main(argv: list[str] | None = None) -> int:
