@@ -82,7 +82,7 @@ def test_readable_lines_show_evening_time_who_and_what(capsys):
     assert main([str(EVENING), "--plan", str(PLAN)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert " 22:30  to a       checkin: " + say("checkin.how_do_you_feel", "nl") in out
-    assert "  4:00  partner a  left" in out
+    assert "  6:00  partner a  left" in out   # away at 4:00, a departure 2 minutes later
     assert out[-1] == " 25:50  end: back in monitoring, nothing left to do"
 
 
@@ -191,22 +191,36 @@ def test_a_plan_whose_evaluation_dates_are_past_still_replays(tmp_path, capsys):
 
 
 def test_the_panel_answers_what_it_shows_and_refuses_a_choice_it_has_no_button_for():
+    # the panel is partner b's (b has neither a wearable nor SMS here); a answers on a's phone
+    data = tomllib.loads(PLAN.read_text())
+    data["partners"]["b"]["wearable"] = False
+    b_on_panel = validate_plan(data, today=dt.date(2026, 11, 21))
     lines = [*HOME, '{"t": 10, "input": "partner_button", "partner": "a"}',
              '{"t": 60, "input": "presence", "partner": "a", "presence": "away"}',
              '{"t": 1220, "input": "answer", "source": "panel", "choice": 1}',
              '{"t": 1230, "input": "answer", "source": "a", "choice": 1}',
              '{"t": 1240, "input": "answer", "source": "panel", "choice": 3}',
              '{"t": 1250, "input": "answer", "source": "panel", "choice": 1}']
-    out = run(lines, until=1260)
-    # at the end check-in the panel is the partner at home (b); a answers on their own
+    out = run(lines, p=b_on_panel, until=1260)
     assert [(o["partner"], o["data"]["final"]) for o in of(out, "event", type="checkin_answered")] == \
         [("b", True), ("a", True)]
     assert of(out, "event", type="may_meet_again")
     # "did it last long enough?" has 2 options: the panel sends nothing for its third button
     assert [(o["line"], o["note"]) for o in of(out, "note")] == \
         [(7, "answer ignored: the open question has 2 options, not 3")]
-    assert [(o["partner"], o["data"]["choice"]) for o in of(out, "event", type="evaluation")] == \
-        [("a", 1), ("b", 1)]
+    # the panel answers b's evaluation only; a answers their own on the phone
+    assert [(o["partner"], o["data"]["choice"]) for o in of(out, "event", type="evaluation")] == [("b", 1)]
+
+
+def test_with_both_partners_on_their_own_devices_the_panel_answers_for_nobody():
+    lines = [*HOME, '{"t": 10, "input": "partner_button", "partner": "a"}',
+             '{"t": 60, "input": "presence", "partner": "a", "presence": "away"}',
+             '{"t": 1220, "input": "answer", "source": "panel", "choice": 1}']
+    out = run(lines, until=1230)
+    assert not of(out, "event", type="checkin_answered")
+    # the mood buttons are dark (no question for the panel), so the replay's panel press is a note
+    assert [o["note"] for o in of(out, "note")] == \
+        ["answer ignored: no question is open for the panel (phase checkin)"]
 
 
 def test_a_call_outcome_answers_that_partners_most_recent_open_request(monkeypatch):
