@@ -127,7 +127,7 @@ EventType = Literal[
     "suggestion", "suggestion_expired", "started", "left", "leave_overdue", "returned_early",
     "reminder", "checkin_requested", "checkin_answered", "checkin_unanswered", "both_calm",
     "not_calm", "extended", "overnight_suggested", "may_meet_again", "evaluation",
-    "evaluation_outcome", "ended",
+    "evaluation_outcome", "ended", "panel_answer_ignored", "reminder_cancelled",
     "call_requested", "call_result", "fault", "fault_cleared", "access", "service",
 ]
 EventCategory = Literal["procedure", "checkin", "call", "sensing", "presence", "evaluation",

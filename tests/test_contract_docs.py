@@ -48,3 +48,18 @@ def test_every_fault_code_the_services_raise_has_a_meaning():
     raised -= {"ble.replay_cli"}                      # a module name, not a fault
     assert {"mic.unplugged", "modem.no_sim", "clock.unsynchronised", "ble.scanner_down"} <= raised
     assert not [c for c in raised if fault_class(c) is None and fault_class(c + ".x") is None], raised
+
+
+def test_every_event_the_procedure_logs_is_a_type_the_contract_carries():
+    """An event type missing from the contract would fail validation when the hub publishes it."""
+    import re
+    import typing
+
+    from mqtt.schemas import EventType
+    root = Path(__file__).resolve().parents[1]
+    used = set()
+    for f in ("firmware/hub/procedure.py", "firmware/hub/service.py"):
+        used |= set(re.findall(r'_event\("([a-z_]+)"', (root / f).read_text()))
+        used |= set(re.findall(r'\bts, "([a-z_]+)", "', (root / f).read_text()))   # LoggedEvent(...)
+    assert {"started", "panel_answer_ignored", "fault"} <= used
+    assert used <= set(typing.get_args(EventType)), used - set(typing.get_args(EventType))

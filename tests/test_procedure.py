@@ -404,3 +404,30 @@ def test_an_evaluation_nobody_answers_ends_after_its_time_without_a_crash():
     r.wait(30 * 60 + 1)
     assert r.phase == "monitoring"
     assert r.events("ended")[0].data["unanswered"] == 6 and r.events("evaluation_outcome")
+
+
+def test_a_call_result_names_whose_contacts_and_also_arrives_after_the_time_out_ended():
+    """R12: the log tells whose contacts acknowledged; the last round's calls are requested as
+    the time-out ends, so their results come later."""
+    from firmware.hub.procedure import CallOutcome
+    r = started()
+    for _ in range(3):
+        r.wait(20 * 60 + 1).answer_end(a=3, b=1)
+    assert r.phase == "monitoring" and len(r.calls()) == 3
+    last = r.calls()[-1]
+    r.send(CallOutcome(last.id, "acknowledged", True))
+    res = r.events("call_result")
+    assert [(e.partner, e.data["outcome"], e.data["request_id"]) for e in res] == \
+        [("a", "acknowledged", last.id)]
+    r.send(CallOutcome("not-a-request-of-ours", "acknowledged", True))
+    assert len(r.events("call_result")) == 1
+
+
+def test_a_new_time_out_cancels_the_reminder_to_discuss_later():
+    """Replay finding: 'discuss the topic now' fired in the middle of a new time-out."""
+    r = evaluate(started("a").wait(20 * 60 + 1).answer_end(a=1, b=1), a=(1, 1, 2), b=(1, 1, 2))
+    assert r.phase == "monitoring"
+    r.wait(60 * 60).both_home().send(PartnerButton("b"))
+    assert r.events("reminder_cancelled")
+    r.wait(61 * 60)
+    assert not any(p.key == "notice.discuss_topic_now" for p in r.prompts())

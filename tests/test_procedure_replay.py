@@ -98,7 +98,9 @@ def test_early_return_warns_and_calls_for_the_returner_only():
     assert [(o["t"], o["partner"], o["reason"]) for o in of(out, "call")] == [(600, "a", "early_return")]
     notice = of(out, "prompt", key="notice.returned_early")
     assert [(o["partner"], o["lang"]) for o in notice] == [("a", "nl")]
-    assert of(out, "event", type="call_result")[0]["data"] == {"outcome": "acknowledged"}
+    result = of(out, "event", type="call_result")[0]
+    assert result["partner"] == "a" and result["data"] == {
+        "outcome": "acknowledged", "request_id": of(out, "call", partner="a")[0]["id"]}
     assert [o["line"] for o in of(out, "note")] == [7]     # b has no call to answer
     assert out[-1] == {"t": 720, "kind": "end", "phase": "timeout", "why": "until"}
     quiet = run(lines, plan(calls={"on_early_return": False}), until=720)

@@ -126,6 +126,7 @@ def _fresh(instance: str | None) -> dict[str, Any]:
         "thermometer": 0, "presence": {"a": "unknown", "b": "unknown"},
         "apart": {"a": None, "b": None}, "short_presses": 0, "timers": {},
         "episode": None, "topics_for_session": 0,
+        "recent_calls": {},   # call request id -> partner, kept past the episode's end
     }
 
 
@@ -199,6 +200,10 @@ class Procedure:
             return       # at most one call per partner, reason and round
         rid = self._id()
         ep["calls"][key] = rid
+        recent = self.s["recent_calls"]
+        recent[rid] = partner
+        while len(recent) > 24:           # a day of ladders at most; dicts keep insertion order
+            recent.pop(next(iter(recent)))
         self._out.append(CallOut(rid, partner, reason, ep["id"]))
         self._event("call_requested", "call", partner, reason=reason, round=ep["round"])
 
@@ -256,9 +261,12 @@ class Procedure:
         elif isinstance(inp, Answer):
             self._answer(inp)
         elif isinstance(inp, CallOutcome):
-            ep = self.s.get("episode")
-            if ep and inp.request_id in ep["calls"].values() and inp.final:
-                self._event("call_result", "call", outcome=inp.outcome)
+            # whose contacts, and which request (R12); also for a result that arrives after the
+            # time-out ended (the last round's calls are requested as it ends)
+            partner = self.s["recent_calls"].get(inp.request_id)
+            if partner is not None and inp.final:
+                self._event("call_result", "call", partner, outcome=inp.outcome,
+                            request_id=inp.request_id)
         self._advance()
         return self._take()
 
@@ -269,6 +277,9 @@ class Procedure:
     # -- phases ----------------------------------------------------------------------------
     def _start(self, source: str, p1: str | None) -> None:
         t = self.plan.timeout
+        if self.s["timers"].pop("discuss_later", None) is not None:
+            # a new time-out before the agreed talk: its own evaluation decides again
+            self._event("reminder_cancelled", "evaluation", topic="discuss_later")
         leaver = t.leaver if t.leaver in PARTNERS else p1   # None: whoever leaves first
         self.s["timers"].pop("suggestion", None)
         self.s["episode"] = {
@@ -569,6 +580,35 @@ class Procedure:
                         ev.setdefault("answers", {}).setdefault(p, {})[key] = a.choice
                         self._event("evaluation", "evaluation", p, question=key, choice=a.choice)
                         self._ask_evaluation(p)
+
+    # -- queries (the hub, procedure-replay and tests ask these instead of reading `s`) -----
+    @property
+    def phase(self) -> str:
+        return self.s["phase"]
+
+    def open_question(self, partner: str) -> tuple[str, int] | None:
+        """(question id, number of options) a partner's own device may answer now: the end
+        check-in, the periodic check-in during the time-out, or their next evaluation question."""
+        ep = self.s.get("episode")
+        if not ep:
+            return None
+        phase = self.s["phase"]
+        if phase == "checkin" and ep.get("end"):
+            return ep["end"]["q"], 3
+        if phase in ("leaving", "timeout", "extended") and ep.get("periodic_q"):
+            return ep["periodic_q"], 3
+        if phase == "evaluation" and ep.get("evaluation"):
+            ev = ep["evaluation"]
+            step = ev["step"][partner]
+            if step < len(EVALUATION):
+                key, options = EVALUATION[step]
+                if key in ev["q"]:
+                    return ev["q"][key], options
+        return None
+
+    def pending(self) -> bool:
+        """Something is still due with no input: a suggestion expiring, a discuss-later reminder."""
+        return bool(self.s["timers"])
 
     # -- what the panel shows --------------------------------------------------------------
     def public_state(self) -> dict[str, Any]:

@@ -191,36 +191,18 @@ def _num(t: float) -> int | float:
 def open_question(proc: P.Procedure, source: str) -> tuple[str, int] | None:
     """(question id, options) of the question open for `source` now, or None.
 
-    The panel answers what it shows: the question of the retained state (the end check-in, the
-    evaluation step both partners are at). A partner answers the end check-in, the periodic
+    The panel answers what it shows: the question of the retained state (for the one partner
+    without a device of their own, docs/procedure.md). A partner answers the end check-in, the periodic
     check-in while the time-out runs, or their own current evaluation question."""
     ps = proc.public_state()
     if source == "panel":
         q = ps["question"]
         return (q["id"], q["options"]) if q else None
-    # TODO(procedure v2): public query — the open question of one partner
-    s = proc.s
-    ep = s.get("episode")
-    if not ep:
-        return None
-    if s["phase"] == "checkin" and ep.get("end"):
-        return ep["end"]["q"], 3
-    if s["phase"] in ("leaving", "timeout", "extended") and ep.get("periodic_q"):
-        return ep["periodic_q"], 3
-    if s["phase"] == "evaluation" and ep.get("evaluation"):
-        ev = ep["evaluation"]
-        step = ev["step"][source]
-        if step < len(P.EVALUATION):
-            key, options = P.EVALUATION[step]
-            if key in ev["q"]:
-                return ev["q"][key], options
-    return None
+    return proc.open_question(source)
 
 
 def _pending_timers(proc: P.Procedure) -> bool:
-    # TODO(procedure v2): public query — is anything still due (a suggestion, a reminder to
-    # discuss the topic later)?
-    return bool(proc.s.get("timers"))
+    return proc.pending()
 
 
 def prompt_text(plan: HouseholdPlan, o: P.PromptOut) -> tuple[str, str]:
