@@ -17,6 +17,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "notice.returned_early": {
         "nl": "De time-out is nog niet voorbij. Ga alsjeblieft weer weg tot de tijd om is.",
         "en": "The time-out is not over yet. Please leave again until the time is up."},
+    "notice.leave_again": {
+        "nl": "De time-out gaat verder. Ga alsjeblieft weer weg tot de tijd om is.",
+        "en": "The time-out goes on. Please leave again until the time is up."},
     "notice.please_leave": {
         "nl": "Het is tijd om te vertrekken voor de time-out.",
         "en": "It is time to leave for the time-out."},

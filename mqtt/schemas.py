@@ -124,7 +124,7 @@ class State(Envelope):
 
 
 EventType = Literal[
-    "suggestion", "suggestion_expired", "started", "left", "leave_overdue", "returned_early",
+    "suggestion", "suggestion_expired", "started", "left", "leave_overdue", "returned_early", "returned",
     "reminder", "checkin_requested", "checkin_answered", "checkin_unanswered", "both_calm",
     "not_calm", "extended", "overnight_suggested", "may_meet_again", "evaluation",
     "evaluation_outcome", "ended", "panel_answer_ignored", "reminder_cancelled",

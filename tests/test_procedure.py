@@ -431,3 +431,28 @@ def test_a_new_time_out_cancels_the_reminder_to_discuss_later():
     assert r.events("reminder_cancelled")
     r.wait(61 * 60)
     assert not any(p.key == "notice.discuss_topic_now" for p in r.prompts())
+
+
+def test_a_leaver_back_after_the_minimum_is_logged_and_asked_to_leave_again_when_extended():
+    """Replay findings: a return after the minimum left no event, and a leaver already home when
+    the time-out was extended got no word."""
+    r = started("a").wait(20 * 60 + 5)
+    assert r.phase == "checkin"
+    r.send(PresenceSeen("a", "home"))
+    assert r.events("returned")[0].partner == "a" and not r.events("returned_early") and not r.calls()
+    r.answer_end(a=1, b=2)                               # b is not calm yet: extended
+    assert r.phase == "extended"
+    assert [p.key for p in r.prompts("a", "notice")][-1] == "notice.leave_again"
+    r.send(PresenceSeen("a", "away")).wait(DEPART_CONFIRM_S + 1)
+    assert [e.partner for e in r.events("left")] == ["a", "a"]
+
+
+def test_a_periodic_check_in_counts_once_per_partner_and_closes_with_its_round():
+    r = started("a").wait(10 * 60 + 5)
+    q = r.prompts("b", "checkin")[-1].question_id
+    r.send(Answer("b", q, 2)).send(Answer("b", q, 3))
+    assert [(e.partner, e.data["choice"]) for e in r.events("checkin_answered")] == [("b", 2)]
+    r.wait(10 * 60).answer_end(a=1, b=2)                 # extended: round 1's question closes
+    assert r.phase == "extended"
+    r.send(Answer("a", q, 1))
+    assert len(r.events("checkin_answered")) == 3        # b's periodic, a's and b's end answers

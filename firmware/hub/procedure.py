@@ -309,6 +309,9 @@ class Procedure:
             since[p] = None
         self._departures(ep)
         leaver = ep["leaver"]
+        if p == leaver and ep["left"] and self._back(p) and self.elapsed() >= ep["min_total"]:
+            ep["left"] = False
+            self._event("returned", "presence", p, minutes=round(self.elapsed() / 60, 1))
         if p == leaver and ep["left"] and self._back(p) and self.elapsed() < ep["min_total"]:
             ep["left"] = False
             ep["back_early"] = True
@@ -394,6 +397,7 @@ class Procedure:
                     self._prompt(p, "checkin", "checkin.how_do_you_feel", 3, question_id=qid)
                 self._event("checkin_requested", "checkin", final=False)
                 ep["periodic_q"] = qid
+                ep["periodic_answered"] = []
             if e >= ep["min_total"]:
                 qid = self._id()
                 ep["end"] = {"q": qid, "start": e, "sent": 0, "answers": {}}
@@ -466,8 +470,17 @@ class Procedure:
         # calming reminders in every round: at its start and half-way, as in the first
         ep["reminder_at"] = [e, e + t.extension_minutes * 30.0]
         ep["end"] = None
+        ep["periodic_q"] = None          # a question of the last round is no longer open
         self._phase("extended")
         self._event("extended", "procedure", round=ep["round"], minutes=t.extension_minutes)
+        leaver = ep["leaver"]
+        if leaver is not None and not self._away(leaver) and not self.departed(leaver):
+            # back after the minimum (allowed), but the time-out goes on: leave again; a stay
+            # now counts as a new departure to make, not as an early return
+            ep["left"] = False
+            ep["back_early"] = False
+            self._prompt(leaver, "notice", "notice.separate_indoors" if t.indoor_separation
+                         else "notice.leave_again")
         if ep["round"] > t.rounds_before_overnight and not ep["overnight"]:
             ep["overnight"] = True
             self._event("overnight_suggested", "procedure", round=ep["round"])
@@ -568,7 +581,9 @@ class Procedure:
                     ep["end"]["answers"][p] = a.choice
                     self._event("checkin_answered", "checkin", p, choice=a.choice, final=True)
             elif self.s["phase"] in ("timeout", "extended", "leaving") \
-                    and a.question_id == ep.get("periodic_q"):
+                    and a.question_id == ep.get("periodic_q") \
+                    and p not in ep.setdefault("periodic_answered", []):
+                ep["periodic_answered"].append(p)     # one answer per partner and question
                 self._event("checkin_answered", "checkin", p, choice=a.choice, final=False)
             elif self.s["phase"] == "evaluation":
                 ev = ep["evaluation"]
