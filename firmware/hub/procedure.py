@@ -142,6 +142,7 @@ class Procedure:
         if self.s["since_wall"] is None:
             self.s["since_wall"] = self.clock.wall().isoformat()
         self._out: list[Output] = []
+        self.ignored: str | None = None   # why the last input changed nothing
 
     # -- time ------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -237,6 +238,9 @@ class Procedure:
 
     # -- inputs ----------------------------------------------------------------------------
     def handle(self, inp: Input) -> list[Output]:
+        """Apply one input. An input that changes nothing leaves its reason in `ignored` (the
+        hub logs it): nobody's press or answer ends, shortens or redirects a time-out (R7, R13)."""
+        self.ignored = None
         if isinstance(inp, Sound):
             self.s["thermometer"] = max(0, min(10, int(inp.thermometer)))
             if inp.episode and self.s["phase"] == "monitoring" and self._both_home():
@@ -248,9 +252,13 @@ class Procedure:
                 self.s["short_presses"] += 1   # children's presses: ignored, counted
             elif self.s["phase"] in ("monitoring", "suggestion"):
                 self._start(source="panel", p1=None)
+            else:
+                self.ignored = f"a long press during {self.s['phase']} changes nothing (R7)"
         elif isinstance(inp, PartnerButton):
             if inp.partner in PARTNERS and self.s["phase"] in ("monitoring", "suggestion"):
                 self._start(source=inp.partner, p1=inp.partner)
+            else:
+                self.ignored = f"partner {inp.partner}'s button during {self.s['phase']} changes nothing (R7)"
         elif isinstance(inp, (PresenceSeen, ApartSeen)):
             if inp.partner in PARTNERS:
                 if isinstance(inp, PresenceSeen):
@@ -259,7 +267,11 @@ class Procedure:
                     self.s["apart"][inp.partner] = inp.apart
                 self._movement(inp.partner)
         elif isinstance(inp, Answer):
+            before = self.s["seq"]
             self._answer(inp)
+            if self.s["seq"] == before:        # nothing logged: it answered no open question
+                self.ignored = (f"an answer from {inp.source} to no question open for it "
+                                f"(phase {self.s['phase']})")
         elif isinstance(inp, CallOutcome):
             # whose contacts, and which request (R12); also for a result that arrives after the
             # time-out ended (the last round's calls are requested as it ends)

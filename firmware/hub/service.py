@@ -124,6 +124,8 @@ class Hub:
             self._sound_at = time.monotonic()
         with self._lock:
             outputs = self.proc.tick() if inp is None else self.proc.handle(inp)
+            if inp is not None and self.proc.ignored:
+                log.info("input ignored: %s", self.proc.ignored)
             if isinstance(inp, P.PresenceSeen):
                 self.bus.publish(f"partner/{inp.partner}/presence", self.bus.make(
                     schemas.Presence, presence=inp.presence, since=self.clock.wall()))
