@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -84,8 +85,17 @@ class Fault(BaseModel):
     reason: Reason = Field(description="one sentence for the installer; never personal data")
 
 
-Phase = Literal["monitoring", "suggestion", "announced", "leaving", "timeout", "checkin",
-                "extended", "reunion", "evaluation"]
+class Phase(StrEnum):
+    """The procedure's phases (docs/procedure.md), shared by the hub's procedure and the contract.
+    A StrEnum: it is its own value in JSON, in snapshots and in comparisons with plain strings."""
+
+    MONITORING = "monitoring"
+    SUGGESTION = "suggestion"
+    LEAVING = "leaving"          # started; the leaver has the grace period to go
+    TIMEOUT = "timeout"
+    CHECKIN = "checkin"          # the end check-in of a round
+    EXTENDED = "extended"        # a further round
+    EVALUATION = "evaluation"    # both calm: meeting again and looking back
 
 
 class OpenQuestion(BaseModel):

@@ -23,6 +23,7 @@ from typing import Any, Literal, Union
 
 from core.clock import Clock
 from firmware.hub.plan import HouseholdPlan, Partner
+from mqtt.schemas import Phase
 
 PARTNERS: tuple[Partner, ...] = ("a", "b")
 END_PROMPTS_AT = (0.0, 120.0, 240.0)   # 3 prompts over 5 minutes
@@ -121,7 +122,7 @@ Output = Union[  # noqa: UP007 - a runtime alias
 
 def _fresh(instance: str | None) -> dict[str, Any]:
     return {
-        "phase": "monitoring", "since_wall": None, "seq": 0,
+        "phase": Phase.MONITORING, "since_wall": None, "seq": 0,
         "instance": instance or str(uuid.uuid4()),
         "thermometer": 0, "presence": {"a": "unknown", "b": "unknown"},
         "apart": {"a": None, "b": None}, "short_presses": 0, "timers": {},
@@ -208,7 +209,7 @@ class Procedure:
         self._out.append(CallOut(rid, partner, reason, ep["id"]))
         self._event("call_requested", "call", partner, reason=reason, round=ep["round"])
 
-    def _phase(self, phase: str) -> None:
+    def _phase(self, phase: Phase) -> None:
         if self.s["phase"] != phase:
             self.s["phase"] = phase
             self.s["since_wall"] = self.clock.wall().isoformat()
@@ -234,7 +235,7 @@ class Procedure:
                    for p in PARTNERS)
 
     def active(self) -> bool:
-        return self.s["phase"] in ("leaving", "timeout", "extended", "checkin")
+        return self.s["phase"] in (Phase.LEAVING, Phase.TIMEOUT, Phase.EXTENDED, Phase.CHECKIN)
 
     # -- inputs ----------------------------------------------------------------------------
     def handle(self, inp: Input) -> list[Output]:
@@ -243,19 +244,19 @@ class Procedure:
         self.ignored = None
         if isinstance(inp, Sound):
             self.s["thermometer"] = max(0, min(10, int(inp.thermometer)))
-            if inp.episode and self.s["phase"] == "monitoring" and self._both_home():
-                self._phase("suggestion")
+            if inp.episode and self.s["phase"] == Phase.MONITORING and self._both_home():
+                self._phase(Phase.SUGGESTION)
                 self._set_timer("suggestion", self.plan.timeout.suggestion_expires_minutes * 60)
                 self._event("suggestion", "sensing", thermometer=self.s["thermometer"])
         elif isinstance(inp, PanelPress):
             if not inp.long:
                 self.s["short_presses"] += 1   # children's presses: ignored, counted
-            elif self.s["phase"] in ("monitoring", "suggestion"):
+            elif self.s["phase"] in (Phase.MONITORING, Phase.SUGGESTION):
                 self._start(source="panel", p1=None)
             else:
                 self.ignored = f"a long press during {self.s['phase']} changes nothing (R7)"
         elif isinstance(inp, PartnerButton):
-            if inp.partner in PARTNERS and self.s["phase"] in ("monitoring", "suggestion"):
+            if inp.partner in PARTNERS and self.s["phase"] in (Phase.MONITORING, Phase.SUGGESTION):
                 self._start(source=inp.partner, p1=inp.partner)
             else:
                 self.ignored = f"partner {inp.partner}'s button during {self.s['phase']} changes nothing (R7)"
@@ -305,7 +306,7 @@ class Procedure:
             # episode seconds since each partner was last seen going away (None: not away)
             "away_since": {p: (0.0 if self.s["presence"][p] == "away" else None) for p in PARTNERS},
         }
-        self._phase("leaving")
+        self._phase(Phase.LEAVING)
         self._event("started", "procedure", p1, source=source,
                     minimum_minutes=t.minimum_minutes)
 
@@ -353,8 +354,8 @@ class Procedure:
             ep["left"] = True
             ep["back_early"] = False
             self._event("left", "presence", p)
-            if self.s["phase"] == "leaving":
-                self._phase("timeout")
+            if self.s["phase"] == Phase.LEAVING:
+                self._phase(Phase.TIMEOUT)
 
     def _set_timer(self, name: str, seconds: float) -> None:
         self.s["timers"][name] = {"due": self.clock.monotonic() + seconds, "left": seconds}
@@ -372,9 +373,9 @@ class Procedure:
             for p in PARTNERS:
                 self._prompt(p, "notice", "notice.discuss_topic_now")
         phase = self.s["phase"]
-        if phase == "suggestion":
+        if phase == Phase.SUGGESTION:
             if "suggestion" not in self.s["timers"] or self._fired("suggestion"):
-                self._phase("monitoring")
+                self._phase(Phase.MONITORING)
                 self._event("suggestion_expired", "sensing")
             return
         ep = self.s.get("episode")
@@ -384,7 +385,7 @@ class Procedure:
             self._departures(ep)   # a departure is confirmed by time as well as by input
         e = self.elapsed()
         t = self.plan.timeout
-        if phase == "leaving" and e >= t.leave_grace_minutes * 60:
+        if phase == Phase.LEAVING and e >= t.leave_grace_minutes * 60:
             if not ep["overdue"]:
                 ep["overdue"] = True
                 ep["indoor"] = t.indoor_separation
@@ -392,8 +393,8 @@ class Procedure:
                 if ep["leaver"]:
                     self._prompt(ep["leaver"], "notice",
                                  "notice.separate_indoors" if t.indoor_separation else "notice.please_leave")
-            self._phase("timeout")
-        if self.s["phase"] in ("leaving", "timeout", "extended"):
+            self._phase(Phase.TIMEOUT)
+        if self.s["phase"] in (Phase.LEAVING, Phase.TIMEOUT, Phase.EXTENDED):
             for i, at in enumerate(ep["reminder_at"]):
                 if at is not None and e >= at:
                     ep["reminder_at"][i] = None
@@ -413,9 +414,9 @@ class Procedure:
             if e >= ep["min_total"]:
                 qid = self._id()
                 ep["end"] = {"q": qid, "start": e, "sent": 0, "answers": {}}
-                self._phase("checkin")
+                self._phase(Phase.CHECKIN)
                 self._event("checkin_requested", "checkin", final=True, round=ep["round"])
-        if self.s["phase"] == "checkin":
+        if self.s["phase"] == Phase.CHECKIN:
             end = ep["end"]
             since = e - end["start"]
             while end["sent"] < len(END_PROMPTS_AT) and since >= END_PROMPTS_AT[end["sent"]]:
@@ -425,7 +426,7 @@ class Procedure:
                         self._prompt(p, "checkin", "checkin.how_do_you_feel", 3, question_id=end["q"])
             if len(end["answers"]) == 2 or since >= END_DEADLINE:
                 self._resolve_end()
-        if self.s["phase"] == "evaluation":
+        if self.s["phase"] == Phase.EVALUATION:
             ev = ep["evaluation"]
             if all(ev["step"][p] >= len(EVALUATION) for p in PARTNERS) \
                     or e - ev["start"] >= EVALUATION_TIMEOUT:
@@ -434,7 +435,7 @@ class Procedure:
                             minutes=round(e / 60, 1), unanswered=sum(
                                 len(EVALUATION) - min(ev["step"][p], len(EVALUATION)) for p in PARTNERS))
                 self.s["episode"] = None
-                self._phase("monitoring")
+                self._phase(Phase.MONITORING)
 
     def _resolve_end(self) -> None:
         ep = self.s["episode"]
@@ -447,7 +448,7 @@ class Procedure:
             self._event("may_meet_again", "procedure")
             for p in PARTNERS:
                 self._prompt(p, "notice", "notice.may_meet_again")
-            self._phase("evaluation")
+            self._phase(Phase.EVALUATION)
             ep["evaluation"] = {"start": self.elapsed(), "step": {"a": 0, "b": 0}, "q": {}}
             for p in PARTNERS:
                 self._ask_evaluation(p)
@@ -472,7 +473,7 @@ class Procedure:
                 called = any(key.split(":")[1] == p for key in ep["calls"])
                 self._prompt(p, "notice", "notice.handed_to_contacts" if called else "notice.ended_no_calls")
             self.s["episode"] = None
-            self._phase("monitoring")
+            self._phase(Phase.MONITORING)
             return
         ep["round"] += 1
         e = self.elapsed()
@@ -483,7 +484,7 @@ class Procedure:
         ep["reminder_at"] = [e, e + t.extension_minutes * 30.0]
         ep["end"] = None
         ep["periodic_q"] = None          # a question of the last round is no longer open
-        self._phase("extended")
+        self._phase(Phase.EXTENDED)
         self._event("extended", "procedure", round=ep["round"], minutes=t.extension_minutes)
         leaver = ep["leaver"]
         if leaver is not None and not self._away(leaver) and not self.departed(leaver):
@@ -588,16 +589,16 @@ class Procedure:
                 return
             sources = [who]
         for p in sources:
-            if self.s["phase"] == "checkin" and ep["end"] and a.question_id == ep["end"]["q"]:
+            if self.s["phase"] == Phase.CHECKIN and ep["end"] and a.question_id == ep["end"]["q"]:
                 if p not in ep["end"]["answers"]:
                     ep["end"]["answers"][p] = a.choice
                     self._event("checkin_answered", "checkin", p, choice=a.choice, final=True)
-            elif self.s["phase"] in ("timeout", "extended", "leaving") \
+            elif self.s["phase"] in (Phase.TIMEOUT, Phase.EXTENDED, Phase.LEAVING) \
                     and a.question_id == ep.get("periodic_q") \
                     and p not in ep.setdefault("periodic_answered", []):
                 ep["periodic_answered"].append(p)     # one answer per partner and question
                 self._event("checkin_answered", "checkin", p, choice=a.choice, final=False)
-            elif self.s["phase"] == "evaluation":
+            elif self.s["phase"] == Phase.EVALUATION:
                 ev = ep["evaluation"]
                 step = ev["step"][p]
                 if step < len(EVALUATION):
@@ -620,11 +621,11 @@ class Procedure:
         if not ep:
             return None
         phase = self.s["phase"]
-        if phase == "checkin" and ep.get("end"):
+        if phase == Phase.CHECKIN and ep.get("end"):
             return ep["end"]["q"], 3
-        if phase in ("leaving", "timeout", "extended") and ep.get("periodic_q"):
+        if phase in (Phase.LEAVING, Phase.TIMEOUT, Phase.EXTENDED) and ep.get("periodic_q"):
             return ep["periodic_q"], 3
-        if phase == "evaluation" and ep.get("evaluation"):
+        if phase == Phase.EVALUATION and ep.get("evaluation"):
             ev = ep["evaluation"]
             step = ev["step"][partner]
             if step < len(EVALUATION):
@@ -645,12 +646,12 @@ class Procedure:
         out: dict[str, Any] = {
             "phase": self.s["phase"], "since": self.s["since_wall"], "ends_at": None,
             "leaver": None, "thermometer": self.s["thermometer"],
-            "suggestion": self.s["phase"] == "suggestion", "both_calm": None, "question": None,
+            "suggestion": self.s["phase"] == Phase.SUGGESTION, "both_calm": None, "question": None,
             "time_left": None, "returned_early": False,
         }
         if ep:
             out["leaver"] = ep["leaver"]
-            if self.s["phase"] in ("leaving", "timeout", "extended"):
+            if self.s["phase"] in (Phase.LEAVING, Phase.TIMEOUT, Phase.EXTENDED):
                 remaining = max(0.0, ep["min_total"] - self.elapsed())
                 out["ends_at"] = (self.clock.wall() + timedelta(seconds=remaining)).isoformat()
                 length = ep["min_total"] - ep.get("round_start", 0.0)
@@ -661,10 +662,10 @@ class Procedure:
             who = self.panel_partner()   # the mood buttons light only for a press that counts
             if who is None:
                 pass
-            elif self.s["phase"] == "checkin" and ep["end"] and who not in ep["end"]["answers"]:
+            elif self.s["phase"] == Phase.CHECKIN and ep["end"] and who not in ep["end"]["answers"]:
                 out["question"] = {"id": ep["end"]["q"], "kind": "checkin",
                                    "key": "checkin.how_do_you_feel", "options": 3}
-            elif self.s["phase"] == "evaluation":
+            elif self.s["phase"] == Phase.EVALUATION:
                 ev = ep["evaluation"]
                 step = ev["step"][who]
                 if step < len(EVALUATION):
