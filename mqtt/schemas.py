@@ -138,7 +138,7 @@ EventType = Literal[
     "reminder", "checkin_requested", "checkin_answered", "checkin_unanswered", "both_calm",
     "not_calm", "extended", "overnight_suggested", "may_meet_again", "evaluation",
     "evaluation_outcome", "ended", "panel_answer_ignored", "reminder_cancelled",
-    "call_requested", "call_result", "fault", "fault_cleared", "access", "service",
+    "call_requested", "call_step", "call_result", "fault", "fault_cleared", "access", "service",
 ]
 EventCategory = Literal["procedure", "checkin", "call", "sensing", "presence", "evaluation",
                         "fault", "access", "service"]

@@ -456,3 +456,15 @@ def test_a_periodic_check_in_counts_once_per_partner_and_closes_with_its_round()
     assert r.phase == "extended"
     r.send(Answer("a", q, 1))
     assert len(r.events("checkin_answered")) == 3        # b's periodic, a's and b's end answers
+
+
+def test_every_step_of_the_ladder_is_logged_with_the_contact_index_never_a_number():
+    from firmware.hub.procedure import CallOutcome
+    r = started("a").wait(8 * 60).send(PresenceSeen("a", "home"))
+    call = r.calls()[0]
+    r.send(CallOutcome(call.id, "no_answer", False, step="dial", contact=1, round=1))
+    r.send(CallOutcome(call.id, "acknowledged", False, step="dial", contact=2, round=1))
+    r.send(CallOutcome(call.id, "acknowledged", True, step="ladder"))
+    steps = [(e.partner, e.data["contact"], e.data["outcome"]) for e in r.events("call_step")]
+    assert steps == [("a", 1, "no_answer"), ("a", 2, "acknowledged")]
+    assert [e.data["outcome"] for e in r.events("call_result")] == ["acknowledged"]

@@ -80,6 +80,9 @@ class CallOutcome:
     request_id: str
     outcome: str
     final: bool
+    step: str | None = None        # dial / sms / ladder
+    contact: int | None = None     # which of the partner's contacts (an index, never a number)
+    round: int | None = None
 
 
 Input = Union[  # noqa: UP007 - a runtime alias, isinstance-checked
@@ -280,6 +283,10 @@ class Procedure:
             if partner is not None and inp.final:
                 self._event("call_result", "call", partner, outcome=inp.outcome,
                             request_id=inp.request_id)
+            elif partner is not None:     # every step of the ladder is in the log too
+                self._event("call_step", "call", partner, outcome=inp.outcome,
+                            request_id=inp.request_id, step=inp.step, contact=inp.contact,
+                            round=inp.round)
         self._advance()
         return self._take()
 

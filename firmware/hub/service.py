@@ -70,7 +70,8 @@ class Hub:
         b.on("{service}/health", self._service_health)
         b.on("{service}/available", self._service_available)
         b.on("call/result", lambda m: self.feed(P.CallOutcome(
-            str(m.payload.request_id), m.payload.outcome, m.payload.final)))
+            str(m.payload.request_id), m.payload.outcome, m.payload.final, step=m.payload.step,
+            contact=m.payload.contact, round=m.payload.round)))
         b.start()
         self._prune()
         self.feed(None)  # publish the state we resumed with
