@@ -47,6 +47,20 @@ def read_toml(path: Path | str, error: type[ConfigError] = ConfigError,
         raise fail(f"{path} is not valid TOML: {e}") from None
 
 
+def refuse(command: str, e: Exception) -> int:
+    """A configuration mistake, for a command line: one line per problem on stderr (one sentence
+    when the file itself is the problem), exit code 2, never a traceback."""
+    import sys
+    if isinstance(e, ConfigError) and [where for where, _ in e.problems] == ["(file)"]:
+        print(f"timeout-hub {command}: {e.problems[0][1]}.", file=sys.stderr)
+    elif isinstance(e, ConfigError):
+        for where, sentence in e.problems:
+            print(f"timeout-hub {command}: {e.source}: {where}: {sentence}", file=sys.stderr)
+    else:
+        print(f"timeout-hub {command}: {e}", file=sys.stderr)
+    return 2
+
+
 def problems_of(e: ValidationError, whole: str = "(file)") -> list[tuple[str, str]]:
     """One (field path, sentence) per problem pydantic found; `whole` names a check of the whole
     file (a cross-check between sections)."""

@@ -94,6 +94,16 @@ def say(key: str, lang: str, **fields: str) -> str:
     return entry.get(lang, entry["en"]).format(**fields)
 
 
+def prompt_text(key: str, lang: str, task: int | None, calming_tasks: list[str]) -> str:
+    """What a partner reads for a prompt: a calming-task reminder names that partner's own task
+    (by its number in their list), or says it generically when the number is unknown."""
+    if key == "reminder.calming_task":
+        if task and task <= len(calming_tasks):
+            return say(key, lang, task=calming_tasks[task - 1])
+        key = "reminder.calming_task_generic"
+    return say(key, lang)
+
+
 def options(key: str, lang: str) -> dict[int, str]:
     """The answers a question offers, as its text lists them after the question mark:
     "Hoe voel je je nu? 1 rustig, 2 een beetje gespannen, 3 niet rustig" gives

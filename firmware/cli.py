@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from core.errors import ConfigError
+from core.config import refuse
 from mqtt.broker_config import TlsListener, write_broker_config
 from mqtt.errors import BrokerConfigError, BrokerStartError
 
@@ -70,16 +70,7 @@ def _hub(args: argparse.Namespace) -> int:
         return _refuse("hub", e)
 
 
-def _refuse(command: str, e: Exception) -> int:
-    """A configuration mistake: one line per problem, exit 2, never a traceback."""
-    if isinstance(e, ConfigError) and [where for where, _ in e.problems] == ["(file)"]:
-        print(f"timeout-hub {command}: {e.problems[0][1]}.", file=sys.stderr)   # the file itself
-    elif isinstance(e, ConfigError):
-        for where, sentence in e.problems:
-            print(f"timeout-hub {command}: {e.source}: {where}: {sentence}", file=sys.stderr)
-    else:
-        print(f"timeout-hub {command}: {e}", file=sys.stderr)
-    return EXIT_USAGE
+_refuse = refuse   # core.config: one line per problem, exit 2, never a traceback
 
 
 def _panel(args: argparse.Namespace) -> int:

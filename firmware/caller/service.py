@@ -34,7 +34,7 @@ from pydantic import Field, StringConstraints
 from core.config import StrictConfig, load_config
 from core.durable import open_durable
 from core.errors import ConfigError
-from core.texts import CALL_MESSAGE, CALL_SMS, digit_choices, options, say
+from core.texts import CALL_MESSAGE, CALL_SMS, digit_choices, options, prompt_text, say
 from firmware.caller.gnss_clock import ClockSync
 from firmware.caller.modem import parsers as MP
 from firmware.caller.modem.errors import ModemError
@@ -512,14 +512,9 @@ class Caller:
             # text lists, or 1-3 as before the number was kept
             n = p.options or len(options(p.key, "en")) or 3
             self.queue.remember_prompt(m.partner, str(p.question_id), p.key, n)
-        key, task = p.key, ""
-        if p.key == "reminder.calming_task":
-            if p.task and p.task <= len(phone.calming_tasks):
-                task = phone.calming_tasks[p.task - 1]
-            else:
-                key = "reminder.calming_task_generic"
         # one sender thread keeps the texts in the order the hub asked
-        self._outgoing.put((phone.number, say(key, phone.language, task=task)))
+        self._outgoing.put((phone.number, prompt_text(p.key, phone.language, p.task,
+                                                      list(phone.calming_tasks))))
 
     def _sms_out_loop(self) -> None:
         while not self._stop.is_set():

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union, get_args
 
+from core import texts
 from core.clock import ManualClock
+from core.config import refuse
 from core.errors import HubError
-from core.texts import say
 from firmware.hub import procedure as P
 from firmware.hub.plan import HouseholdPlan, PlanError, load_plan
 from mqtt import schemas
@@ -208,13 +209,7 @@ def _pending_timers(proc: P.Procedure) -> bool:
 def prompt_text(plan: HouseholdPlan, o: P.PromptOut) -> tuple[str, str]:
     """(language, text) of a prompt as that partner reads it, like their wearable or SMS would."""
     pp = plan.partners[o.partner]   # type: ignore[index]
-    key, task = o.key, ""
-    if o.key == "reminder.calming_task":
-        if o.task and o.task <= len(pp.calming_tasks):
-            task = pp.calming_tasks[o.task - 1]
-        else:
-            key = "reminder.calming_task_generic"
-    return pp.language, say(key, pp.language, task=task)
+    return pp.language, texts.prompt_text(o.key, pp.language, o.task, list(pp.calming_tasks))
 
 
 def output_line(plan: HouseholdPlan, t: float, o: P.Output) -> dict[str, Any]:
@@ -338,16 +333,7 @@ def readable(line: dict[str, Any]) -> str:
 
 
 def _refuse(e: Exception) -> int:
-    """A configuration mistake: one sentence per problem, exit 2, never a traceback
-    (the same form as firmware/cli.py's)."""
-    if isinstance(e, PlanError) and [where for where, _ in e.problems] == ["(file)"]:
-        print(f"timeout-hub procedure-replay: {e.problems[0][1]}.", file=sys.stderr)
-    elif isinstance(e, PlanError):
-        for where, sentence in e.problems:
-            print(f"timeout-hub procedure-replay: {e.source}: {where}: {sentence}", file=sys.stderr)
-    else:
-        print(f"timeout-hub procedure-replay: {e}", file=sys.stderr)
-    return EXIT_USAGE
+    return refuse("procedure-replay", e)
 
 
 def main(argv: list[str]) -> int:
