@@ -324,16 +324,20 @@ class PresenceEngine:
 
     def missing_tags(self, t: float, expected_home: Callable[[str], bool]) -> list[tuple[str, int]]:
         """(partner, 1-based tag number) of tags silent longer than `missing_after` while their
-        partner is expected home: a flat battery or a lost tag, not an absence."""
+        partner is around: a flat battery or a lost tag, not an absence. The partner is around when
+        another of their tags was heard meanwhile, or `expected_home(p)` says so from other
+        evidence (the wearable not apart). All of a partner's tags silent with no such evidence is
+        a known absence (a weekend away), not a fault."""
         out = []
         for p, ids in self._tag_ids.items():
-            if not expected_home(p):
-                continue
+            silent = []
             for i, tid in enumerate(ids, 1):
                 tr = self._trackers[tid.key]
                 heard = tr.last_advert if tr.last_advert is not None else tr.created
                 if t - heard > self.cfg.missing_after:
-                    out.append((p, i))
+                    silent.append(i)
+            if silent and (len(silent) < len(ids) or expected_home(p)):
+                out += [(p, i) for i in silent]
         return out
 
     def tag_details(self) -> dict[str, list[dict]]:

@@ -23,7 +23,7 @@ class PresenceService:
                  on_presence: Callable[[str, str], None],
                  on_faults: Callable[[list[schemas.Fault]], None],
                  backend: type | None = None, backend_kwargs: dict | None = None,
-                 expected_home: Callable[[str], bool] = lambda p: True,
+                 expected_home: Callable[[str], bool] = lambda p: False,
                  tick_seconds: float = 1.0, config: PresenceConfig | None = None):
         self.clock = clock
         self.engine = PresenceEngine(tags, now=clock.monotonic(), config=config, scanner_up=False)

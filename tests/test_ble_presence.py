@@ -184,8 +184,19 @@ def test_tag_silent_a_day_while_expected_home_is_a_fault_not_an_absence():
         e.advert(float(t), "AA:BB:CC:DD:EE:01", -65)
         e.tick(float(t))
     assert e.presence()["a"] == "home"
+    # tag 1 heard all day: a is around, so tag 2's silence is a flat battery or a lost tag
     assert e.missing_tags(25 * 3600.0, lambda p: True) == [("a", 2)]
-    assert e.missing_tags(25 * 3600.0, lambda p: False) == []
+    assert e.missing_tags(25 * 3600.0, lambda p: False) == [("a", 2)]
+
+
+def test_all_of_a_partners_tags_silent_is_an_absence_unless_other_evidence_says_home():
+    """Issue 13: a weekend away raised the tag supervision fault."""
+    e = PresenceEngine({"a": ["AA:BB:CC:DD:EE:01", "AA:BB:CC:DD:EE:02"]}, now=0.0)
+    e.advert(1.0, "AA:BB:CC:DD:EE:01", -65)
+    e.advert(1.0, "AA:BB:CC:DD:EE:02", -65)
+    e.tick(1.0)
+    assert e.missing_tags(60 * 3600.0, lambda p: False) == []          # away for the weekend
+    assert e.missing_tags(60 * 3600.0, lambda p: True) == [("a", 1), ("a", 2)]   # wearable: near
 
 
 def test_unknown_devices_leave_nothing_in_engine_state(caplog):

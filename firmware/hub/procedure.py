@@ -641,6 +641,10 @@ class Procedure:
                     return ev["q"][key], options
         return None
 
+    def apart(self, partner: str) -> bool | None:
+        """The partner's wearable's last verdict: True (>= 100 m from home), False, None (unknown)."""
+        return self.s["apart"].get(partner)
+
     def pending(self) -> bool:
         """Something is still due with no input: a suggestion expiring, a discuss-later reminder."""
         return bool(self.s["timers"])

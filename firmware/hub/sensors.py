@@ -95,6 +95,8 @@ def start_presence(hub, plan: HouseholdPlan, cfg: Bluetooth, clock: Clock,
         kw.setdefault("adapter", cfg.adapter)
     return PresenceService(tags, clock, on_presence=hub.presence,
                            on_faults=lambda fs: hub.sensor_faults("ble", fs),
+                           # the wearable saying "not apart" is evidence the partner is around
+                           expected_home=lambda p: hub.proc.apart(p) is False,
                            backend=backend, backend_kwargs=kw).start()
 
 
