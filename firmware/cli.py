@@ -61,12 +61,13 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _hub(args: argparse.Namespace) -> int:
     from firmware.hub.plan import PlanError
+    from firmware.hub.procedure import SnapshotError
     from firmware.hub.sensors import SensorsError
     from firmware.hub.service import serve
     try:
         return serve(args.plan, args.broker_dir, args.state_dir, host=args.host, port=args.port,
                      speed=args.speed, sensors_path=args.sensors)
-    except (PlanError, SensorsError) as e:
+    except (PlanError, SensorsError, SnapshotError) as e:
         return _refuse("hub", e)
 
 

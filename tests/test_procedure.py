@@ -468,3 +468,26 @@ def test_every_step_of_the_ladder_is_logged_with_the_contact_index_never_a_numbe
     steps = [(e.partner, e.data["contact"], e.data["outcome"]) for e in r.events("call_step")]
     assert steps == [("a", 1, "no_answer"), ("a", 2, "acknowledged")]
     assert [e.data["outcome"] for e in r.events("call_result")] == ["acknowledged"]
+
+
+def test_a_snapshot_saved_by_the_hub_before_procedure_v2_resumes_its_time_out():
+    """tests/data/procedure_snapshot_v1.json was written by the previous procedure (commit
+    c15552c) 11 minutes into a time-out that partner a started and left for."""
+    from firmware.hub.procedure import SNAPSHOT_VERSION, SnapshotError
+    snap = json.loads((Path(__file__).parent / "data" / "procedure_snapshot_v1.json").read_text())
+    assert "version" not in snap
+    clock = ManualClock()
+    clock.reboot(down_seconds=30, trusted=True)
+    r = Run(clock=clock)
+    r.p = Procedure(r.plan, clock, snap)
+    ps = r.p.public_state()
+    assert ps["phase"] == "timeout" and ps["leaver"] == "a" and not ps["returned_early"]
+    assert 8 * 60 <= (dt.datetime.fromisoformat(ps["ends_at"]) - clock.wall()).total_seconds() <= 9 * 60 + 1
+    assert ps["time_left"] == 5
+    r.send(Answer("b", snap["episode"]["periodic_q"], 2))      # the open periodic check-in
+    assert [e.partner for e in r.events("checkin_answered")] == ["b"]
+    r.send(PresenceSeen("a", "home"))                           # still early: warned and called
+    assert [(c.partner, c.reason) for c in r.calls()] == [("a", "early_return")]
+    assert r.p.snapshot()["version"] == SNAPSHOT_VERSION
+    with pytest.raises(SnapshotError, match="newer than this hub"):
+        Procedure(r.plan, clock, {**snap, "version": SNAPSHOT_VERSION + 1})

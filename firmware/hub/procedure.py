@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
 from core.clock import Clock
+from core.errors import HubError
 from firmware.hub.plan import HouseholdPlan, Partner
 from mqtt.schemas import Phase
 
@@ -123,8 +124,46 @@ Output = Union[  # noqa: UP007 - a runtime alias
     EventOut, PromptOut, CallOut]
 
 
+SNAPSHOT_VERSION = 2
+
+
+class SnapshotError(HubError, ValueError):
+    """The saved state cannot be used by this version of the hub."""
+
+
+def migrate(snapshot: dict[str, Any], plan: HouseholdPlan) -> dict[str, Any]:
+    """A saved snapshot in today's form (version SNAPSHOT_VERSION). Version 1 (no `version`
+    key, the hub before procedure v2) is upgraded in place of a running time-out: its calls are
+    remembered by partner, its round's start, away times and answered periodic check-ins are
+    filled in from what the old state knew."""
+    s = dict(snapshot)
+    version = s.get("version", 1)
+    if not isinstance(version, int) or version > SNAPSHOT_VERSION:
+        raise SnapshotError(f"the saved state is version {version!r}, newer than this hub "
+                            f"understands ({SNAPSHOT_VERSION}); install the newer timeout-hub again")
+    if version == 1:
+        recent: dict[str, str] = {}
+        ep = s.get("episode")
+        if ep:
+            ep = s["episode"] = dict(ep)
+            for key, rid in ep.get("calls", {}).items():
+                recent[rid] = key.split(":")[1]           # "round:partner:reason"
+            ep.setdefault("round_start", 0.0 if ep.get("round", 1) == 1
+                          else ep["min_total"] - plan.timeout.extension_minutes * 60.0)
+            presence = s.get("presence", {})
+            # away since the time-out's start at the latest: the old state kept no time
+            ep.setdefault("away_since", {p: (0.0 if presence.get(p) == "away" else None)
+                                         for p in PARTNERS})
+            ep.setdefault("back_early", False)
+            ep.setdefault("periodic_answered", [])
+        s["recent_calls"] = recent
+        s["version"] = 2
+    return s
+
+
 def _fresh(instance: str | None) -> dict[str, Any]:
     return {
+        "version": SNAPSHOT_VERSION,
         "phase": Phase.MONITORING, "since_wall": None, "seq": 0,
         "instance": instance or str(uuid.uuid4()),
         "thermometer": 0, "presence": {"a": "unknown", "b": "unknown"},
@@ -139,8 +178,8 @@ class Procedure:
                  instance: str | None = None):
         self.plan = plan
         self.clock = clock
-        # a snapshot from an older version lacks newer keys: they start at their defaults
-        self.s: dict[str, Any] = {**_fresh(instance), **(snapshot or {})}
+        self.s: dict[str, Any] = {**_fresh(instance), **migrate(snapshot, plan)} if snapshot \
+            else _fresh(instance)
         if snapshot is not None:
             self._resume()
         if self.s["since_wall"] is None:
