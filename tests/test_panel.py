@@ -112,6 +112,19 @@ def test_lights_for_every_phase(rig, phase, active):
         assert not lit(rig, PINS.suggestion_led)
 
 
+def test_a_press_before_the_hub_was_ever_seen_is_shown_and_kept(rig):
+    """No state has ever arrived (a panel started before the hub): pressing the button must
+    still light it and keep the press, not fail while drawing the bar (make bench found it)."""
+    assert rig.panel.state is None and rig.panel.offline
+    errors = []
+    rig.panel.on_render = lambda p: errors.append(None)   # a render that completes
+    rig.pin(PINS.timeout_button).drive_low()
+    assert wait_until(lambda: errors, 3)                   # the press rendered without raising
+    assert lit(rig, PINS.timeout_led)                       # the button's own light: held
+    assert bar_count(rig) == 0
+    rig.pin(PINS.timeout_button).drive_high()
+
+
 def test_hub_offline_is_shown_and_a_long_press_is_kept_until_the_hub_has_it(rig, tmp_path):
     online(rig)
     publish_state(rig.hub, phase="monitoring", thermometer=3)

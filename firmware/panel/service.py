@@ -199,8 +199,9 @@ class Panel:
             self._set("question", self.question_led, bool(not off and s.question is not None))
             # in a time-out the bar counts down the time left; otherwise the thermometer (dark
             # when there is no sound data)
-            level = s.time_left if s.time_left is not None else s.thermometer
-            lit = 0 if off or level is None else round(level * len(self.bar) / 10)
+            level = None if off or s is None else (s.time_left if s.time_left is not None
+                                                   else s.thermometer)
+            lit = 0 if level is None else round(level * len(self.bar) / 10)
             for i, led in enumerate(self.bar):
                 self._set(f"bar{i}", led, i < lit)
             pattern = self.fault_pattern()
