@@ -68,10 +68,9 @@ def _hub(args: argparse.Namespace) -> int:
         return serve(args.plan, args.broker_dir, args.state_dir, host=args.host, port=args.port,
                      speed=args.speed, sensors_path=args.sensors)
     except (PlanError, SensorsError, SnapshotError) as e:
-        return _refuse("hub", e)
+        return refuse("hub", e)
 
 
-_refuse = refuse   # core.config: one line per problem, exit 2, never a traceback
 
 
 def _panel(args: argparse.Namespace) -> int:
@@ -79,7 +78,7 @@ def _panel(args: argparse.Namespace) -> int:
     try:
         return serve(args.config, mock=args.mock, draw_lights=args.draw)
     except (OSError, ValueError) as e:   # ConfigError is a ValueError; a missing credentials file
-        return _refuse("panel", e)
+        return refuse("panel", e)
 
 
 def _caller(args: argparse.Namespace) -> int:
@@ -91,7 +90,7 @@ def _caller(args: argparse.Namespace) -> int:
         cfg = load_caller_config(args.config)
         creds = Credentials.load(Path(cfg.credentials))
     except (CallerConfigError, BrokerConfigError) as e:
-        return _refuse("caller", e)
+        return refuse("caller", e)
     bus = BusClient("caller", cfg.household, creds, host=cfg.host, port=cfg.port,
                     state_dir=Path(cfg.state_dir))
     caller = Caller(cfg, bus).start()

@@ -155,6 +155,7 @@ def migrate(snapshot: dict[str, Any], plan: HouseholdPlan) -> dict[str, Any]:
             ep.setdefault("away_since", {p: (0.0 if presence.get(p) == "away" else None)
                                          for p in PARTNERS})
             ep.setdefault("back_early", False)
+            ep.setdefault("periodic_q", None)
             ep.setdefault("periodic_answered", [])
         s["recent_calls"] = recent
         s["version"] = 2
@@ -351,6 +352,7 @@ class Procedure:
             "evaluation": None, "both_calm": None, "indoor": False,
             # episode seconds since each partner was last seen going away (None: not away)
             "away_since": {p: (0.0 if self.s["presence"][p] == "away" else None) for p in PARTNERS},
+            "round_start": 0.0, "back_early": False, "periodic_q": None, "periodic_answered": [],
         }
         self._phase(Phase.LEAVING)
         self._event("started", "procedure", p1, source=source,
@@ -360,7 +362,7 @@ class Procedure:
         ep = self.s.get("episode")
         if not ep or not self.active():
             return
-        since = ep.setdefault("away_since", dict.fromkeys(PARTNERS))
+        since = ep["away_since"]
         if self.s["presence"][p] == "away":
             if since.get(p) is None:
                 since[p] = self.elapsed()
@@ -385,7 +387,7 @@ class Procedure:
         if self.s["apart"][p] is True:
             return True
         ep = self.s.get("episode")
-        since = (ep or {}).get("away_since", {}).get(p)
+        since = ep["away_since"][p] if ep else None
         return (self.s["presence"][p] == "away" and self.s["apart"][p] is not False
                 and since is not None and self.elapsed() - since >= DEPART_CONFIRM_S)
 
@@ -641,7 +643,7 @@ class Procedure:
                     self._event("checkin_answered", "checkin", p, choice=a.choice, final=True)
             elif self.s["phase"] in (Phase.TIMEOUT, Phase.EXTENDED, Phase.LEAVING) \
                     and a.question_id == ep.get("periodic_q") \
-                    and p not in ep.setdefault("periodic_answered", []):
+                    and p not in ep["periodic_answered"]:
                 ep["periodic_answered"].append(p)     # one answer per partner and question
                 self._event("checkin_answered", "checkin", p, choice=a.choice, final=False)
             elif self.s["phase"] == Phase.EVALUATION:
@@ -704,9 +706,9 @@ class Procedure:
             if self.s["phase"] in (Phase.LEAVING, Phase.TIMEOUT, Phase.EXTENDED):
                 remaining = max(0.0, ep["min_total"] - self.elapsed())
                 out["ends_at"] = (self.clock.wall() + timedelta(seconds=remaining)).isoformat()
-                length = ep["min_total"] - ep.get("round_start", 0.0)
+                length = ep["min_total"] - ep["round_start"]
                 out["time_left"] = min(10, math.ceil(10 * remaining / length)) if length > 0 else 0
-                out["returned_early"] = bool(ep.get("back_early"))
+                out["returned_early"] = ep["back_early"]
             if ep["both_calm"]:
                 out["both_calm"] = True
             who = self.panel_partner()   # the mood buttons light only for a press that counts

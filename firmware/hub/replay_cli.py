@@ -202,10 +202,6 @@ def open_question(proc: P.Procedure, source: str) -> tuple[str, int] | None:
     return proc.open_question(source)
 
 
-def _pending_timers(proc: P.Procedure) -> bool:
-    return proc.pending()
-
-
 def prompt_text(plan: HouseholdPlan, o: P.PromptOut) -> tuple[str, str]:
     """(language, text) of a prompt as that partner reads it, like their wearable or SMS would."""
     pp = plan.partners[o.partner]   # type: ignore[index]
@@ -297,7 +293,7 @@ def replay(plan: HouseholdPlan, steps: list[Step], *, until: float | None = None
         else:
             say_all(proc.handle(a))
     def settled() -> bool:
-        return proc.public_state()["phase"] == "monitoring" and not _pending_timers(proc)
+        return proc.public_state()["phase"] == "monitoring" and not proc.pending()
 
     while not settled() and now < horizon:
         advance_to(min(horizon, (ticks + 1) * tick))
