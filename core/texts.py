@@ -23,6 +23,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "notice.please_leave": {
         "nl": "Het is tijd om te vertrekken voor de time-out.",
         "en": "It is time to leave for the time-out."},
+    "notice.one_of_you_leave": {
+        "nl": "Er is nog niemand vertrokken. Een van jullie gaat nu weg, zoals afgesproken.",
+        "en": "Nobody has left yet. One of you leaves now, as you agreed."},
     "notice.separate_indoors": {
         "nl": "Ga naar jullie afgesproken plek in huis voor de time-out.",
         "en": "Go to your agreed place in the home for the time-out."},

@@ -195,9 +195,8 @@ def run_demo(speed: float = 1.0) -> int:
                         "evaluation.discuss": 2}[prompt.key]
             if prompt.kind != "checkin":
                 return None
-            st = hub.proc.s
-            final = st["phase"] == "checkin"
-            if final and st["episode"]["round"] == 1:
+            final = hub.proc.phase == "checkin"
+            if final and hub.proc.round() == 1:
                 return 2 if partner == "a" else 1      # a is not calm yet: another round
             return 1 if final else 2
 
@@ -289,7 +288,7 @@ def run_demo(speed: float = 1.0) -> int:
                 if not c.wait_subscribed(10):
                     raise RuntimeError(f"demo: {c.service} could not connect")
             ev.say("hub", "services online: hub, panel, caller (simulated SIM7600), wearable-b")
-            ev.wait_phase_for(lambda: set(hub.proc.s["presence"].values()) == {"home"}, 5)
+            ev.wait_phase_for(lambda: hub.proc.presence("a") == hub.proc.presence("b") == "home", 5)
             ev.say("tags", "both partners' tags are heard at home (BLE, bleak replay backend)")
 
             ev.say("sound", "the microphone hears the evening (generated audio, the real detector)")
@@ -306,17 +305,17 @@ def run_demo(speed: float = 1.0) -> int:
             ev.sleep(2)
             ev.say("partner a", "leaves the house")
             tags.move("a", "away")
-            ev.wait_phase_for(lambda: hub.proc.s["presence"]["a"] == "away", 5)
+            ev.wait_phase_for(lambda: hub.proc.presence("a") == "away", 5)
             ev.say("tags", "partner a's tag is gone: a has left")
             ev.sleep(8)
             ev.say("partner a", "comes back in (too early)")
             tags.move("a", "home")
-            ev.wait_phase_for(lambda: hub.proc.s["presence"]["a"] == "home", 2)
+            ev.wait_phase_for(lambda: hub.proc.presence("a") == "home", 2)
             ev.say("tags", "partner a's tag is seen at home again (too early)")
             ev.sleep(2)
             ev.say("partner a", "leaves again")
             tags.move("a", "away")
-            ev.wait_phase_for(lambda: hub.proc.s["presence"]["a"] == "away", 5)
+            ev.wait_phase_for(lambda: hub.proc.presence("a") == "away", 5)
             ev.say("tags", "partner a's tag is gone again")
             ev.wait_phase(hub, ("extended",), 25)
             ev.wait_phase(hub, ("evaluation",), 30)

@@ -85,15 +85,15 @@ def test_an_evening_through_the_broker_and_a_restart_that_repeats_no_call(home, 
     resumed_end = dt.datetime.fromisoformat(hub.public_state()["ends_at"])
     assert abs((resumed_end - ends_at).total_seconds()) < 2
     # a long press at the panel during the time-out neither ends it nor starts a new one
-    episode = hub.proc.s["episode"]["id"]
+    episode = hub.proc.timeout_id()
     panel.publish("panel/press", schemas.PanelPress(press="long", held_s=5))
     # a short press after it on the same topic: once it is counted, the long one was handled
     panel.publish("panel/press", schemas.PanelPress(press="short", held_s=0.3))
-    assert wait_until(lambda: hub.proc.s["short_presses"] == 1, 5)
+    assert wait_until(lambda: hub.proc.short_presses == 1, 5)
     clock.advance(60)
     hub.feed(None)
     assert hub.public_state()["phase"] == "timeout"
-    assert hub.proc.s["episode"]["id"] == episode, "the long press started a new time-out"
+    assert hub.proc.timeout_id() == episode, "the long press started a new time-out"
     assert dt.datetime.fromisoformat(hub.public_state()["ends_at"]) == resumed_end
     assert [e.type for e in hub.db.events()].count("call_requested") == 1, \
         "the call was requested again after the restart"
@@ -129,7 +129,7 @@ def test_retained_state_never_shows_one_partners_answer(home, tmp_path):
     hub.feed(None)
     assert wait_until(lambda: states and states[-1].phase == "checkin", 5)
     before = states[-1].model_dump(exclude={"id", "ts"})
-    q = hub.proc.s["episode"]["end"]["q"]
+    q = hub.proc.open_question("a")[0]
     hub.feed(P.Answer("b", q, 3))                 # b is not calm; a has not answered yet
     clock.advance(1)
     hub.feed(None)

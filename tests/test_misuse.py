@@ -55,7 +55,7 @@ class Home:
         self.wb.publish("partner/b/input", schemas.PartnerInput(kind="button", via="wearable"))
         self.wb.publish("partner/b/apart", schemas.Apart(apart=True, fix=True))
         assert wait_until(lambda: self.hub.public_state()["phase"] == "timeout", 5)
-        self.episode = self.hub.proc.s["episode"]["id"]
+        self.episode = self.hub.proc.timeout_id()
         self.ends_at = self.hub.public_state()["ends_at"]
 
     def client(self, service: str, tmp_path: Path) -> BusClient:
@@ -72,7 +72,7 @@ class Home:
     def unchanged(self) -> None:
         ps = self.hub.public_state()
         assert ps["phase"] == "timeout" and ps["leaver"] == "b" and ps["ends_at"] == self.ends_at
-        assert self.hub.proc.s["episode"]["id"] == self.episode
+        assert self.hub.proc.timeout_id() == self.episode
 
     def close(self) -> None:
         for c in self.clients[1:]:
@@ -190,7 +190,7 @@ def test_a_child_pressing_every_button_starts_nothing_and_answers_nothing(tmp_pa
             panel.publish("panel/press", schemas.PanelPress(press="short", held_s=0.2))
         for choice in (1, 2, 3):
             panel.publish("panel/answer", schemas.PanelAnswer(question_id=uuid.uuid4(), choice=choice))
-        assert wait_until(lambda: hub.proc.s["short_presses"] == 20, 5)
+        assert wait_until(lambda: hub.proc.short_presses == 20, 5)
         assert wait_until(lambda: caplog.text.count("input ignored: an answer from panel") == 3, 5)
         assert hub.public_state()["phase"] == "monitoring"
         assert not [e for e in hub.db.events() if e.type in ("started", "checkin_answered")]

@@ -57,7 +57,7 @@ class Run:
 
     @property
     def phase(self):
-        return self.p.s["phase"]
+        return self.p.phase
 
     def events(self, type_=None):
         return [o for o in self.out if isinstance(o, EventOut) and (type_ is None or o.type == type_)]
@@ -73,7 +73,7 @@ class Run:
         return self.send(PresenceSeen("a", "home")).send(PresenceSeen("b", "home"))
 
     def answer_end(self, a=None, b=None):
-        q = self.p.s["episode"]["end"]["q"]
+        q = self.p.open_question("a")[0]
         if a is not None:
             self.send(Answer("a", q, a))
         if b is not None:
@@ -145,12 +145,12 @@ def test_short_presses_are_counted_and_start_nothing():
     r = Run().both_home()
     for _ in range(5):
         r.send(PanelPress(long=False))
-    assert r.phase == "monitoring" and r.p.s["short_presses"] == 5 and not r.events("started")
+    assert r.phase == "monitoring" and r.p.short_presses == 5 and not r.events("started")
 
 
 def test_own_button_names_p1_and_reminders_name_own_tasks():
     r = Run().both_home().send(PartnerButton("b"))
-    assert r.events("started")[0].partner == "b" and r.p.s["episode"]["leaver"] == "b"
+    assert r.events("started")[0].partner == "b" and r.p.leaver() == "b"
     reminders = r.prompts(kind="reminder")
     assert {p.partner for p in reminders} == {"a", "b"} and all(p.task == 1 for p in reminders)
 
@@ -170,7 +170,7 @@ def test_never_ends_before_the_minimum_and_checks_in_on_the_way():
     assert len(r.prompts("a", "checkin")) == 1 and len(r.prompts("b", "checkin")) == 1
     r.wait(3)
     assert r.phase == "checkin" and r.events("checkin_requested")[-1].data["final"] is True
-    end_q = r.p.s["episode"]["end"]["q"]
+    end_q = r.p.open_question("a")[0]
     assert {p.partner for p in r.prompts(kind="checkin") if p.question_id == end_q} == {"a", "b"}
 
 
@@ -200,7 +200,7 @@ def plan_a_without_device():
 def test_with_both_partners_on_their_own_device_the_panel_answers_for_nobody():
     r = started("a").wait(20 * 60 + 1)
     assert r.phase == "checkin" and r.p.public_state()["question"] is None   # mood buttons dark
-    r.send(Answer("panel", r.p.s["episode"]["end"]["q"], 1))
+    r.send(Answer("panel", r.p.open_question("a")[0], 1))
     assert r.events("panel_answer_ignored")[0].data["reason"] == "both partners answer on their own device"
     assert not r.events("checkin_answered")
     r.answer_end(a=3, b=1)
@@ -226,7 +226,7 @@ def test_a_leaver_without_a_device_answers_on_the_panel_once_home():
     r = Run(plan_a_without_device()).both_home().send(PartnerButton("a"))
     r.send(PresenceSeen("a", "away")).wait(20 * 60 + 1)
     assert r.phase == "checkin" and r.p.public_state()["question"] is None
-    r.send(Answer("panel", r.p.s["episode"]["end"]["q"], 1))
+    r.send(Answer("panel", r.p.open_question("a")[0], 1))
     assert r.events("panel_answer_ignored")[0].data["reason"] == "the partner who answers on the panel is away"
     r.send(PresenceSeen("a", "home"))
     assert not r.events("returned_early")                  # after the minimum
@@ -259,7 +259,7 @@ def test_early_return_warns_and_calls_once_and_the_returner_cannot_cancel_it():
     r.send(PartnerButton("a")).send(PanelPress(long=True)).send(PresenceSeen("a", "away"))
     r.send(PresenceSeen("a", "home"))
     r.send(Answer("a", "whatever", 1))
-    assert len(r.calls()) == 1 and r.p.s["episode"]["calls"]
+    assert len(r.calls()) == 1 and r.p.calls_requested() == 1
     assert r.phase == "timeout"
 
 
@@ -283,7 +283,7 @@ def test_no_answer_three_prompts_over_five_minutes_then_a_call():
     r = started().wait(20 * 60 + 1).answer_end(a=1)
     r.wait(297)
     assert r.phase == "checkin"
-    end_prompts_b = [p for p in r.prompts("b", "checkin") if p.question_id == r.p.s["episode"]["end"]["q"]]
+    end_prompts_b = [p for p in r.prompts("b", "checkin") if p.question_id == r.p.open_question("a")[0]]
     assert len(end_prompts_b) == 3
     r.wait(2)
     assert [(c.partner, c.reason) for c in r.calls()] == [("b", "no_answer")]
@@ -340,7 +340,7 @@ def test_power_cut_downtime_counts_only_with_a_trusted_clock(trusted, expect_pha
     p2.tick()
     r.clock.advance(1)
     p2.tick()
-    assert p2.s["phase"] == expect_phase
+    assert p2.phase == expect_phase
 
 
 def test_restart_resumes_with_the_remaining_time_and_no_repeated_call():
@@ -491,3 +491,50 @@ def test_a_snapshot_saved_by_the_hub_before_procedure_v2_resumes_its_time_out():
     assert r.p.snapshot()["version"] == SNAPSHOT_VERSION
     with pytest.raises(SnapshotError, match="newer than this hub"):
         Procedure(r.plan, clock, {**snap, "version": SNAPSHOT_VERSION + 1})
+
+
+def test_a_snapshot_saved_by_the_untyped_v2_procedure_resumes_its_end_checkin():
+    """tests/data/procedure_snapshot_v2_dict.json was written by the procedure of c84e040 (the
+    last one that kept its state as a dict) at the end check-in, partner a having answered calm.
+    The typed state reads it as it is: a's answer is kept, b's calm ends the round."""
+    snap = json.loads((Path(__file__).parent / "data" / "procedure_snapshot_v2_dict.json").read_text())
+    clock = ManualClock()
+    clock.reboot(down_seconds=10, trusted=True)
+    r = Run(clock=clock)
+    r.p = Procedure(r.plan, clock, snap)
+    assert r.phase == "checkin" and r.p.leaver() == "b"
+    r.send(Answer("b", r.p.open_question("b")[0], 1))
+    assert r.events("both_calm") and r.phase == "evaluation" and not r.calls()
+    assert json.loads(json.dumps(r.p.snapshot())) == r.p.snapshot()   # JSON round trip
+
+
+@pytest.mark.parametrize("damage", [
+    lambda s: s["episode"].pop("leaver"),
+    lambda s: s.update(phase="sleeping"),
+    lambda s: s["episode"]["end"].update(answers={"c": 1}),
+    lambda s: s.update(unexpected=1),
+])
+def test_a_damaged_snapshot_is_refused_with_one_sentence(damage):
+    from firmware.hub.procedure import SnapshotError
+    snap = json.loads((Path(__file__).parent / "data" / "procedure_snapshot_v2_dict.json").read_text())
+    damage(snap)
+    with pytest.raises(SnapshotError) as e:
+        Procedure(load_plan(EXAMPLE, today=TODAY), ManualClock(), snap)
+    assert "\n" not in str(e.value) and str(e.value).startswith("the saved procedure state cannot be read")
+
+
+def test_panel_start_where_nobody_leaves_asks_both_partners_to_leave():
+    """Leaver rule "announcer" and a panel start: the hub cannot know who will leave. When the
+    grace period ends with nobody gone, both are asked (one of them leaves), not nobody."""
+    r = Run().both_home().send(PanelPress(long=True))
+    r.wait(r.plan.timeout.leave_grace_minutes * 60 + 1)
+    assert r.events("leave_overdue") and r.phase == "timeout" and r.p.leaver() is None
+    assert {p.partner for p in r.prompts(kind="notice") if p.key == "notice.one_of_you_leave"} == {"a", "b"}
+    r.send(PresenceSeen("a", "away")).wait(DEPART_CONFIRM_S + 1)
+    assert r.p.leaver() == "a" and r.events("left")[0].partner == "a"
+
+
+def test_panel_start_indoors_asks_both_to_go_to_their_place():
+    r = Run(make_plan(indoor_separation=True)).both_home().send(PanelPress(long=True))
+    r.wait(r.plan.timeout.leave_grace_minutes * 60 + 1)
+    assert {p.partner for p in r.prompts(kind="notice") if p.key == "notice.separate_indoors"} == {"a", "b"}

@@ -1,7 +1,6 @@
 """Invariants of the procedure over random evenings (hypothesis)."""
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 from pathlib import Path
@@ -54,18 +53,13 @@ steps = st.lists(st.one_of(st.tuples(st.just("wait"), st.integers(1, 900)), inpu
 
 
 def current_question(p: Procedure, source: str) -> str:
-    ep = p.s.get("episode") or {}
-    if p.s["phase"] == "checkin" and ep.get("end"):
-        return ep["end"]["q"]
-    if p.s["phase"] == "evaluation":
-        if source == "panel":
-            q = p.public_state()["question"]
-            return q["id"] if q else "none"
-        from firmware.hub.procedure import EVALUATION
-        ev = ep["evaluation"]
-        step = ev["step"][source]
-        return ev["q"].get(EVALUATION[step][0], "none") if step < len(EVALUATION) else "none"
-    return ep.get("periodic_q") or "none"
+    if source == "panel":
+        q = p.public_state()["question"]
+        if q:
+            return q["id"]
+        source = p.panel_partner() or "nobody"    # also a periodic check-in the panel may answer
+    open_q = p.open_question(source)
+    return open_q[0] if open_q else "none"
 
 
 def apply(p: Procedure, clock: ManualClock, step) -> list:
@@ -92,10 +86,9 @@ def check_public_state(p: Procedure) -> None:
     assert ps["both_calm"] in (None, True)
     text = json.dumps(ps)
     assert "choice" not in text and "answers" not in text
-    ep = p.s.get("episode")
-    if p.s["phase"] == "checkin":
-        assert p.elapsed() >= ep["min_total"], "a time-out ended before its minimum"
-    if ep and p.s["phase"] in ("checkin", "evaluation") and ep["round"] == 1:
+    if p.phase == "checkin":
+        assert p.elapsed() >= p.minimum_over_at(), "a time-out ended before its minimum"
+    if p.phase in ("checkin", "evaluation") and p.round() == 1:
         assert p.elapsed() >= PLAN.timeout.minimum_minutes * 60
 
 
@@ -113,21 +106,21 @@ def test_invariants_hold_and_every_escalation_ends(seq):
         out += apply(p, clock, step)
         p.snapshot()
         check_public_state(p)
-        if p.s["phase"] in ACTIVE:
+        if p.phase in ACTIVE:
             # no panel input ends (or otherwise changes the phase of) a running time-out
-            twin = Procedure(PLAN, clock, copy.deepcopy(p.s))
-            episode = twin.s["episode"]["id"]
+            twin = Procedure(PLAN, clock, p.snapshot())
+            episode = twin.timeout_id()
             for inp in (PanelPress(True), PanelPress(False),
                         Answer("panel", current_question(twin, "panel"), 1)):
                 twin.handle(inp)
-                assert twin.s["phase"] in ACTIVE and twin.s["episode"]["id"] == episode
+                assert twin.phase in ACTIVE and twin.timeout_id() == episode
     # left alone, every started time-out reaches an end within a day
     for _ in range(24 * 60):
-        if p.s["phase"] == "monitoring":
+        if p.phase == "monitoring":
             break
         out += apply(p, clock, ("wait", 60))
         check_public_state(p)
-    assert p.s["phase"] == "monitoring"
+    assert p.phase == "monitoring"
     started = [o for o in out if isinstance(o, EventOut) and o.type == "started"]
     ended = [o for o in out if isinstance(o, EventOut) and o.type == "ended"]
     assert len(started) == len(ended)
