@@ -4,6 +4,7 @@ times; only when it is trusted does it credit the time the hub was down (firmwar
 or prune the event log (firmware/hub/service.py)."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,21 @@ class Clock(Protocol):
     def trusted(self) -> bool:
         """The wall clock was set from a time source: NTP or the modem's GNSS."""
         ...
+    def boot(self) -> str:
+        """Which boot the monotonic clock belongs to: two readings compare only within one
+        (a service restart keeps it, a power cut does not)."""
+        ...
+
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def _system_boot() -> str:
+    try:
+        with open(BOOT_ID) as f:
+            return f.read().strip()
+    except OSError:      # not Linux: every start counts as a new boot (the wall clock decides)
+        return f"process-{os.getpid()}-{time.time_ns()}"
 
 
 # Written by the caller once it set the clock from the modem's GNSS (firmware/caller/gnss_clock.py).
@@ -41,14 +57,17 @@ class SystemClock:
     def trusted(self) -> bool:
         if self._trusted is not None:
             return self._trusted
-        import os
         return os.path.exists(self.SYNC_FLAG) or os.path.exists(GNSS_FLAG)
+
+    def boot(self) -> str:
+        return _system_boot()
 
 
 class ScaledClock:
     """Real time sped up by `factor`: the demo's 120 runs a 20-minute time-out in 10 seconds;
     `timeout-hub hub --speed` (tests and bench) uses it too. Its wall clock starts at `start`
-    (default now) and is always trusted."""
+    (default now) and is always trusted. Its monotonic clock is the system's, scaled, so a
+    restarted service on the same boot continues it, as on a Pi."""
 
     def __init__(self, factor: float, start: datetime | None = None):
         self.factor = factor
@@ -56,13 +75,16 @@ class ScaledClock:
         self._w0 = start or datetime.now(UTC)
 
     def monotonic(self) -> float:
-        return (time.monotonic() - self._m0) * self.factor
+        return time.monotonic() * self.factor
 
     def wall(self) -> datetime:
-        return self._w0 + timedelta(seconds=self.monotonic())
+        return self._w0 + timedelta(seconds=(time.monotonic() - self._m0) * self.factor)
 
     def trusted(self) -> bool:
         return True
+
+    def boot(self) -> str:
+        return _system_boot()
 
 
 class ManualClock:
@@ -73,10 +95,15 @@ class ManualClock:
         self._mono = 1000.0
         self._wall = start or datetime(2026, 11, 21, 19, 0, tzinfo=UTC)
         self._trusted = trusted
+        self._boot = 1
 
     def monotonic(self) -> float:
         with self._lock:
             return self._mono
+
+    def boot(self) -> str:
+        with self._lock:
+            return f"manual-boot-{self._boot}"
 
     def wall(self) -> datetime:
         with self._lock:
@@ -99,5 +126,13 @@ class ManualClock:
         `down_seconds`, and `trusted` says whether it is believed after the restart."""
         with self._lock:
             self._mono = 5.0
+            self._boot += 1
             self._wall += timedelta(seconds=down_seconds)
             self._trusted = trusted
+
+    def restart(self, down_seconds: float, wall_step: float = 0.0) -> None:
+        """A service restart on the same boot: both clocks move on by `down_seconds`, and the
+        wall clock also by `wall_step` (an NTP step while the service was down)."""
+        with self._lock:
+            self._mono += down_seconds
+            self._wall += timedelta(seconds=down_seconds + wall_step)

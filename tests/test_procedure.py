@@ -538,3 +538,24 @@ def test_panel_start_indoors_asks_both_to_go_to_their_place():
     r = Run(make_plan(indoor_separation=True)).both_home().send(PanelPress(long=True))
     r.wait(r.plan.timeout.leave_grace_minutes * 60 + 1)
     assert {p.partner for p in r.prompts(kind="notice") if p.key == "notice.separate_indoors"} == {"a", "b"}
+
+
+@pytest.mark.parametrize("wall_step", [30 * 60.0, -30 * 60.0, 365 * 86400.0])
+def test_a_service_restart_on_the_same_boot_counts_the_downtime_from_the_monotonic_clock(wall_step):
+    """Issue 20: a trusted wall clock stepped while the hub restarted for 2 s must neither
+    shorten nor lengthen the time-out: on the same boot the monotonic clock knows how long it was."""
+    r = started("a").wait(10 * 60)
+    snap = json.loads(json.dumps(r.p.snapshot()))
+    r.clock.restart(down_seconds=2, wall_step=wall_step)
+    p2 = Procedure(r.plan, r.clock, snap)
+    assert p2.elapsed() == pytest.approx(10 * 60 + 2)
+    ends_in = (dt.datetime.fromisoformat(p2.public_state()["ends_at"]) - r.clock.wall()).total_seconds()
+    assert ends_in == pytest.approx(10 * 60 - 2, abs=1)
+
+
+def test_after_a_reboot_a_wall_clock_a_year_ahead_credits_nothing():
+    r = started("a").wait(10 * 60)
+    snap = json.loads(json.dumps(r.p.snapshot()))
+    r.clock.reboot(down_seconds=365 * 86400, trusted=True)
+    p2 = Procedure(r.plan, r.clock, snap)
+    assert p2.elapsed() == pytest.approx(10 * 60) and p2.phase == "timeout"

@@ -158,20 +158,29 @@ class Procedure:
 
     # -- time ------------------------------------------------------------------------------
     def _resume(self) -> None:
-        """After a restart: the monotonic clock started again; credit the downtime only when
-        the wall clock can be believed."""
-        for timer in self._s.timers.values():   # not credited with downtime: only later
-            timer.due = self.clock.monotonic() + timer.left
-        ep = self._s.episode
+        """After a restart. On the same boot the monotonic clock went on and says exactly how
+        long the hub was down (a wall clock stepped meanwhile changes nothing). After a reboot it
+        started again: the downtime is credited from the wall clock only when that can be
+        believed (trusted before and now, moved forward plausibly); a doubtful clock can
+        lengthen a time-out, never shorten it."""
+        s = self._s
+        same_boot = s.boot is not None and s.boot == self.clock.boot()
+        if not same_boot:
+            for timer in s.timers.values():   # not credited with downtime: only later
+                timer.due = self.clock.monotonic() + timer.left
+        ep = s.episode
         if ep is None:
             return
-        credit = 0.0
-        if ep.wall_at_save and self.clock.trusted() and ep.wall_trusted:
-            from datetime import datetime
-            delta = (self.clock.wall() - datetime.fromisoformat(ep.wall_at_save)).total_seconds()
-            if 0 <= delta <= MAX_DOWNTIME_CREDIT:
-                credit = delta
-        ep.elapsed += credit
+        if same_boot:
+            ep.elapsed += max(0.0, self.clock.monotonic() - ep.mono)
+        else:
+            credit = 0.0
+            if ep.wall_at_save and self.clock.trusted() and ep.wall_trusted:
+                from datetime import datetime
+                delta = (self.clock.wall() - datetime.fromisoformat(ep.wall_at_save)).total_seconds()
+                if 0 <= delta <= MAX_DOWNTIME_CREDIT:
+                    credit = delta
+            ep.elapsed += credit
         ep.mono = self.clock.monotonic()
 
     def elapsed(self) -> float:
@@ -182,6 +191,7 @@ class Procedure:
         """The state to persist (JSON-able, versioned); also checkpoints the episode's time."""
         for timer in self._s.timers.values():
             timer.left = max(0.0, timer.due - self.clock.monotonic())
+        self._s.boot = self.clock.boot()
         ep = self._s.episode
         if ep is not None:
             ep.elapsed = self.elapsed()

@@ -99,6 +99,7 @@ class HubState(_State):
     phase: Phase = Phase.MONITORING
     since_wall: str | None = None
     seq: int = 0                   # output ids derive from it: a replayed step repeats its ids
+    boot: str | None = None        # the boot the saved monotonic readings belong to
     instance: str = Field(default_factory=lambda: str(uuid.uuid4()))
     thermometer: int = 0
     presence: dict[Partner, PresenceValue] = Field(default_factory=_presence_unknown)
