@@ -55,6 +55,7 @@ def _caller_config(tmp: Path, household: str, port: int, modem_port: str):
 class Evening:
     def __init__(self, factor: float):
         self.clock = ScaledClock(factor)
+        self.start = self.clock.monotonic()    # the timeline counts evening time from here
         self.factor = factor
         self.plan = load_plan(EXAMPLE_PLAN)
         self.lock = threading.Lock()
@@ -62,7 +63,7 @@ class Evening:
         self.phase = ""
 
     def say(self, who: str, text: str) -> None:
-        m = self.clock.monotonic()
+        m = self.clock.monotonic() - self.start
         with self.lock:
             print(f"[{int(m // 60):3d}:{int(m % 60):02d}] {who:<12} {text}", flush=True)
 
@@ -120,8 +121,9 @@ class DemoTags:
 
 def rising_voices(tmp: Path):
     """A household's calm talk, then raised voices (sim/evalset.py: real recorded speech made
-    shouted with the published acoustics), and the baseline the installer's calibration on the
-    first 10 s would have given."""
+    shouted with the published acoustics), then calm talk again for the rest of the evening (so
+    the thermometer is seen to cool), and the baseline the installer's calibration on the first
+    10 s would have given."""
     from dsp.detect_cli import run
     from sim import evalset
     clip = next(c for c in evalset.build(n_per_category=1, cache_dir=tmp / "evalset")
@@ -129,13 +131,44 @@ def rising_voices(tmp: Path):
     n = int(evalset.CALIBRATE_S * clip.fs)
     _, p = run(clip.audio[:n], clip.fs, calibrate_seconds=int(evalset.CALIBRATE_S),
                calibration_offset_db=evalset.CAL_OFFSET_DB)
-    return clip.audio[n:], clip.fs, p.baseline, evalset.CAL_OFFSET_DB
+    return clip.audio[n:], clip.audio[:n], clip.fs, p.baseline, evalset.CAL_OFFSET_DB
+
+
+class EveningAudio:
+    """What the demo's microphone hears: the raised voices at `speed`, then the calm talk again
+    and again (`calm_times`) at `calm_speed`. The thermometer remembers an episode for about ten
+    minutes of sound, so the calm part is played faster: the cooling is seen within the demo."""
+
+    def __init__(self, shouting, calm, fs: int, speed: float, calm_speed: float, calm_times: int):
+        self.rate = fs
+        self._parts = [ArraySource(shouting, fs, speed=speed)] + [
+            ArraySource(calm, fs, speed=calm_speed) for _ in range(calm_times)]
+        self._i = 0
+
+    def start(self) -> EveningAudio:
+        self._parts[0].start()
+        return self
+
+    def stop(self) -> None:
+        for part in self._parts:
+            part.stop()
+
+    @property
+    def done(self) -> bool:
+        return all(part.done for part in self._parts)
+
+    def read(self, timeout: float):
+        part = self._parts[self._i]
+        if part.done and self._i + 1 < len(self._parts):
+            self._i += 1
+            part = self._parts[self._i].start()
+        return part.read(timeout)
 
 
 def run_demo(speed: float = 1.0) -> int:
     logging.getLogger("mqtt").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="timeout-hub-demo-audio-") as audio_tmp:
-        audio, fs, baseline, offset = rising_voices(Path(audio_tmp))
+        shouting, calm, fs, baseline, offset = rising_voices(Path(audio_tmp))
     ev = Evening(factor=120.0 / max(speed, 0.05))
     household = ev.plan.household
     with tempfile.TemporaryDirectory(prefix="timeout-hub-demo-") as tmp:
@@ -292,8 +325,10 @@ def run_demo(speed: float = 1.0) -> int:
             ev.say("tags", "both partners' tags are heard at home (BLE, bleak replay backend)")
 
             ev.say("sound", "the microphone hears the evening (generated audio, the real detector)")
+            audio = EveningAudio(shouting, calm, fs, speed=8.0 / max(speed, 0.05),
+                                 calm_speed=40.0 / max(speed, 0.05), calm_times=90)
             sound_svc = start_sound(hub, Microphone(calibration_offset_db=offset), ev.clock,
-                                    tmp_path / "hub", source=ArraySource(audio, fs, speed=8.0 / max(speed, 0.05)))
+                                    tmp_path / "hub", source=audio)
             running.append(sound_svc)
             ev.wait_phase(hub, ("suggestion",), 60)
             ev.say("panel", "a partner lifts the cover and holds the time-out button")
