@@ -6,7 +6,8 @@
   (`clean_start=False`, 14-day expiry): QoS 1 messages sent while this service was down are kept for it by the broker.
 - Subscriptions are (re)made in on_connect; reconnects back off from 0.5 s to 30 s.
 - Last will `offline` on `<service>/available`, `online` on connect, `stopped` on a clean exit.
-- Receive: size, JSON, version and schema checks; a malformed or unknown payload is logged with
+- Receive: size, JSON, version and strict schema checks (no coercion: `"0.2"` is not a number,
+  `true` is not 1; an `id` is required); a malformed or unknown payload is logged with
   its reason (never its content) and dropped; a handler's exception is logged; the network thread
   never dies. Repeated ids are dropped before the handler (persistently for QoS 1 events).
 - Publish: QoS 1 messages are written to the SQLite outbox before they are sent and removed on
@@ -96,14 +97,19 @@ def parse_payload(concrete: contract.Concrete, raw: bytes) -> BaseModel | str:
         raise PayloadRejected(f"not JSON: payload is not JSON ({type(e).__name__})") from None
     if not isinstance(obj, dict):
         raise PayloadRejected("not an object: payload is not a JSON object")
-    if obj.get("v") != schemas.SCHEMA_VERSION:
-        v = obj.get("v")
+    v = obj.get("v")
+    # `type(v) is int`: JSON true equals 1 in Python, and a version is never a flag
+    if type(v) is not int or v != schemas.SCHEMA_VERSION:
         shown = repr(v) if isinstance(v, int) and not isinstance(v, bool) and abs(v) < 1000 \
             else f"of type {type(v).__name__}"
         raise PayloadRejected(f"version: unsupported schema version {shown} "
                               f"(this service speaks v{schemas.SCHEMA_VERSION})")
+    if "id" not in obj:
+        # without an id a resent message cannot be told from a new one (a press applied twice)
+        raise PayloadRejected("no id: every message carries its own id (docs/mqtt.md)")
     try:
-        return schema.model_validate(obj)
+        # strict: "0.2" is not a number and true is not 1; no value is coerced into another type
+        return schema.model_validate_json(text, strict=True)
     except ValidationError as e:
         raise PayloadRejected(f"invalid {schema.__name__}: {_first_error(e)}") from None
     except (RecursionError, ValueError, TypeError) as e:
