@@ -281,11 +281,13 @@ def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "12
           port: int = 1883, speed: float = 1.0, sensors_path: Path | None = None) -> int:
     """`timeout-hub hub`: run the hub service until SIGTERM/SIGINT."""
     from core.clock import ScaledClock, SystemClock
-    from firmware.hub.plan import load_plan
+    from firmware.hub.plan import date_findings, load_plan
     from firmware.hub.sensors import load_sensors, start_all
     from mqtt.broker_config import Credentials
     # every configuration file is checked before anything is started
     plan = load_plan(plan_path)
+    for f in date_findings(plan, datetime.now().date()):   # an installer's rule, never a stop
+        log.warning("household plan %s: %s: %s; the hub runs on", plan_path, f.path, f.sentence)
     sensors = load_sensors(sensors_path) if sensors_path else None
     clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
     bus = BusClient("hub", plan.household, Credentials.load(Path(broker_dir) / "credentials" / "hub.json"),
