@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 from pathlib import Path
 
 from core.config import refuse
+from firmware.hub.plan import PlanError
 from mqtt.broker_config import TlsListener, write_broker_config
 from mqtt.errors import BrokerConfigError, BrokerStartError
 
@@ -38,20 +40,31 @@ def _broker_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_plan_problems(command: str, e: PlanError) -> int:
+    if [where for where, _ in e.problems] == ["(file)"]:   # the file itself: one sentence
+        print(f"timeout-hub {command}: {e.problems[0][1]}.", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{e.source}: {len(e.problems)} problem(s) in the household plan:", file=sys.stderr)
+    for path, sentence in e.problems:
+        print(f"  - {path}: {sentence}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _check_config(args: argparse.Namespace) -> int:
-    from firmware.hub.plan import PlanError, load_plan
+    """The installer's check before installing a plan: a date rule for installing refuses it."""
+    from firmware.hub.plan import date_findings, load_plan
     try:
         plan = load_plan(args.plan)
     except PlanError as e:
-        if [where for where, _ in e.problems] == ["(file)"]:   # the file itself: one sentence
-            print(f"timeout-hub check-config: {e.problems[0][1]}.", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"{e.source}: {len(e.problems)} problem(s) in the household plan:", file=sys.stderr)
-        for path, sentence in e.problems:
-            print(f"  - {path}: {sentence}", file=sys.stderr)
-        return EXIT_USAGE
+        return _print_plan_problems("check-config", e)
+    findings = date_findings(plan, dt.date.today())
+    refused = [(f.path, f.sentence) for f in findings if f.install]
+    if refused:
+        return _print_plan_problems("check-config", PlanError(refused, str(args.plan)))
     t = plan.timeout
     print(f"{args.plan}: the household plan for {plan.household} is valid.")
+    for f in findings:
+        print(f"  warning: {f.path}: {f.sentence}")
     print(f"  time-out at least {t.minimum_minutes} min, {t.leave_grace_minutes} min to leave, "
           f"leaver: {t.leaver}; contacts: a {len(plan.partners['a'].contacts)}, "
           f"b {len(plan.partners['b'].contacts)}; children present: "
@@ -59,8 +72,24 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    """What an installer or helpdesk checks on a running hub: warnings never mean the hub stops.
+    Exit 0 when the hub can run with this plan (warnings included), 2 when it cannot."""
+    from firmware.hub.plan import date_findings, load_plan
+    try:
+        plan = load_plan(args.plan)
+    except PlanError as e:
+        return _print_plan_problems("doctor", e)
+    findings = date_findings(plan, dt.date.today())
+    print(f"plan {args.plan}: ok, household {plan.household}; the hub starts with it")
+    for f in findings:
+        print(f"  warning: {f.path}: {f.sentence}")
+    if not findings:
+        print("  dates: ok")
+    return 0
+
+
 def _hub(args: argparse.Namespace) -> int:
-    from firmware.hub.plan import PlanError
     from firmware.hub.procedure import SnapshotError
     from firmware.hub.sensors import SensorsError
     from firmware.hub.service import serve
@@ -207,9 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_broker_config)
 
     c = sub.add_parser("check-config", help="check a household plan (exit 0 valid, 2 not)",
-                       description="Check a household plan TOML file; every problem is listed.")
+                       description="Check a household plan TOML file; every problem is listed. "
+                                   "Evaluation dates that have passed are a warning while a later "
+                                   "one is planned, and refused when none is ahead.")
     c.add_argument("plan", type=Path, metavar="PLAN")
     c.set_defaults(func=_check_config)
+
+    dr = sub.add_parser("doctor", help="check an installed hub's plan; warns, exit 0 if the hub runs",
+                        description="Check the household plan a hub runs with. A warning (an "
+                                    "evaluation date that has passed) never stops the hub; exit 2 "
+                                    "only when the plan cannot be used at all.")
+    dr.add_argument("--plan", type=Path, default=Path("/etc/timeout-hub/household.toml"),
+                    help="the household plan TOML (default /etc/timeout-hub/household.toml)")
+    dr.set_defaults(func=_doctor)
 
     h = sub.add_parser("hub", help="run the hub service (procedure and event log)")
     h.add_argument("--plan", type=Path, required=True, help="the household plan TOML")

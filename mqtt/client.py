@@ -6,7 +6,10 @@
   (`clean_start=False`, 14-day expiry): QoS 1 messages sent while this service was down are kept for it by the broker.
 - Subscriptions are (re)made in on_connect; reconnects back off from 0.5 s to 30 s.
 - Last will `offline` on `<service>/available`, `online` on connect, `stopped` on a clean exit.
-- Receive: size, JSON, version and schema checks; a malformed or unknown payload is logged with
+- Every retained value this service published (the hub's `state`, a `health`) is published again
+  on every (re)connect: a broker killed -9 restores the value of its last autosave, not the newest.
+- Receive: size, JSON, version and strict schema checks (no coercion: `"0.2"` is not a number,
+  `true` is not 1; an `id` is required); a malformed or unknown payload is logged with
   its reason (never its content) and dropped; a handler's exception is logged; the network thread
   never dies. Repeated ids are dropped before the handler (persistently for QoS 1 events).
 - Publish: QoS 1 messages are written to the SQLite outbox before they are sent and removed on
@@ -22,6 +25,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -96,14 +100,19 @@ def parse_payload(concrete: contract.Concrete, raw: bytes) -> BaseModel | str:
         raise PayloadRejected(f"not JSON: payload is not JSON ({type(e).__name__})") from None
     if not isinstance(obj, dict):
         raise PayloadRejected("not an object: payload is not a JSON object")
-    if obj.get("v") != schemas.SCHEMA_VERSION:
-        v = obj.get("v")
+    v = obj.get("v")
+    # `type(v) is int`: JSON true equals 1 in Python, and a version is never a flag
+    if type(v) is not int or v != schemas.SCHEMA_VERSION:
         shown = repr(v) if isinstance(v, int) and not isinstance(v, bool) and abs(v) < 1000 \
             else f"of type {type(v).__name__}"
         raise PayloadRejected(f"version: unsupported schema version {shown} "
                               f"(this service speaks v{schemas.SCHEMA_VERSION})")
+    if "id" not in obj:
+        # without an id a resent message cannot be told from a new one (a press applied twice)
+        raise PayloadRejected("no id: every message carries its own id (docs/mqtt.md)")
     try:
-        return schema.model_validate(obj)
+        # strict: "0.2" is not a number and true is not 1; no value is coerced into another type
+        return schema.model_validate_json(text, strict=True)
     except ValidationError as e:
         raise PayloadRejected(f"invalid {schema.__name__}: {_first_error(e)}") from None
     except (RecursionError, ValueError, TypeError) as e:
@@ -147,6 +156,10 @@ class BusClient:
         self._sub_early: set[int] = set()
         self._sub_done = threading.Condition(self._lock)
         self._last_retained: dict[str, str] = {}
+        # the newest value of each retained topic this service published: restated on every
+        # (re)connect, because a broker killed before its autosave restores an older one
+        self._retained_out: dict[str, tuple[bytes, int]] = {}
+        self._restate_lock = threading.Lock()
         self._started = False
         self.store = Store(Path(state_dir) / f"{service}-bus.sqlite3")
 
@@ -210,14 +223,18 @@ class BusClient:
                                 f"not {type(payload).__name__}")
         data = payload.model_dump_json().encode()
         spec = concrete.spec
-        if spec.durable:
-            row = self.store.add(str(payload.id), self._abs(topic), data, spec.qos, spec.retain)
-            if row is not None:
-                self._send(row)
-            self.stats["published"] += 1
-        else:
-            self._client.publish(self._abs(topic), data, qos=spec.qos, retain=spec.retain)
-            self.stats["published"] += 1
+        # a retained value is remembered and sent under one lock, so a restatement on reconnect
+        # can never overtake a newer value
+        with self._restate_lock if spec.retain else nullcontext():
+            if spec.retain:
+                self._retained_out[self._abs(topic)] = (data, spec.qos)
+            if spec.durable:
+                row = self.store.add(str(payload.id), self._abs(topic), data, spec.qos, spec.retain)
+                if row is not None:
+                    self._send(row)
+            else:
+                self._client.publish(self._abs(topic), data, qos=spec.qos, retain=spec.retain)
+        self.stats["published"] += 1
         return payload.id
 
     def start(self) -> BusClient:
@@ -324,6 +341,11 @@ class BusClient:
             topics = list(self._handlers)
             self._sub_pending.clear()   # SUBACKs of a dead connection never come
         self._subscribe(topics)
+        with self._restate_lock:
+            for topic, (data, qos) in self._retained_out.items():
+                client.publish(topic, data, qos=qos, retain=True)
+            if self._retained_out:
+                self.stats["restated"] += len(self._retained_out)
         self.connected.set()
         if self.on_connection:
             self.on_connection(True)

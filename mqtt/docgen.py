@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from mqtt import contract, schemas
-from mqtt.faults import FAULT_CLASSES
+from mqtt.faults import DROPPED, FAULT_CLASSES, OWNERS, PER_SERVICE
 
 BEGIN = "<!-- BEGIN GENERATED: python -m mqtt.docgen --write docs/mqtt.md -->"
 END = "<!-- END GENERATED -->"
@@ -44,6 +44,12 @@ def generate() -> str:
             "|---|---|---|---|---|"]
     out += [f"| `{fc.code}` | {fc.group} | {'yes' if fc.action else 'no'} | {fc.en} | {fc.nl} |"
             for fc in FAULT_CLASSES]
+    out += ["", "Who reported a fault is the service whose `<service>/health` topic it came on (its "
+            "`service` field is set from the topic). Families only one service can know about are "
+            "refused from any other: " + "; ".join(
+                f"`{family}` from {', '.join(sorted(services))}" for family, services in OWNERS.items())
+            + f". At most {PER_SERVICE} faults per service reach `state.faults`: the most important "
+            f"(needing action, then the oldest) and `{DROPPED}` saying how many more there were."]
     out += ["", "### Access per role (the generated Mosquitto ACL, household `home`)", "",
             "```", contract.acl_text("home").strip(), "```", "", "### Payload schemas (JSON Schema)", ""]
     seen: set[str] = set()

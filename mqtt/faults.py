@@ -2,13 +2,30 @@
 what it means for the household, whether they (or their installer) must act, and which light
 pattern the panel shows. A fault that needs no action from the household is reported and logged,
 but does not light the fault LED (R5: the panel says only what is true and useful). A code not in
-this table is treated as needing action, so a new fault is never silently hidden."""
+this table is treated as needing action, so a new fault is never silently hidden.
+
+Who reported a fault is the topic the broker let it arrive on (`<service>/health`, one password
+and ACL entry per service), never what the payload says; a family that belongs to one service
+(the modem is the caller's) is refused from any other. One service can put at most
+`PER_SERVICE` faults on the panel, so no device can fill `state.faults` (issue 20, harm 5)."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
+from mqtt import schemas
+
 Group = Literal["mic", "ble", "modem", "other"]
+DROPPED = "faults.dropped"
+PER_SERVICE = 4     # 5 other services x 4 + 4 offline + the hub's own sensors stay within 32
+STATE_LIMIT = 32    # schemas.State.faults max_length
+# Families only one service can know about; from anyone else such a fault is a lie.
+OWNERS: dict[str, frozenset[str]] = {
+    "mic.": frozenset({"hub"}), "ble.": frozenset({"hub"}), "modem.": frozenset({"caller"}),
+    "service.": frozenset({"hub"}), "faults.": frozenset({"hub"}),
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,9 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
                "de klok is nog niet via het netwerk gezet"),
     FaultClass("service.offline", "other", True, "a part of the hub is not running; call the installer",
                "een deel van de hub werkt niet; bel de installateur"),
+    # the kept faults of that service light what they need; this one only says the list is cut
+    FaultClass(DROPPED, "other", False, "more faults were reported than fit; the most important are shown",
+               "er zijn meer storingen gemeld dan passen; de belangrijkste worden getoond"),
 )
 
 
@@ -79,3 +99,43 @@ def light_group(code: str, service: str | None = None) -> Group:
         return fc.group
     head = code.split(".")[0]
     return head if head in ("mic", "ble", "modem") else "other"  # type: ignore[return-value]
+
+
+def owners(code: str) -> frozenset[str] | None:
+    """The services that may report this code; None: any service."""
+    for family, services in OWNERS.items():
+        if code.startswith(family):
+            return services
+    return None
+
+
+def attribute(service: str, faults: Iterable[schemas.Fault]) -> tuple[list[schemas.Fault], list[str]]:
+    """A service's reported faults under the name of the topic they came on, without the codes
+    that belong to another service: (kept, refused codes)."""
+    kept: list[schemas.Fault] = []
+    refused: list[str] = []
+    for f in faults:
+        allowed = owners(f.code)
+        if allowed is not None and service not in allowed:
+            refused.append(f.code)
+        else:
+            kept.append(f if f.service == service else f.model_copy(update={"service": service}))
+    return kept, refused
+
+
+def _importance(f: schemas.Fault) -> tuple[bool, datetime, str]:
+    # faults that need action first, then the oldest (a long-standing fault is the real one)
+    return (not needs_action(f.code), f.since, f.code)
+
+
+def bounded(faults: Sequence[schemas.Fault], limit: int, service: str) -> list[schemas.Fault]:
+    """At most `limit` faults: the most important `limit - 1` and one `faults.dropped` (under
+    `service`) saying how many more there were. The result only changes when the faults do."""
+    if len(faults) <= limit:
+        return list(faults)
+    ranked = sorted(faults, key=_importance)
+    kept, dropped = ranked[:limit - 1], ranked[limit - 1:]
+    kept.append(schemas.Fault(code=DROPPED, service=service,  # type: ignore[arg-type]
+                              since=min(f.since for f in dropped),
+                              reason=f"{len(dropped)} more fault(s) from {service} not shown"))
+    return kept

@@ -1,6 +1,7 @@
 """The bus client as a service sees it, through a real Mosquitto."""
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 
@@ -131,6 +132,51 @@ def test_malformed_payload_is_logged_with_a_reason_not_its_content(broker, bus, 
     assert "unsupported schema version 7" in caplog.text
     assert "a field that is not in the contract" in caplog.text
     assert "0612345678" not in caplog.text and "Jan de Vries" not in caplog.text
+
+
+def test_a_payload_is_never_coerced_and_one_without_id_is_refused(broker, bus, caplog):
+    """Issue 20, harm 8: `"v": true` and `"held_s": "0.2"` were accepted (coerced), and a press
+    or an answer without `id` got a fresh id each time and was applied each time it was resent."""
+    got: list[Message] = []
+    hub = bus("hub")
+    hub.on("panel/press", got.append)
+    hub.on("partner/{partner}/input", got.append)
+    assert hub.wait_subscribed(5)
+    press = schemas.PanelPress(press="long", held_s=2).model_dump(mode="json")
+    answer = schemas.PartnerInput(kind="answer", via="sms", question_id=uuid.uuid4(),
+                                  choice=1).model_dump(mode="json")
+    bad = [("panel/press", {**press, "v": True}),
+           ("panel/press", {**press, "held_s": "0.2"}),
+           ("panel/press", {**press, "queued": 0}),
+           ("partner/a/input", {**answer, "choice": "1"})]
+    no_id = {k: v for k, v in press.items() if k != "id"}
+    no_id_answer = {k: v for k, v in answer.items() if k != "id"}
+    bad += [("panel/press", no_id), ("panel/press", no_id),       # the same press resent
+            ("partner/a/input", no_id_answer), ("partner/a/input", no_id_answer)]
+    panel = Raw(broker.port, "panel", broker.creds("panel").password, "raw-panel")
+    caller = Raw(broker.port, "caller", broker.creds("caller").password, "raw-caller")
+    panel.wait_connack()
+    caller.wait_connack()
+    with caplog.at_level(logging.WARNING, logger="mqtt.client"):
+        for topic, obj in bad:
+            sender = caller if topic.startswith("partner/") else panel
+            sender.publish_and_ack(f"timeout/{HOUSEHOLD}/{topic}", json.dumps(obj).encode())
+        # then valid ones from each sender: once they are in, everything before them was handled
+        panel.publish_and_ack(f"timeout/{HOUSEHOLD}/panel/press",
+                              schemas.PanelPress(press="short", held_s=0.2).model_dump_json().encode())
+        caller.publish_and_ack(f"timeout/{HOUSEHOLD}/partner/b/input",
+                               schemas.PartnerInput(kind="button", via="sms").model_dump_json().encode())
+        assert wait_until(lambda: len(got) >= 2, 5)
+    panel.close()
+    caller.close()
+    assert [(m.topic, getattr(m.payload, "press", None)) for m in got] == \
+        [("panel/press", "short"), ("partner/b/input", None)], "a coerced or id-less payload was applied"
+    assert hub.stats["rejected"] == len(bad)
+    assert "unsupported schema version of type bool" in caplog.text
+    assert "invalid PanelPress: held_s: float_type" in caplog.text
+    assert "invalid PanelPress: queued: bool_type" in caplog.text
+    assert "invalid PartnerInput: choice: int_type" in caplog.text
+    assert "no id: every message carries its own id" in caplog.text
 
 
 def test_a_retained_input_is_refused(broker, bus):

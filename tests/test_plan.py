@@ -61,7 +61,6 @@ def _set(data: dict, path: str, value) -> dict:
      "has 4 entries; at most 3"),
     ("timeout.colour", "blue", "timeout.colour", "not a known setting"),
     ("timeout.leaver", "c", "timeout.leaver", "must be one of"),
-    ("evaluation_dates", [dt.date(2026, 11, 20)], "evaluation_dates", "2026-11-20 is in the past"),
     ("partners.b", KeyError, "partners", "partner b is missing"),
     ("children.protection", "", "children", "how they are protected"),
     ("partners.b.tags", ["C4:7C:8D:6A:12:01"], "(plan)", "given to both partners"),

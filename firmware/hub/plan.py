@@ -2,11 +2,14 @@
 
 One TOML file per household (`examples/household.toml`). `load_plan()` returns a validated,
 immutable `HouseholdPlan` or raises `PlanError` listing *every* problem by field path in a sentence
-an installer understands; `timeout-hub check-config PLAN` prints them.
+an installer understands; `timeout-hub check-config PLAN` prints them. Rules about dates (an
+evaluation date that has passed) are `date_findings()`: check-config refuses or warns, `doctor`
+and the hub warn, and nothing stops a running household's hub for a date.
 """
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,7 +17,6 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -137,16 +139,6 @@ class HouseholdPlan(_Strict):
             raise ValueError(f"partner {' and '.join(missing)} is missing: the plan is made with both")
         return v
 
-    @field_validator("evaluation_dates")
-    @classmethod
-    def _ahead(cls, dates: list[dt.date], info: ValidationInfo) -> list[dt.date]:
-        today = (info.context or {}).get("today") or dt.date.today()
-        past = [d.isoformat() for d in dates if d < today]
-        if past:
-            raise ValueError(f"{', '.join(past)} {'is' if len(past) == 1 else 'are'} in the past; "
-                             "plan evaluations ahead")
-        return dates
-
     @model_validator(mode="after")
     def _cross_checks(self) -> HouseholdPlan:
         problems = []
@@ -178,13 +170,40 @@ class HouseholdPlan(_Strict):
         return pp.wearable or pp.sms_checkins
 
 
+@dataclass(frozen=True)
+class DateFinding:
+    """An installer rule about the plan's dates. `install`: check-config refuses the plan for it;
+    otherwise a warning. Never a reason for a running household's hub to stop (issue 20)."""
+
+    path: str
+    sentence: str
+    install: bool
+
+
+def date_findings(plan: HouseholdPlan, today: dt.date) -> list[DateFinding]:
+    """Evaluation dates that have passed. Evaluations held are history (a warning); a plan whose
+    every evaluation date has passed has none ahead, and the installer must plan the next one."""
+    past = [d.isoformat() for d in plan.evaluation_dates if d < today]
+    if not past:
+        return []
+    ahead = len(past) < len(plan.evaluation_dates)
+    dates = f"{', '.join(past)} {'is' if len(past) == 1 else 'are'} in the past"
+    if ahead:
+        return [DateFinding("evaluation_dates", f"{dates} (held evaluations can be removed)", False)]
+    return [DateFinding("evaluation_dates", f"{dates} and no evaluation is planned ahead; plan the "
+                        "next evaluation with both partners", True)]
+
+
 def validate_plan(data: dict[str, Any], *, today: dt.date | None = None,
                   source: str = "plan") -> HouseholdPlan:
-    today = today or dt.date.today()
+    """The plan, or PlanError with every problem. Dates are not judged here (`date_findings`):
+    a date that passes must never keep the hub from starting. `today` is accepted for callers
+    that pin a date and has no effect on validity."""
+    del today
     problems: list[tuple[str, str]] = []
     plan = None
     try:
-        plan = HouseholdPlan.model_validate(data, context={"today": today})
+        plan = HouseholdPlan.model_validate(data)
     except ValidationError as e:
         problems = problems_of(e, whole="(plan)")
     if problems or plan is None:

@@ -26,7 +26,7 @@ from firmware.hub.eventlog import HubDatabase, LoggedEvent
 from firmware.hub.plan import HouseholdPlan
 from mqtt import schemas
 from mqtt.client import BusClient, Message
-from mqtt.faults import needs_action
+from mqtt.faults import PER_SERVICE, STATE_LIMIT, attribute, bounded, needs_action, owners
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 24 * 3600.0
@@ -166,11 +166,18 @@ class Hub:
 
     # -- faults of the other services, shown on the panel (state.faults) --------------------
     def _service_health(self, m: Message) -> None:
+        # who reports is the topic the broker's ACL let the sender publish on, never the payload
         service = m.topic.split("/")[0]
         if service == "hub":     # our own, retained from before a restart: the sensors say anew
             return
+        assert isinstance(m.payload, schemas.Health)
+        kept, refused = attribute(service, m.payload.faults)
+        if refused:
+            for code in sorted(set(refused)):
+                log.warning("%s/health: fault %s refused: only %s may report it", service, code,
+                            " or ".join(sorted(owners(code) or ())))
         with self._lock:
-            self._faults[service] = list(m.payload.faults)
+            self._faults[service] = bounded(kept, PER_SERVICE, service)
             self._publish_state()
 
     def _service_available(self, m: Message) -> None:
@@ -187,8 +194,11 @@ class Hub:
             self._publish_state()
 
     def faults(self) -> list[schemas.Fault]:
-        return ([f for fs in self._sensor_faults.values() for f in fs]
-                + [f for fs in self._faults.values() for f in fs] + list(self._gone.values()))
+        """What state.faults shows: each other service is capped (faults.bounded); the whole list
+        too, so that no combination makes a state publish fail validation."""
+        return bounded([f for fs in self._sensor_faults.values() for f in fs]
+                       + [f for fs in self._faults.values() for f in fs] + list(self._gone.values()),
+                       STATE_LIMIT, "hub")
 
     # -- the hub's own sensors: dsp/ (microphone) and ble/ (tags) -----------------------------
     def sound_frame(self, f) -> None:
@@ -271,11 +281,13 @@ def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "12
           port: int = 1883, speed: float = 1.0, sensors_path: Path | None = None) -> int:
     """`timeout-hub hub`: run the hub service until SIGTERM/SIGINT."""
     from core.clock import ScaledClock, SystemClock
-    from firmware.hub.plan import load_plan
+    from firmware.hub.plan import date_findings, load_plan
     from firmware.hub.sensors import load_sensors, start_all
     from mqtt.broker_config import Credentials
     # every configuration file is checked before anything is started
     plan = load_plan(plan_path)
+    for f in date_findings(plan, datetime.now().date()):   # an installer's rule, never a stop
+        log.warning("household plan %s: %s: %s; the hub runs on", plan_path, f.path, f.sentence)
     sensors = load_sensors(sensors_path) if sensors_path else None
     clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
     bus = BusClient("hub", plan.household, Credentials.load(Path(broker_dir) / "credentials" / "hub.json"),
