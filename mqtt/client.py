@@ -13,13 +13,20 @@
   its reason (never its content) and dropped; a handler's exception is logged; the network thread
   never dies. Repeated ids are dropped before the handler (persistently for QoS 1 events).
 - Publish: QoS 1 messages are written to the SQLite outbox before they are sent and removed on
-  PUBACK, so a broker restart or a service crash loses nothing.
+  PUBACK, so a broker restart or a service crash loses nothing. When the outbox cannot be written
+  (a full or read-only SD card) the message is still sent, from memory: a call that is due must go
+  out; `storage_problem` says why until a write succeeds again.
+- Acknowledge: a QoS 1 message is acknowledged (PUBACK) only after its handlers returned. A
+  handler that raises StorageError has applied the message but could not save it: the message is
+  held unacknowledged (the broker keeps it and sends it again after a restart) until the
+  application calls `acknowledge_held()` after a save that went through.
 """
 from __future__ import annotations
 
 import json
 import logging
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -37,6 +44,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ValidationError
 
+from core.errors import StorageError
 from mqtt import contract, schemas
 from mqtt.broker_config import Credentials
 from mqtt.errors import ContractError, NotPermitted, PayloadRejected
@@ -161,11 +169,16 @@ class BusClient:
         self._retained_out: dict[str, tuple[bytes, int]] = {}
         self._restate_lock = threading.Lock()
         self._started = False
+        # applied but not saved: (mid, qos) still to acknowledge, and the ids to mark seen then
+        self._held: list[tuple[int, int]] = []
+        self._held_ids: dict[str, bool] = {}     # id -> persist as seen (QoS 1 events)
+        self.storage_problem: str | None = None  # the last outbox write that failed, until one works
         self.store = Store(Path(state_dir) / f"{service}-bus.sqlite3")
 
         # The broker uses the username as client id (use_username_as_clientid); this matches it.
+        # manual_ack: a PUBACK only once the message is applied and saved (see _on_message)
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=service,
-                        protocol=paho.MQTTv5)
+                        protocol=paho.MQTTv5, manual_ack=True)
         c.username_pw_set(credentials.username, credentials.password)
         c.will_set(self._abs(f"{service}/available"), "offline", qos=1, retain=True)
         c.reconnect_delay_set(min_delay=reconnect_min, max_delay=reconnect_max)
@@ -229,7 +242,19 @@ class BusClient:
             if spec.retain:
                 self._retained_out[self._abs(topic)] = (data, spec.qos)
             if spec.durable:
-                row = self.store.add(str(payload.id), self._abs(topic), data, spec.qos, spec.retain)
+                try:
+                    row = self.store.add(str(payload.id), self._abs(topic), data, spec.qos, spec.retain)
+                    self.storage_problem = None
+                except (sqlite3.Error, OSError) as err:
+                    # What is due must still leave (a call, a prompt): sent from memory, not kept
+                    # across a crash; after one the sender re-derives it with the same id.
+                    if self.storage_problem is None:
+                        log.error("%s: cannot write the outbox (%s); sending from memory",
+                                  self.service, err)
+                    self.storage_problem = f"the outbox cannot be written: {err}"
+                    self.stats["sent_unsaved"] += 1
+                    self._client.publish(self._abs(topic), data, qos=spec.qos, retain=spec.retain)
+                    row = None
                 if row is not None:
                     self._send(row)
             else:
@@ -260,6 +285,35 @@ class BusClient:
         """The network thread runs (it reconnects by itself; a dead one never would)."""
         thread = getattr(self._client, "_thread", None)   # paho's loop_start() thread
         return self._started and thread is not None and thread.is_alive()
+
+    def acknowledge_held(self) -> int:
+        """The application saved what it applied: acknowledge the messages held since a handler
+        raised StorageError (and remember their ids as seen). Returns how many are still held
+        (the bus's own store failing keeps them)."""
+        with self._lock:
+            held, ids = list(self._held), dict(self._held_ids)
+        try:
+            for msg_id, persist in ids.items():
+                self.store.mark_seen(msg_id, persist=persist)
+        except (sqlite3.Error, OSError) as e:
+            log.warning("%s: cannot record received ids yet (%s); still unacknowledged", self.service, e)
+            return len(held)
+        with self._lock:
+            for mid, qos in held:
+                self._held.remove((mid, qos))
+            for msg_id in ids:
+                self._held_ids.pop(msg_id, None)
+            left = len(self._held)
+        for mid, qos in held:
+            self._client.ack(mid, qos)
+        if held:
+            log.info("%s: %d message(s) saved and acknowledged", self.service, len(held))
+        return left
+
+    def held(self) -> int:
+        """Messages applied but not yet acknowledged (their save failed)."""
+        with self._lock:
+            return len(self._held_ids)
 
     def outbox_size(self) -> int:
         return self.store.outbox_size()
@@ -340,6 +394,9 @@ class BusClient:
         with self._lock:
             topics = list(self._handlers)
             self._sub_pending.clear()   # SUBACKs of a dead connection never come
+            # a held message's packet id belonged to the old connection: the broker sends the
+            # message again (kept in _held_ids, so it is held again, not applied twice)
+            self._held.clear()
         self._subscribe(topics)
         with self._restate_lock:
             for topic, (data, qos) in self._retained_out.items():
@@ -401,10 +458,14 @@ class BusClient:
             log.error("%s: broker refused message %s: %s (kept as dead letter)",
                       self.service, msg_id, reason_code)
         else:
-            self.store.remove([msg_id])
+            try:
+                self.store.remove([msg_id])
+            except (sqlite3.Error, OSError) as e:
+                # the row is sent again at the next start; the receiver drops it by id
+                log.warning("%s: cannot remove sent message from the outbox: %s", self.service, e)
             self.stats["acked"] += 1
 
-    def _reject(self, topic: str, reason: str) -> None:
+    def _reject(self, topic: str, reason: str) -> bool:
         self.stats["rejected"] += 1
         kind = reason.split(":")[0]    # a fixed phrase of ours, so the counter stays small
         self.rejections[kind] += 1
@@ -412,15 +473,28 @@ class BusClient:
         if n <= 10 or n % 1000 == 0:
             # Never the payload itself: it may hold what must not be logged.
             log.warning("%s: dropped message on %s: %s (%d of this kind)", self.service, topic, reason, n)
+        return False    # dropped: acknowledged, so that the broker does not send it again
 
     def _on_message(self, client, userdata, msg: paho.MQTTMessage) -> None:
+        hold = False
         try:
-            self._receive(msg)
+            hold = self._receive(msg)
         except Exception:  # the network thread must survive anything a peer sends
             self.stats["internal_errors"] += 1
             log.exception("%s: error while receiving on %s", self.service, msg.topic)
+        if msg.qos and not hold:    # rejected, a duplicate, or applied and saved
+            client.ack(msg.mid, msg.qos)
 
-    def _receive(self, msg: paho.MQTTMessage) -> None:
+    def _hold(self, msg: paho.MQTTMessage, msg_id: str, persist: bool) -> bool:
+        with self._lock:
+            if msg.qos:
+                self._held.append((msg.mid, msg.qos))
+            self._held_ids[msg_id] = persist
+        self.stats["held"] += 1
+        return True
+
+    def _receive(self, msg: paho.MQTTMessage) -> bool:
+        """Deliver one message; True when it must stay unacknowledged (applied, not saved)."""
         self.stats["received"] += 1
         if not msg.topic.startswith(self.prefix):
             return self._reject(msg.topic, "outside: topic outside this household")
@@ -448,17 +522,36 @@ class BusClient:
                     return
             elif self.store.seen(msg_id):
                 self.stats["duplicates"] += 1
-                return
+                with self._lock:
+                    persist = self._held_ids.get(msg_id)
+                if persist is not None:     # the first copy is applied but not saved yet
+                    return self._hold(msg, msg_id, persist)
+                return False
         message = Message(rel, payload, concrete.partner, bool(msg.retain))
+        unsaved = False
         for handler in handlers:
             try:
                 handler(message)
+            except StorageError as e:
+                unsaved = True
+                log.warning("%s: message on %s applied but not saved (%s); not acknowledged",
+                            self.service, rel, e)
             except Exception:
                 self.stats["handler_errors"] += 1
                 log.exception("%s: handler for %s failed", self.service, rel)
         self.stats["delivered"] += 1
-        if msg_id is not None:
-            if concrete.spec.retain:
-                self._last_retained[rel] = msg_id
-            else:
-                self.store.mark_seen(msg_id, persist=concrete.spec.qos == 1)
+        if msg_id is None:
+            return False
+        if concrete.spec.retain:
+            self._last_retained[rel] = msg_id
+            return False
+        persist = concrete.spec.qos == 1
+        if unsaved:
+            self.store.mark_seen(msg_id, persist=False)   # in memory: a resend is not applied twice
+            return self._hold(msg, msg_id, persist)
+        try:
+            self.store.mark_seen(msg_id, persist=persist)
+        except (sqlite3.Error, OSError) as e:
+            log.warning("%s: cannot record a received id (%s); not acknowledged", self.service, e)
+            return self._hold(msg, msg_id, persist)
+        return False

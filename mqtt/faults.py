@@ -68,6 +68,10 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
     # not credited (a time-out can only get longer): nothing for the household to do
     FaultClass("clock.unsynchronised", "other", False, "the clock is not set from the network yet",
                "de klok is nog niet via het netwerk gezet"),
+    # the SD card is full, read-only or worn out: inputs are kept by the broker, the time-out
+    # runs on from memory, and the watchdog is no longer fed
+    FaultClass("storage.", "other", True, "the hub cannot save; the time-out goes on; call the installer",
+               "de hub kan niet opslaan; de time-out loopt door; bel de installateur"),
     FaultClass("service.offline", "other", True, "a part of the hub is not running; call the installer",
                "een deel van de hub werkt niet; bel de installateur"),
     # the kept faults of that service light what they need; this one only says the list is cut

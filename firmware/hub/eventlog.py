@@ -99,6 +99,12 @@ class HubDatabase:
         return [LoggedEvent(i, datetime.fromisoformat(ts), t, c, p, tid, json.loads(d))
                 for i, ts, t, c, p, tid, d in rows]
 
+    def newest(self) -> datetime | None:
+        """The time of the newest event in the log (None when it is empty)."""
+        with self._lock:
+            row = self._c.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return datetime.fromisoformat(row[0]) if row else None
+
     def prune(self, now: datetime, retention_days: int) -> int:
         with self._lock:
             cur = self._c.execute("DELETE FROM events WHERE ts < ?",

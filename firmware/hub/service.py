@@ -8,18 +8,26 @@ Order of a step (so a crash anywhere loses nothing and repeats nothing a user wo
 4. the retained `state` is published when what the panel shows changed.
 Bus handlers run the step before returning, so an input is acknowledged to the broker only after
 it has been applied and saved.
+
+When a save fails (a full, read-only or worn-out SD card) the step stays applied in memory: the
+running time-out goes on and outputs that are due still leave. Inputs are then not acknowledged
+(the broker keeps them and gives them to a restarted hub), the fault `storage.write_failed` is on
+the panel and the watchdog is not fed. Every tick tries again; the first save that goes through
+saves everything applied meanwhile, acknowledges the held inputs and clears the fault.
 """
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from core.clock import Clock
+from core.errors import StorageError
 from core.sdnotify import run_until_stopped
 from firmware.hub import procedure as P
 from firmware.hub.eventlog import HubDatabase, LoggedEvent
@@ -32,6 +40,7 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 24 * 3600.0
 CHECKPOINT_S = 10.0
 SOUND_STALE_S = 5.0    # the microphone path sends a frame every second
+MAX_UNSAVED = 10_000   # events kept in memory while storage fails (then the oldest are dropped)
 
 
 class Hub:
@@ -56,20 +65,26 @@ class Hub:
         self._sound_at = float("-inf")           # time.monotonic() of the last sound input
         self._saved_at = float("-inf")
         self._last_ok = time.monotonic()
+        self._unsaved: list[LoggedEvent] = []      # logged, not yet in the database
+        self._storage_problem: str | None = None   # why the last save failed, until one works
+        # Retention counts on the log's own time (its newest event plus this run's monotonic
+        # time), never further than the wall clock: a wall clock that is wrong or jumps can
+        # make retention wait, never erase the log.
+        self._log_anchor = (self.db.newest(), clock.monotonic())
         # evening seconds per real second, so checkpoints stay ~10 real seconds apart
         self._scale = max(1.0, getattr(clock, "factor", 1.0))
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> Hub:
         b = self.bus
-        b.on("panel/press", lambda m: self.feed(P.PanelPress(long=m.payload.press == "long")))
-        b.on("panel/answer", lambda m: self.feed(
+        b.on("panel/press", lambda m: self._input(P.PanelPress(long=m.payload.press == "long")))
+        b.on("panel/answer", lambda m: self._input(
             P.Answer("panel", str(m.payload.question_id), m.payload.choice)))
         b.on("partner/{partner}/input", self._partner_input)
-        b.on("partner/{partner}/apart", lambda m: self.feed(P.ApartSeen(m.partner, m.payload.apart)))
+        b.on("partner/{partner}/apart", lambda m: self._input(P.ApartSeen(m.partner, m.payload.apart)))
         b.on("{service}/health", self._service_health)
         b.on("{service}/available", self._service_available)
-        b.on("call/result", lambda m: self.feed(P.CallOutcome(
+        b.on("call/result", lambda m: self._input(P.CallOutcome(
             str(m.payload.request_id), m.payload.outcome, m.payload.final, step=m.payload.step,
             contact=m.payload.contact, round=m.payload.round)))
         b.start()
@@ -99,28 +114,54 @@ class Hub:
                 log.exception("procedure tick failed")
 
     def alive(self) -> bool:
-        """The procedure ticks and its steps go through (what the systemd watchdog is fed on)."""
+        """The procedure ticks and its steps are saved (what the systemd watchdog is fed on):
+        a hub that cannot save is restarted, and the broker gives it the unacknowledged inputs."""
         return (self._thread is not None and self._thread.is_alive()
+                and self._storage_problem is None
                 and time.monotonic() - self._last_ok < max(10.0, 5 * self.tick_seconds))
+
+    def storage_problem(self) -> str | None:
+        """Why the hub cannot save right now (None: it can)."""
+        return self._storage_problem
 
     def _prune(self) -> None:
         # An unsynchronised clock may say 1970 or 2099: retention is applied only on true time.
-        if self.clock.trusted():
-            n = self.db.prune(self.clock.wall(), self.plan.retention_days)
-            if n:
-                log.info("event log: %d event(s) older than %d days removed", n,
-                         self.plan.retention_days)
+        if not self.clock.trusted():
+            return
+        newest, mono0 = self._log_anchor
+        if newest is None:       # nothing was logged before this run: nothing can be old
+            return
+        wall = self.clock.wall()
+        log_now = newest + timedelta(seconds=max(0.0, self.clock.monotonic() - mono0))
+        if wall - log_now > timedelta(days=1):
+            log.warning("event log: the clock is %d day(s) ahead of the log's own time; "
+                        "retention counts from the log's time", (wall - log_now).days)
+        try:
+            n = self.db.prune(min(wall, log_now), self.plan.retention_days)
+        except (sqlite3.Error, OSError) as e:
+            log.warning("event log: retention not applied now: %s", e)
+            return
+        if n:
+            log.info("event log: %d event(s) older than %d days removed", n,
+                     self.plan.retention_days)
 
     # -- inputs ------------------------------------------------------------------------------
     def _partner_input(self, m: Message) -> None:
         p = m.payload
         if p.kind == "button":
-            self.feed(P.PartnerButton(m.partner))
+            self._input(P.PartnerButton(m.partner))
         else:
-            self.feed(P.Answer(m.partner, str(p.question_id), p.choice))
+            self._input(P.Answer(m.partner, str(p.question_id), p.choice))
 
-    def feed(self, inp: P.Input | None) -> None:
-        """Apply one input (None: a clock tick) as one saved step."""
+    def _input(self, inp: P.Input) -> None:
+        """A bus input: raising StorageError tells the bus client not to acknowledge it yet."""
+        if not self.feed(inp):
+            raise StorageError(f"applied in memory, not saved: {self._storage_problem}")
+
+    def feed(self, inp: P.Input | None) -> bool:
+        """Apply one input (None: a clock tick) as one saved step. False: applied in memory
+        only, because storage fails (the next tick tries again)."""
+        saved = True
         if isinstance(inp, P.Sound):
             self._sound_at = time.monotonic()
         with self._lock:
@@ -130,23 +171,57 @@ class Hub:
             if isinstance(inp, P.PresenceSeen):
                 self.bus.publish(f"partner/{inp.partner}/presence", self.bus.make(
                     schemas.Presence, presence=inp.presence, since=self.clock.wall()))
-            logged = []
             now = self.clock.wall()
             for o in outputs:
                 self._publish(o, now)
                 if isinstance(o, P.EventOut):
-                    logged.append(LoggedEvent(o.id, now, o.type, o.category, o.partner,
-                                              o.timeout_id, o.data))
+                    self._unsaved.append(LoggedEvent(o.id, now, o.type, o.category, o.partner,
+                                                     o.timeout_id, o.data))
             # A quiet tick is saved at most every CHECKPOINT_S: losing those seconds on a power
-            # cut only lengthens a time-out; anything that happened is saved at once.
+            # cut only lengthens a time-out; anything that happened is saved at once, and while
+            # storage fails every tick tries again.
             now_m = self.clock.monotonic()
-            if inp is not None or outputs or now_m - self._saved_at >= CHECKPOINT_S * self._scale:
-                self.db.save_step(self.proc.snapshot(), logged)
-                self._saved_at = now_m
+            if (inp is not None or outputs or self._storage_problem is not None
+                    or now_m - self._saved_at >= CHECKPOINT_S * self._scale):
+                saved = self._save()
             self._publish_state()
         if self.on_output:
             for o in outputs:
                 self.on_output(o)
+        return saved
+
+    def _save(self) -> bool:
+        """Save the procedure state and the events logged since the last save (one
+        transaction). On success the inputs held since a failure are acknowledged."""
+        try:
+            self.db.save_step(self.proc.snapshot(), self._unsaved)
+        except (sqlite3.Error, OSError) as e:
+            if self._storage_problem is None:
+                log.error("storage: cannot save (%s); inputs are not acknowledged, the time-out "
+                          "runs on from memory, the watchdog is not fed", e)
+                self._storage_fault(f"the hub cannot save its state: {e}"[:160])
+            self._storage_problem = str(e)
+            if len(self._unsaved) > MAX_UNSAVED:
+                log.error("storage: %d unsaved event(s) dropped from memory",
+                          len(self._unsaved) - MAX_UNSAVED)
+                del self._unsaved[:-MAX_UNSAVED]
+            return False
+        self._unsaved = []
+        self._saved_at = self.clock.monotonic()
+        if self._storage_problem is not None:
+            log.info("storage: saving works again")
+            self._storage_problem = None
+            self._storage_fault(None)
+        if self.bus.held():
+            self.bus.acknowledge_held()
+        return True
+
+    def _storage_fault(self, reason: str | None) -> None:
+        """The hub's own storage fault, beside its sensors' (hub/health and state.faults)."""
+        self._sensor_faults["storage"] = [] if reason is None else [schemas.Fault(
+            code="storage.write_failed", service="hub", since=self.clock.wall(), reason=reason)]
+        self.bus.publish("hub/health", self.bus.make(
+            schemas.Health, faults=[f for fs in self._sensor_faults.values() for f in fs]))
 
     # -- outputs -----------------------------------------------------------------------------
     def _publish(self, o: P.Output, now: datetime) -> None:
@@ -248,7 +323,9 @@ class Hub:
                   for service, code in sorted(added)]
         events += [LoggedEvent(str(uuid.uuid4()), ts, "fault_cleared", "fault", None, None,
                                {"code": code, "service": service}) for service, code in sorted(cleared)]
-        self.db.save_step(self.proc.snapshot(), events)
+        self._unsaved += events
+        if self._storage_problem is None:   # else they go with the save that works again
+            self._save()
 
     def sensor_faults(self, source: str, faults: list[schemas.Fault]) -> None:
         """The current faults of one of the hub's own sensors (replaces that sensor's list)."""
