@@ -12,6 +12,8 @@ it has been applied and saved.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 import uuid
@@ -32,6 +34,10 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 24 * 3600.0
 CHECKPOINT_S = 10.0
 SOUND_STALE_S = 5.0    # the microphone path sends a frame every second
+# Fault injection for the power-cut tests (tests/test_step_atomicity.py), never set on a Pi: the
+# process kills itself (-9) once the outputs of a step that asked the end check-in
+# ("end_checkin") or requested a call ("call") have left it.
+CRASH_AFTER_ENV = "TIMEOUT_HUB_CRASH_AFTER"
 
 
 class Hub:
@@ -137,6 +143,7 @@ class Hub:
                 if isinstance(o, P.EventOut):
                     logged.append(LoggedEvent(o.id, now, o.type, o.category, o.partner,
                                               o.timeout_id, o.data))
+            self._crash_point(outputs)
             # A quiet tick is saved at most every CHECKPOINT_S: losing those seconds on a power
             # cut only lengthens a time-out; anything that happened is saved at once.
             now_m = self.clock.monotonic()
@@ -149,6 +156,21 @@ class Hub:
                 self.on_output(o)
 
     # -- outputs -----------------------------------------------------------------------------
+    def _crash_point(self, outputs: list[P.Output]) -> None:
+        """A power cut right after a step's outputs left the hub (CRASH_AFTER_ENV)."""
+        want = os.environ.get(CRASH_AFTER_ENV)
+        if not want or not any(
+                (want == "call" and isinstance(o, P.CallOut))
+                or (want == "end_checkin" and isinstance(o, P.EventOut)
+                    and o.type == "checkin_requested" and o.data.get("final"))
+                for o in outputs):
+            return
+        deadline = time.monotonic() + 5.0      # "left": the broker has acknowledged them
+        while self.bus.outbox_size() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        log.warning("%s=%s: killing the hub after the outputs of a step", CRASH_AFTER_ENV, want)
+        os.kill(os.getpid(), signal.SIGKILL)
+
     def _publish(self, o: P.Output, now: datetime) -> None:
         b = self.bus
         if isinstance(o, P.EventOut):
