@@ -2,9 +2,10 @@
 
 Order of a step (so a crash anywhere loses nothing and repeats nothing a user would notice):
 1. the procedure takes the input or the tick and returns outputs with ids derived from its state;
-2. the outputs go to the bus outbox (durable) — a repeat after a crash has the same ids and is
-   dropped by the receivers;
-3. the events and the new procedure state are committed in one transaction;
+2. the events, the new procedure state and the outputs' bus messages are committed in one
+   transaction: nothing has left the hub yet, so a crash before it loses a step nobody saw;
+3. the messages go to the bus outbox (durable); after a crash between 2 and 3 they are sent at
+   the next start from the saved copy, with the same ids (receivers drop repeats);
 4. the retained `state` is published when what the panel shows changed.
 Bus handlers run the step before returning, so an input is acknowledged to the broker only after
 it has been applied and saved.
@@ -21,12 +22,14 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from core.clock import Clock
 from core.sdnotify import run_until_stopped
 from firmware.hub import procedure as P
-from firmware.hub.eventlog import HubDatabase, LoggedEvent
+from firmware.hub.eventlog import HubDatabase, LoggedEvent, Unsent
 from firmware.hub.plan import HouseholdPlan
-from mqtt import schemas
+from mqtt import contract, schemas
 from mqtt.client import BusClient, Message
 from mqtt.faults import needs_action
 
@@ -61,6 +64,7 @@ class Hub:
         self._thermometer: int | None = None
         self._sound_at = float("-inf")           # time.monotonic() of the last sound input
         self._saved_at = float("-inf")
+        self._in_outbox: list[str] = []   # messages of saved steps, handed to the bus outbox
         self._last_ok = time.monotonic()
         # evening seconds per real second, so checkpoints stay ~10 real seconds apart
         self._scale = max(1.0, getattr(clock, "factor", 1.0))
@@ -79,6 +83,7 @@ class Hub:
             str(m.payload.request_id), m.payload.outcome, m.payload.final, step=m.payload.step,
             contact=m.payload.contact, round=m.payload.round)))
         b.start()
+        self._send_unsent()
         self._prune()
         self.feed(None)  # publish the state we resumed with
         self._thread = threading.Thread(target=self._ticker, name="procedure-tick", daemon=True)
@@ -138,18 +143,25 @@ class Hub:
                     schemas.Presence, presence=inp.presence, since=self.clock.wall()))
             logged = []
             now = self.clock.wall()
+            messages = [self._message(o, now) for o in outputs]
             for o in outputs:
-                self._publish(o, now)
                 if isinstance(o, P.EventOut):
                     logged.append(LoggedEvent(o.id, now, o.type, o.category, o.partner,
                                               o.timeout_id, o.data))
-            self._crash_point(outputs)
             # A quiet tick is saved at most every CHECKPOINT_S: losing those seconds on a power
-            # cut only lengthens a time-out; anything that happened is saved at once.
+            # cut only lengthens a time-out; anything that happened is saved at once. Outputs
+            # leave only after their step is saved (with them): a crash never lets out a
+            # question, call or event that the restarted hub does not know it made.
             now_m = self.clock.monotonic()
             if inp is not None or outputs or now_m - self._saved_at >= CHECKPOINT_S * self._scale:
-                self.db.save_step(self.proc.snapshot(), logged)
+                self.db.save_step(self.proc.snapshot(), logged, sent=self._in_outbox, unsent=[
+                    Unsent(str(m.id), topic, m.model_dump_json()) for topic, m in messages])
                 self._saved_at = now_m
+                self._in_outbox = []
+            for topic, m in messages:
+                self.bus.publish(topic, m)     # into the bus's own durable outbox
+                self._in_outbox.append(str(m.id))
+            self._crash_point(outputs)
             self._publish_state()
         if self.on_output:
             for o in outputs:
@@ -171,20 +183,31 @@ class Hub:
         log.warning("%s=%s: killing the hub after the outputs of a step", CRASH_AFTER_ENV, want)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    def _publish(self, o: P.Output, now: datetime) -> None:
-        b = self.bus
+    @staticmethod
+    def _message(o: P.Output, now: datetime) -> tuple[str, BaseModel]:
+        """The bus topic and message of one output of the procedure."""
         if isinstance(o, P.EventOut):
-            b.publish("events", schemas.Event(
+            return "events", schemas.Event(
                 id=uuid.UUID(o.id), ts=now, type=o.type, category=o.category, partner=o.partner,
-                timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None, data=o.data))
-        elif isinstance(o, P.PromptOut):
-            b.publish(f"partner/{o.partner}/prompt", schemas.PartnerPrompt(
+                timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None, data=o.data)
+        if isinstance(o, P.PromptOut):
+            return f"partner/{o.partner}/prompt", schemas.PartnerPrompt(
                 id=uuid.UUID(o.id), ts=now, question_id=uuid.UUID(o.question_id), kind=o.kind,
-                key=o.key, options=o.options, task=o.task))
-        elif isinstance(o, P.CallOut):
-            b.publish("call/request", schemas.CallRequest(
-                id=uuid.UUID(o.id), ts=now, partner=o.partner, reason=o.reason,
-                timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None))
+                key=o.key, options=o.options, task=o.task)
+        return "call/request", schemas.CallRequest(
+            id=uuid.UUID(o.id), ts=now, partner=o.partner, reason=o.reason,
+            timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None)
+
+    def _send_unsent(self) -> None:
+        """After a crash between a step's commit and its publish: its messages, as saved."""
+        unsent = self.db.unsent()
+        for u in unsent:
+            schema = contract.lookup(u.topic).spec.schema
+            if schema is not None:
+                self.bus.publish(u.topic, schema.model_validate_json(u.payload))
+            self._in_outbox.append(u.id)
+        if unsent:
+            log.info("%d message(s) of saved steps sent again after the restart", len(unsent))
 
     # -- faults of the other services, shown on the panel (state.faults) --------------------
     def _service_health(self, m: Message) -> None:
