@@ -11,6 +11,12 @@
   never dies. Repeated ids are dropped before the handler (persistently for QoS 1 events).
 - Publish: QoS 1 messages are written to the SQLite outbox before they are sent and removed on
   PUBACK, so a broker restart or a service crash loses nothing.
+- Acknowledgement end to end (docs/reliability.md): an input to the hub (a `confirmed` topic) is
+  done when the hub has applied and saved it, not when the broker has it. The sender keeps it
+  after the PUBACK until the hub names its id on `applied/<sender>`, and sends what is still
+  unconfirmed again whenever the hub comes online (a broker killed before its autosave forgets
+  what it acknowledged). The hub confirms after its handler returned, and confirms a repeat
+  again; a handler that failed confirms nothing, so the input comes again.
 """
 from __future__ import annotations
 
@@ -149,6 +155,11 @@ class BusClient:
         self._last_retained: dict[str, str] = {}
         self._started = False
         self.store = Store(Path(state_dir) / f"{service}-bus.sqlite3")
+        # outbox ids the broker acknowledged and the hub has not confirmed yet
+        self._unconfirmed: set[str] = set()
+        self._confirmed_topics = frozenset(
+            self._abs(c.topic) for c in contract.CONCRETE.values()
+            if c.spec.confirmed and service in c.publishers)
 
         # The broker uses the username as client id (use_username_as_clientid); this matches it.
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=service,
@@ -224,6 +235,9 @@ class BusClient:
         if self._started:
             return self
         self._started = True
+        if self._confirmed_topics and self.service != "hub":
+            self.on(f"applied/{self.service}", self._applied)
+            self.on("hub/available", self._hub_available)
         pending = self.store.pending()
         for row in pending:      # from before a restart: queued in order, sent on connect
             self._send(row)
@@ -378,9 +392,53 @@ class BusClient:
             self.stats["dead_letter"] += 1
             log.error("%s: broker refused message %s: %s (kept as dead letter)",
                       self.service, msg_id, reason_code)
+        elif self._awaits_confirmation(msg_id):
+            self.stats["acked"] += 1
         else:
             self.store.remove([msg_id])
             self.stats["acked"] += 1
+
+    # -- acknowledgement end to end ---------------------------------------------------------
+    def _awaits_confirmation(self, msg_id: str) -> bool:
+        """After its PUBACK: an input to the hub stays in the outbox until the hub confirms it."""
+        if not self._confirmed_topics or not self.store.has(msg_id, self._confirmed_topics):
+            return False
+        with self._lock:
+            self._unconfirmed.add(msg_id)
+        return True
+
+    def unconfirmed(self) -> int:
+        """Inputs the broker has and the hub has not yet confirmed applying."""
+        with self._lock:
+            return len(self._unconfirmed)
+
+    def _applied(self, m: Message) -> None:
+        if not isinstance(m.payload, schemas.Applied):
+            return
+        ids = [str(i) for i in m.payload.ids]
+        self.store.remove(ids)
+        with self._lock:
+            self._unconfirmed.difference_update(ids)
+        self.stats["confirmed"] += len(ids)
+
+    def _hub_available(self, m: Message) -> None:
+        """The hub came (back) online: what it has not confirmed may have been lost with the
+        broker's memory; send it again (the hub drops a repeat by id and confirms it again)."""
+        if m.payload != "online":
+            return
+        with self._lock:
+            waiting = set(self._unconfirmed)
+        rows = [r for r in self.store.pending() if r.id in waiting]
+        for row in rows:
+            self._send(row)
+        if rows:
+            self.stats["resent_unconfirmed"] += len(rows)
+            log.info("%s: %d input(s) not yet confirmed by the hub sent again", self.service, len(rows))
+
+    def _confirm(self, concrete: contract.Concrete, msg_id: str) -> None:
+        """Hub side: tell the possible senders of this input that it is applied and saved."""
+        for sender in sorted(concrete.publishers - {self.service}):
+            self.publish(f"applied/{sender}", self.make(schemas.Applied, ids=[uuid.UUID(msg_id)]))
 
     def _reject(self, topic: str, reason: str) -> None:
         self.stats["rejected"] += 1
@@ -426,17 +484,25 @@ class BusClient:
                     return
             elif self.store.seen(msg_id):
                 self.stats["duplicates"] += 1
+                if concrete.spec.confirmed:     # the first confirmation may have been lost
+                    self._confirm(concrete, msg_id)
                 return
         message = Message(rel, payload, concrete.partner, bool(msg.retain))
+        failed = False
         for handler in handlers:
             try:
                 handler(message)
             except Exception:
+                failed = True
                 self.stats["handler_errors"] += 1
                 log.exception("%s: handler for %s failed", self.service, rel)
         self.stats["delivered"] += 1
         if msg_id is not None:
             if concrete.spec.retain:
                 self._last_retained[rel] = msg_id
+            elif concrete.spec.confirmed and failed:
+                pass      # not applied: neither seen nor confirmed, so its sender sends it again
             else:
                 self.store.mark_seen(msg_id, persist=concrete.spec.qos == 1)
+                if concrete.spec.confirmed:
+                    self._confirm(concrete, msg_id)
