@@ -20,6 +20,13 @@
   handler that raises StorageError has applied the message but could not save it: the message is
   held unacknowledged (the broker keeps it and sends it again after a restart) until the
   application calls `acknowledge_held()` after a save that went through.
+- Acknowledgement end to end (docs/reliability.md): an input to the hub (a `confirmed` topic) is
+  done when the hub has applied and saved it, not when the broker has it. The sender keeps it
+  after the PUBACK until the hub names its id on `applied/<sender>`, and sends what is still
+  unconfirmed again whenever the hub comes online (a broker killed before its autosave forgets
+  what it acknowledged). The hub confirms after its handler returned, and confirms a repeat
+  again; a handler that failed confirms nothing, so the input comes again; one whose save failed
+  (StorageError) is confirmed with its PUBACK, once `acknowledge_held()` runs.
 """
 from __future__ import annotations
 
@@ -172,8 +179,14 @@ class BusClient:
         # applied but not saved: (mid, qos) still to acknowledge, and the ids to mark seen then
         self._held: list[tuple[int, int]] = []
         self._held_ids: dict[str, bool] = {}     # id -> persist as seen (QoS 1 events)
+        self._held_confirm: dict[str, contract.Concrete] = {}   # held inputs to confirm when saved
         self.storage_problem: str | None = None  # the last outbox write that failed, until one works
         self.store = Store(Path(state_dir) / f"{service}-bus.sqlite3")
+        # outbox ids the broker acknowledged and the hub has not confirmed yet
+        self._unconfirmed: set[str] = set()
+        self._confirmed_topics = frozenset(
+            self._abs(c.topic) for c in contract.CONCRETE.values()
+            if c.spec.confirmed and service in c.publishers)
 
         # The broker uses the username as client id (use_username_as_clientid); this matches it.
         # manual_ack: a PUBACK only once the message is applied and saved (see _on_message)
@@ -266,6 +279,9 @@ class BusClient:
         if self._started:
             return self
         self._started = True
+        if self._confirmed_topics and self.service != "hub":
+            self.on(f"applied/{self.service}", self._applied)
+            self.on("hub/available", self._hub_available)
         pending = self.store.pending()
         for row in pending:      # from before a restart: queued in order, sent on connect
             self._send(row)
@@ -303,9 +319,12 @@ class BusClient:
                 self._held.remove((mid, qos))
             for msg_id in ids:
                 self._held_ids.pop(msg_id, None)
+            confirm = [(i, self._held_confirm.pop(i)) for i in ids if i in self._held_confirm]
             left = len(self._held)
         for mid, qos in held:
             self._client.ack(mid, qos)
+        for msg_id, concrete in confirm:
+            self._confirm(concrete, msg_id)
         if held:
             log.info("%s: %d message(s) saved and acknowledged", self.service, len(held))
         return left
@@ -457,6 +476,8 @@ class BusClient:
             self.stats["dead_letter"] += 1
             log.error("%s: broker refused message %s: %s (kept as dead letter)",
                       self.service, msg_id, reason_code)
+        elif self._awaits_confirmation(msg_id):
+            self.stats["acked"] += 1
         else:
             try:
                 self.store.remove([msg_id])
@@ -464,6 +485,48 @@ class BusClient:
                 # the row is sent again at the next start; the receiver drops it by id
                 log.warning("%s: cannot remove sent message from the outbox: %s", self.service, e)
             self.stats["acked"] += 1
+
+    # -- acknowledgement end to end ---------------------------------------------------------
+    def _awaits_confirmation(self, msg_id: str) -> bool:
+        """After its PUBACK: an input to the hub stays in the outbox until the hub confirms it."""
+        if not self._confirmed_topics or not self.store.has(msg_id, self._confirmed_topics):
+            return False
+        with self._lock:
+            self._unconfirmed.add(msg_id)
+        return True
+
+    def unconfirmed(self) -> int:
+        """Inputs the broker has and the hub has not yet confirmed applying."""
+        with self._lock:
+            return len(self._unconfirmed)
+
+    def _applied(self, m: Message) -> None:
+        if not isinstance(m.payload, schemas.Applied):
+            return
+        ids = [str(i) for i in m.payload.ids]
+        self.store.remove(ids)
+        with self._lock:
+            self._unconfirmed.difference_update(ids)
+        self.stats["confirmed"] += len(ids)
+
+    def _hub_available(self, m: Message) -> None:
+        """The hub came (back) online: what it has not confirmed may have been lost with the
+        broker's memory; send it again (the hub drops a repeat by id and confirms it again)."""
+        if m.payload != "online":
+            return
+        with self._lock:
+            waiting = set(self._unconfirmed)
+        rows = [r for r in self.store.pending() if r.id in waiting]
+        for row in rows:
+            self._send(row)
+        if rows:
+            self.stats["resent_unconfirmed"] += len(rows)
+            log.info("%s: %d input(s) not yet confirmed by the hub sent again", self.service, len(rows))
+
+    def _confirm(self, concrete: contract.Concrete, msg_id: str) -> None:
+        """Hub side: tell the possible senders of this input that it is applied and saved."""
+        for sender in sorted(concrete.publishers - {self.service}):
+            self.publish(f"applied/{sender}", self.make(schemas.Applied, ids=[uuid.UUID(msg_id)]))
 
     def _reject(self, topic: str, reason: str) -> bool:
         self.stats["rejected"] += 1
@@ -485,11 +548,14 @@ class BusClient:
         if msg.qos and not hold:    # rejected, a duplicate, or applied and saved
             client.ack(msg.mid, msg.qos)
 
-    def _hold(self, msg: paho.MQTTMessage, msg_id: str, persist: bool) -> bool:
+    def _hold(self, msg: paho.MQTTMessage, msg_id: str, persist: bool,
+              concrete: contract.Concrete | None = None) -> bool:
         with self._lock:
             if msg.qos:
                 self._held.append((msg.mid, msg.qos))
             self._held_ids[msg_id] = persist
+            if concrete is not None and concrete.spec.confirmed:
+                self._held_confirm[msg_id] = concrete   # its sender hears once it is saved
         self.stats["held"] += 1
         return True
 
@@ -526,9 +592,11 @@ class BusClient:
                     persist = self._held_ids.get(msg_id)
                 if persist is not None:     # the first copy is applied but not saved yet
                     return self._hold(msg, msg_id, persist)
+                if concrete.spec.confirmed:     # the first confirmation may have been lost
+                    self._confirm(concrete, msg_id)
                 return False
         message = Message(rel, payload, concrete.partner, bool(msg.retain))
-        unsaved = False
+        unsaved = failed = False
         for handler in handlers:
             try:
                 handler(message)
@@ -537,6 +605,7 @@ class BusClient:
                 log.warning("%s: message on %s applied but not saved (%s); not acknowledged",
                             self.service, rel, e)
             except Exception:
+                failed = True
                 self.stats["handler_errors"] += 1
                 log.exception("%s: handler for %s failed", self.service, rel)
         self.stats["delivered"] += 1
@@ -545,13 +614,17 @@ class BusClient:
         if concrete.spec.retain:
             self._last_retained[rel] = msg_id
             return False
+        if concrete.spec.confirmed and failed:
+            return False     # not applied: neither seen nor confirmed, so its sender sends it again
         persist = concrete.spec.qos == 1
         if unsaved:
             self.store.mark_seen(msg_id, persist=False)   # in memory: a resend is not applied twice
-            return self._hold(msg, msg_id, persist)
+            return self._hold(msg, msg_id, persist, concrete)
         try:
             self.store.mark_seen(msg_id, persist=persist)
         except (sqlite3.Error, OSError) as e:
             log.warning("%s: cannot record a received id (%s); not acknowledged", self.service, e)
-            return self._hold(msg, msg_id, persist)
+            return self._hold(msg, msg_id, persist, concrete)
+        if concrete.spec.confirmed:
+            self._confirm(concrete, msg_id)
         return False

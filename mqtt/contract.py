@@ -32,6 +32,9 @@ class TopicSpec:
     publishers: frozenset[str]
     subscribers: frozenset[str]
     description: str
+    # An input the hub confirms on `applied/<sender>` once applied and saved; the sender keeps
+    # it in its outbox until then (docs/reliability.md, "Acknowledgement").
+    confirmed: bool = False
 
     @property
     def durable(self) -> bool:
@@ -78,18 +81,24 @@ TOPICS: tuple[TopicSpec, ...] = (
               "The wearable's verdict \"at least 100 m from home\"; never coordinates (R4)."),
     TopicSpec("partner/{partner}/input", schemas.PartnerInput, 1, False,
               _roles("wearable-{partner}", "caller"), _roles("hub"),
-              "That partner's button or answer (wearable, or an SMS reply relayed by the caller)."),
+              "That partner's button or answer (wearable, or an SMS reply relayed by the caller).",
+              confirmed=True),
     TopicSpec("partner/{partner}/prompt", schemas.PartnerPrompt, 1, False, _roles("hub"),
               _roles("hub", "wearable-{partner}", "caller"),
               "A check-in, evaluation question or calming-task reminder for that partner only."),
     TopicSpec("panel/press", schemas.PanelPress, 1, False, _roles("panel"), _roles("hub"),
-              "The time-out button: long press (start) or short press (ignored, counted)."),
+              "The time-out button: long press (start) or short press (ignored, counted).",
+              confirmed=True),
     TopicSpec("panel/answer", schemas.PanelAnswer, 1, False, _roles("panel"), _roles("hub"),
-              "A mood button pressed while a question is open."),
+              "A mood button pressed while a question is open.", confirmed=True),
     TopicSpec("call/request", schemas.CallRequest, 1, False, _roles("hub"), _roles("hub", "caller"),
               "Reach a partner's contact persons; contacts referenced as (partner, index)."),
     TopicSpec("call/result", schemas.CallResult, 1, False, _roles("caller"), _roles("hub"),
-              "Each step of the ladder, with `request_id` of the request it answers."),
+              "Each step of the ladder, with `request_id` of the request it answers.",
+              confirmed=True),
+    TopicSpec("applied/{service}", schemas.Applied, 0, False, _roles("hub"), _roles("{service}"),
+              "The ids of that service's inputs the hub has applied and saved; until then the "
+              "service keeps them and sends them again when the hub comes (back) online."),
 )
 
 # Every service may see whether the hub is there (the panel shows "hub offline").

@@ -35,7 +35,7 @@ def generate() -> str:
             readers += " (all services read `hub/available`)"
         out.append(f"| `{spec.pattern}` | {name} | {spec.qos} | {'yes' if spec.retain else 'no'} | "
                    f"{'yes' if spec.durable else 'no'} | {_roles(spec.publishers)} | {readers} | "
-                   f"{spec.description} |")
+                   f"{spec.description}{' Confirmed by the hub on `applied/<sender>`.' if spec.confirmed else ''} |")
     out += ["", "### Fault classes (`mqtt/faults.py`)", "",
             "What a code in `<service>/health` and `state.faults` means. *Action*: the fault LED "
             "lights only for faults the household or the installer must act on; an unknown code "

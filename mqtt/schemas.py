@@ -258,4 +258,11 @@ class Health(Envelope):
     faults: list[Fault] = Field(default_factory=list, max_length=32)
 
 
+class Applied(Envelope):
+    """The hub has applied and saved these inputs of the reader (by message id): the sender may
+    forget them (docs/reliability.md, "Acknowledgement")."""
+
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=64)
+
+
 AVAILABILITY = ("online", "offline", "stopped")

@@ -95,6 +95,12 @@ class Store:
                 return None
             return OutboxRow(cur.lastrowid, msg_id, topic, payload, qos, retain)
 
+    def has(self, msg_id: str, topics: frozenset[str]) -> bool:
+        """This id is in the outbox, on one of these topics."""
+        with self._lock:
+            row = self._fast.execute("SELECT topic FROM outbox WHERE id = ?", (msg_id,)).fetchone()
+        return row is not None and row[0] in topics
+
     def pending(self) -> list[OutboxRow]:
         with self._lock:
             rows = self._fast.execute(

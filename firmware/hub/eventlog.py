@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,7 +33,21 @@ CREATE TABLE IF NOT EXISTS procedure_state (
     k INTEGER PRIMARY KEY CHECK (k = 1),
     snapshot TEXT NOT NULL
 );
+-- A step's bus messages, saved with the step and sent after it (docs/reliability.md, "Step")
+CREATE TABLE IF NOT EXISTS unsent (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class Unsent:
+    id: str
+    topic: str        # relative to the household's prefix
+    payload: str      # the message as JSON
 
 
 @dataclass(frozen=True)
@@ -63,12 +78,18 @@ class HubDatabase:
         self._c.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
-    def save_step(self, snapshot: dict[str, Any], events: list[LoggedEvent]) -> None:
-        """One transaction per procedure step: its events and the state after it."""
+    def save_step(self, snapshot: dict[str, Any], events: list[LoggedEvent],
+                  unsent: Sequence[Unsent] = (), sent: Sequence[str] = ()) -> None:
+        """One transaction per procedure step: its events, the state after it and the bus
+        messages it makes (`unsent`, sent once this returns); `sent` are earlier steps' messages
+        that are in the bus outbox by now."""
         with self._lock:
             c = self._c
             c.execute("BEGIN IMMEDIATE")
             try:
+                c.executemany("DELETE FROM unsent WHERE id = ?", [(i,) for i in sent])
+                c.executemany("INSERT OR IGNORE INTO unsent (id, topic, payload) VALUES (?, ?, ?)",
+                              [(u.id, u.topic, u.payload) for u in unsent])
                 c.executemany(
                     "INSERT OR IGNORE INTO events (id, ts, type, category, partner, timeout_id, data) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -80,6 +101,13 @@ class HubDatabase:
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
+
+    def unsent(self) -> list[Unsent]:
+        """Messages of saved steps that may not have reached the bus outbox (a crash after the
+        commit): sent again at start; receivers drop a repeated id."""
+        with self._lock:
+            rows = self._c.execute("SELECT id, topic, payload FROM unsent ORDER BY seq").fetchall()
+        return [Unsent(*r) for r in rows]
 
     def load_snapshot(self) -> dict[str, Any] | None:
         with self._lock:

@@ -2,9 +2,10 @@
 
 Order of a step (so a crash anywhere loses nothing and repeats nothing a user would notice):
 1. the procedure takes the input or the tick and returns outputs with ids derived from its state;
-2. the outputs go to the bus outbox (durable) — a repeat after a crash has the same ids and is
-   dropped by the receivers;
-3. the events and the new procedure state are committed in one transaction;
+2. the events, the new procedure state and the outputs' bus messages are committed in one
+   transaction: nothing has left the hub yet, so a crash before it loses a step nobody saw;
+3. the messages go to the bus outbox (durable); after a crash between 2 and 3 they are sent at
+   the next start from the saved copy, with the same ids (receivers drop repeats);
 4. the retained `state` is published when what the panel shows changed.
 Bus handlers run the step before returning, so an input is acknowledged to the broker only after
 it has been applied and saved.
@@ -18,21 +19,25 @@ saves everything applied meanwhile, acknowledges the held inputs and clears the 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from core.clock import Clock
 from core.errors import StorageError
 from core.sdnotify import run_until_stopped
 from firmware.hub import procedure as P
-from firmware.hub.eventlog import HubDatabase, LoggedEvent
+from firmware.hub.eventlog import HubDatabase, LoggedEvent, Unsent
 from firmware.hub.plan import HouseholdPlan
-from mqtt import schemas
+from mqtt import contract, schemas
 from mqtt.client import BusClient, Message
 from mqtt.faults import PER_SERVICE, STATE_LIMIT, attribute, bounded, needs_action, owners
 
@@ -41,6 +46,10 @@ PRUNE_EVERY_S = 24 * 3600.0
 CHECKPOINT_S = 10.0
 SOUND_STALE_S = 5.0    # the microphone path sends a frame every second
 MAX_UNSAVED = 10_000   # events kept in memory while storage fails (then the oldest are dropped)
+# Fault injection for the power-cut tests (tests/test_step_atomicity.py), never set on a Pi: the
+# process kills itself (-9) once the outputs of a step that asked the end check-in
+# ("end_checkin") or requested a call ("call") have left it.
+CRASH_AFTER_ENV = "TIMEOUT_HUB_CRASH_AFTER"
 
 
 class Hub:
@@ -64,6 +73,7 @@ class Hub:
         self._thermometer: int | None = None
         self._sound_at = float("-inf")           # time.monotonic() of the last sound input
         self._saved_at = float("-inf")
+        self._in_outbox: list[str] = []   # messages of saved steps, handed to the bus outbox
         self._last_ok = time.monotonic()
         self._unsaved: list[LoggedEvent] = []      # logged, not yet in the database
         self._storage_problem: str | None = None   # why the last save failed, until one works
@@ -88,6 +98,7 @@ class Hub:
             str(m.payload.request_id), m.payload.outcome, m.payload.final, step=m.payload.step,
             contact=m.payload.contact, round=m.payload.round)))
         b.start()
+        self._send_unsent()
         self._prune()
         self.feed(None)  # publish the state we resumed with
         self._thread = threading.Thread(target=self._ticker, name="procedure-tick", daemon=True)
@@ -172,29 +183,38 @@ class Hub:
                 self.bus.publish(f"partner/{inp.partner}/presence", self.bus.make(
                     schemas.Presence, presence=inp.presence, since=self.clock.wall()))
             now = self.clock.wall()
+            messages = [self._message(o, now) for o in outputs]
             for o in outputs:
-                self._publish(o, now)
                 if isinstance(o, P.EventOut):
                     self._unsaved.append(LoggedEvent(o.id, now, o.type, o.category, o.partner,
                                                      o.timeout_id, o.data))
             # A quiet tick is saved at most every CHECKPOINT_S: losing those seconds on a power
             # cut only lengthens a time-out; anything that happened is saved at once, and while
-            # storage fails every tick tries again.
+            # storage fails every tick tries again. Outputs leave only after their step is saved
+            # (with them): a crash never lets out a question, call or event that the restarted
+            # hub does not know it made. While storage fails they leave from memory all the
+            # same: a call that is due does not wait for an SD card.
             now_m = self.clock.monotonic()
             if (inp is not None or outputs or self._storage_problem is not None
                     or now_m - self._saved_at >= CHECKPOINT_S * self._scale):
-                saved = self._save()
+                saved = self._save(messages)
+            for topic, m in messages:
+                self.bus.publish(topic, m)     # into the bus's own durable outbox
+                if saved:
+                    self._in_outbox.append(str(m.id))
+            self._crash_point(outputs)
             self._publish_state()
         if self.on_output:
             for o in outputs:
                 self.on_output(o)
         return saved
 
-    def _save(self) -> bool:
-        """Save the procedure state and the events logged since the last save (one
-        transaction). On success the inputs held since a failure are acknowledged."""
+    def _save(self, messages: Sequence[tuple[str, BaseModel]] = ()) -> bool:
+        """Save the procedure state, the events logged since the last save and the step's bus
+        messages (one transaction). On success the inputs held since a failure are acknowledged."""
         try:
-            self.db.save_step(self.proc.snapshot(), self._unsaved)
+            self.db.save_step(self.proc.snapshot(), self._unsaved, sent=self._in_outbox, unsent=[
+                Unsent(str(m.id), topic, m.model_dump_json()) for topic, m in messages])
         except (sqlite3.Error, OSError) as e:
             if self._storage_problem is None:
                 log.error("storage: cannot save (%s); inputs are not acknowledged, the time-out "
@@ -207,6 +227,7 @@ class Hub:
                 del self._unsaved[:-MAX_UNSAVED]
             return False
         self._unsaved = []
+        self._in_outbox = []
         self._saved_at = self.clock.monotonic()
         if self._storage_problem is not None:
             log.info("storage: saving works again")
@@ -224,20 +245,46 @@ class Hub:
             schemas.Health, faults=[f for fs in self._sensor_faults.values() for f in fs]))
 
     # -- outputs -----------------------------------------------------------------------------
-    def _publish(self, o: P.Output, now: datetime) -> None:
-        b = self.bus
+    def _crash_point(self, outputs: list[P.Output]) -> None:
+        """A power cut right after a step's outputs left the hub (CRASH_AFTER_ENV)."""
+        want = os.environ.get(CRASH_AFTER_ENV)
+        if not want or not any(
+                (want == "call" and isinstance(o, P.CallOut))
+                or (want == "end_checkin" and isinstance(o, P.EventOut)
+                    and o.type == "checkin_requested" and o.data.get("final"))
+                for o in outputs):
+            return
+        deadline = time.monotonic() + 5.0      # "left": the broker has acknowledged them
+        while self.bus.outbox_size() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        log.warning("%s=%s: killing the hub after the outputs of a step", CRASH_AFTER_ENV, want)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    @staticmethod
+    def _message(o: P.Output, now: datetime) -> tuple[str, BaseModel]:
+        """The bus topic and message of one output of the procedure."""
         if isinstance(o, P.EventOut):
-            b.publish("events", schemas.Event(
+            return "events", schemas.Event(
                 id=uuid.UUID(o.id), ts=now, type=o.type, category=o.category, partner=o.partner,
-                timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None, data=o.data))
-        elif isinstance(o, P.PromptOut):
-            b.publish(f"partner/{o.partner}/prompt", schemas.PartnerPrompt(
+                timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None, data=o.data)
+        if isinstance(o, P.PromptOut):
+            return f"partner/{o.partner}/prompt", schemas.PartnerPrompt(
                 id=uuid.UUID(o.id), ts=now, question_id=uuid.UUID(o.question_id), kind=o.kind,
-                key=o.key, options=o.options, task=o.task))
-        elif isinstance(o, P.CallOut):
-            b.publish("call/request", schemas.CallRequest(
-                id=uuid.UUID(o.id), ts=now, partner=o.partner, reason=o.reason,
-                timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None))
+                key=o.key, options=o.options, task=o.task)
+        return "call/request", schemas.CallRequest(
+            id=uuid.UUID(o.id), ts=now, partner=o.partner, reason=o.reason,
+            timeout_id=uuid.UUID(o.timeout_id) if o.timeout_id else None)
+
+    def _send_unsent(self) -> None:
+        """After a crash between a step's commit and its publish: its messages, as saved."""
+        unsent = self.db.unsent()
+        for u in unsent:
+            schema = contract.lookup(u.topic).spec.schema
+            if schema is not None:
+                self.bus.publish(u.topic, schema.model_validate_json(u.payload))
+            self._in_outbox.append(u.id)
+        if unsent:
+            log.info("%d message(s) of saved steps sent again after the restart", len(unsent))
 
     # -- faults of the other services, shown on the panel (state.faults) --------------------
     def _service_health(self, m: Message) -> None:
