@@ -54,12 +54,12 @@ def test_inputs_the_broker_acknowledged_survive_its_kill_before_the_first_autosa
     home.start()
     hub = _hub(home, tmp_path, clock)
     try:
-        assert wait_until(lambda: hub.proc.s["short_presses"] >= N, 20), \
-            f"{N - hub.proc.s['short_presses']} of {N} acknowledged inputs lost"
+        assert wait_until(lambda: hub.proc.short_presses >= N, 20), \
+            f"{N - hub.proc.short_presses} of {N} acknowledged inputs lost"
         # the panel forgets them only once the hub has confirmed them all; then no repeat can
         # still be on its way
         assert wait_until(lambda: panel.outbox_size() == 0, 10)
-        assert hub.proc.s["short_presses"] == N, "an input was applied twice"
+        assert hub.proc.short_presses == N, "an input was applied twice"
     finally:
         panel.stop()
         hub.stop()

@@ -559,3 +559,22 @@ def test_after_a_reboot_a_wall_clock_a_year_ahead_credits_nothing():
     r.clock.reboot(down_seconds=365 * 86400, trusted=True)
     p2 = Procedure(r.plan, r.clock, snap)
     assert p2.elapsed() == pytest.approx(10 * 60) and p2.phase == "timeout"
+
+
+def test_answers_given_while_the_hub_was_down_count_after_a_long_power_cut():
+    """Issue 20, harm 4: the end check-in was asked, the hub went down for 10 minutes (past the
+    check-in's 5-minute deadline, credited on a trusted clock), both partners answered "calm"
+    meanwhile. Caught up before time acts, both answers count: no calls, they may meet again."""
+    r = started("a").wait(20 * 60 + 1)
+    assert r.phase == "checkin"
+    q = r.p.open_question("a")[0]
+    snap = json.loads(json.dumps(r.p.snapshot()))
+    r.clock.reboot(down_seconds=10 * 60, trusted=True)
+    p2 = Procedure(r.plan, r.clock, snap)
+    p2.catching_up = True                   # what the hub does until the queued inputs are in
+    out = p2.handle(Answer("a", q, 1)) + p2.handle(Answer("b", q, 1)) + p2.tick()
+    p2.catching_up = False
+    out += p2.tick()
+    types = [o.type for o in out if isinstance(o, EventOut)]
+    assert "both_calm" in types and "checkin_unanswered" not in types
+    assert not [o for o in out if isinstance(o, CallOut)]

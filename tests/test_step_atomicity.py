@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -51,7 +52,11 @@ def _client(home: PrivateBroker, tmp_path: Path, service: str) -> BusClient:
                      reconnect_min=0.1, reconnect_max=0.5)
 
 
-def test_answers_given_while_the_hub_was_down_count_and_the_log_agrees_with_the_bus(home, tmp_path):
+@pytest.mark.parametrize("down_s", [0.0, 4.0], ids=["short", "past_the_deadline"])
+def test_answers_given_while_the_hub_was_down_count_and_the_log_agrees_with_the_bus(home, tmp_path, down_s):
+    """`past_the_deadline`: the hub stays down 4 s, 400 evening seconds on its clock, longer than
+    the check-in's 5 minutes; the same boot's monotonic clock credits all of it. The answers
+    queued meanwhile are applied before time acts (Hub._catch_up)."""
     prompts: dict[str, Collect] = {"a": Collect(payloads=True), "b": Collect(payloads=True)}
     calls, events = Collect(payloads=True), Collect(payloads=True)
     caller = _client(home, tmp_path, "caller")          # relays partner a's SMS answers
@@ -90,6 +95,7 @@ def test_answers_given_while_the_hub_was_down_count_and_the_log_agrees_with_the_
             kind="answer", via="sms", question_id=end_a.question_id, choice=1))
         wb.publish("partner/b/input", schemas.PartnerInput(
             kind="answer", via="wearable", question_id=end_b.question_id, choice=3))
+        time.sleep(down_s)      # the length of the power cut, not a wait for something
         hub = _hub(home, tmp_path, crash_after=None)
         assert wait_until(lambda: any(e.type == "extended" for e in events) and bool(calls), 30), \
             f"no decision after the restart: {[e.type for e in events]}"

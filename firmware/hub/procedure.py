@@ -155,6 +155,10 @@ class Procedure:
             self._s.since_wall = self.clock.wall().isoformat()
         self._out: list[Output] = []
         self.ignored: str | None = None   # why the last input changed nothing
+        # While the hub catches up after a restart, inputs are applied without letting time act:
+        # answers given while it was down count before a deadline that passed meanwhile closes
+        # their question (the hub ends it once the queued inputs are in: service.py).
+        self.catching_up = False
 
     # -- time ------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -309,11 +313,13 @@ class Procedure:
                                 f"(phase {s.phase})")
         elif isinstance(inp, CallOutcome):
             self._call_outcome(inp)
-        self._advance()
+        if not self.catching_up:
+            self._advance()
         return self._take()
 
     def tick(self) -> list[Output]:
-        self._advance()
+        if not self.catching_up:
+            self._advance()
         return self._take()
 
     def _call_outcome(self, inp: CallOutcome) -> None:

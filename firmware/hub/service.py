@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 24 * 3600.0
 CHECKPOINT_S = 10.0
 SOUND_STALE_S = 5.0    # the microphone path sends a frame every second
+# after a (re)start, inputs queued while the hub was down are applied before time acts: until
+# none has come for CATCH_UP_QUIET_S (real seconds), at most CATCH_UP_MAX_S
+CATCH_UP_QUIET_S = 0.5
+CATCH_UP_MAX_S = 5.0
 MAX_UNSAVED = 10_000   # events kept in memory while storage fails (then the oldest are dropped)
 # Fault injection for the power-cut tests (tests/test_step_atomicity.py), never set on a Pi: the
 # process kills itself (-9) once the outputs of a step that asked the end check-in
@@ -75,6 +79,7 @@ class Hub:
         self._saved_at = float("-inf")
         self._in_outbox: list[str] = []   # messages of saved steps, handed to the bus outbox
         self._last_ok = time.monotonic()
+        self._input_at = float("-inf")           # time.monotonic() of the last bus input
         self._unsaved: list[LoggedEvent] = []      # logged, not yet in the database
         self._storage_problem: str | None = None   # why the last save failed, until one works
         # Retention counts on the log's own time (its newest event plus this run's monotonic
@@ -97,10 +102,14 @@ class Hub:
         b.on("call/result", lambda m: self._input(P.CallOutcome(
             str(m.payload.request_id), m.payload.outcome, m.payload.final, step=m.payload.step,
             contact=m.payload.contact, round=m.payload.round)))
+        self.proc.catching_up = True
         b.start()
         self._send_unsent()
         self._prune()
-        self.feed(None)  # publish the state we resumed with
+        self.feed(None)  # publish the state we resumed with (time does not act yet)
+        self._catch_up()
+        self.proc.catching_up = False
+        self.feed(None)
         self._thread = threading.Thread(target=self._ticker, name="procedure-tick", daemon=True)
         self._thread.start()
         return self
@@ -164,8 +173,24 @@ class Hub:
         else:
             self._input(P.Answer(m.partner, str(p.question_id), p.choice))
 
+    def _catch_up(self) -> None:
+        """Inputs given while the hub was down (queued by the broker for its session, or sent
+        again by their senders when it comes online) are applied before time acts: an answer
+        given in time counts even if the check-in's deadline passed while the hub was down."""
+        if not self.bus.wait_subscribed(CATCH_UP_MAX_S):
+            log.warning("the broker is not reachable; inputs given while the hub was down will "
+                        "be applied when it is")
+            return
+        quiet_since = time.monotonic()
+        deadline = quiet_since + CATCH_UP_MAX_S
+        while time.monotonic() < deadline:
+            if time.monotonic() - max(quiet_since, self._input_at) >= CATCH_UP_QUIET_S:
+                return
+            time.sleep(0.05)
+
     def _input(self, inp: P.Input) -> None:
         """A bus input: raising StorageError tells the bus client not to acknowledge it yet."""
+        self._input_at = time.monotonic()
         if not self.feed(inp):
             raise StorageError(f"applied in memory, not saved: {self._storage_problem}")
 
