@@ -107,9 +107,6 @@ class Hub:
         self._send_unsent()
         self._prune()
         self.feed(None)  # publish the state we resumed with (time does not act yet)
-        self._catch_up()
-        self.proc.catching_up = False
-        self.feed(None)
         self._thread = threading.Thread(target=self._ticker, name="procedure-tick", daemon=True)
         self._thread.start()
         return self
@@ -122,6 +119,9 @@ class Hub:
         self.db.close()
 
     def _ticker(self) -> None:
+        self._catch_up()
+        with self._lock:
+            self.proc.catching_up = False
         next_prune = self.clock.monotonic() + PRUNE_EVERY_S
         while not self._stop.wait(self.tick_seconds):
             try:
@@ -183,10 +183,10 @@ class Hub:
             return
         quiet_since = time.monotonic()
         deadline = quiet_since + CATCH_UP_MAX_S
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._stop.is_set():
             if time.monotonic() - max(quiet_since, self._input_at) >= CATCH_UP_QUIET_S:
                 return
-            time.sleep(0.05)
+            self._stop.wait(0.05)
 
     def _input(self, inp: P.Input) -> None:
         """A bus input: raising StorageError tells the bus client not to acknowledge it yet."""
