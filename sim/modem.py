@@ -4,7 +4,8 @@ BUSY, NO ANSWER, NO CARRIER, +RXDTMF, +CTTS: 0), SMS (+CMTI, text mode, GSM and 
 (+CPIN, +CREG, +CSQ, +CCLK), the list of calls (AT+CLCC) and a reboot banner. Scripted per dial:
 how the callee behaves. Like a real modem it keeps a call up when the program that dialled it dies
 (the port closing hangs nothing up): the next dial gets `ERROR` until someone sends AT+CHUP or ATH.
-Without a SIM a dial gets `+CME ERROR: 10`, without a network `+CME ERROR: 30`.
+Without a SIM a dial gets `+CME ERROR: 10` (a text `+CMS ERROR: 310`), without a network
+`+CME ERROR: 30` (a text `+CMS ERROR: 331`).
 
 Used by the tests, `make bench` and `make demo`; it is a test double of the modem, not of the
 code under test (which talks to it through pyserial like to the real one)."""
@@ -96,6 +97,14 @@ class SimulatedSIM7600:
         """The number of the call the modem holds (ringing or talking), if any."""
         call = self._call
         return call.number if call is not None else None
+
+    def hold_call(self, number: str, state: str = "active") -> None:
+        """A call the modem holds from before (a program that dialled it and died): nothing is
+        said on the port, as the program that could have heard it is gone."""
+        call = _Call(number, Callee("answer_no_ack"), state=state)
+        if state == "active":
+            call.answered_at = time.monotonic()
+        self._call = call
 
     def inject_sms(self, sender: str, text: str) -> int:
         index = max(self.inbox, default=0) + 1
@@ -208,6 +217,10 @@ class SimulatedSIM7600:
         if u.startswith("AT+CTTS="):
             return self._speak()
         if u.startswith("AT+CMGS="):
+            if not self.sim_present:
+                return self._send("+CMS ERROR: 310")
+            if self.registration not in (1, 5):
+                return self._send("+CMS ERROR: 331")
             if self.sms_error:              # e.g. no credit: the network refuses the message
                 return self._send("+CMS ERROR: 500")
             m = re.match(r'^AT\+CMGS="([^"]+)"', cmd, re.I)

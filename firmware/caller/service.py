@@ -575,7 +575,9 @@ class Caller:
             else:
                 tried = self._do(modem, step, contact)
             if tried.refused is None:
-                self._clear_fault(*DIAL_FAULTS)     # the network took it
+                # the network took it; a text that went does not show that calls go
+                self._clear_fault(*(c for c in DIAL_FAULTS
+                                    if step.kind == "dial" or c != "modem.refused"))
                 return tried.outcome, tried.error
             if modem is not None and self._clear_calls(modem):
                 continue                            # it was our own call left up: again at once
