@@ -64,6 +64,15 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
                "de modem antwoordt niet: contactpersonen kunnen niet worden gebeld"),
     FaultClass("modem.weak_signal", "modem", True, "weak mobile signal: calls may fail; move the hub",
                "zwak mobiel signaal: bellen kan mislukken; verplaats de hub"),
+    FaultClass("modem.network_denied", "modem", True,
+               "the mobile network refuses the SIM card: contact persons cannot be called; call the installer",
+               "het mobiele netwerk weigert de simkaart: contactpersonen kunnen niet worden gebeld; "
+               "bel de installateur"),
+    FaultClass("modem.refused", "modem", True,
+               "calls or texts are refused (credit or subscription): contact persons may not be reached; "
+               "call the installer",
+               "bellen of sms'en wordt geweigerd (tegoed of abonnement): contactpersonen worden misschien "
+               "niet bereikt; bel de installateur"),
     # durations run on the monotonic clock; an unsynchronised wall clock only means downtime is
     # not credited (a time-out can only get longer): nothing for the household to do
     FaultClass("clock.unsynchronised", "other", False, "the clock is not set from the network yet",

@@ -1,7 +1,11 @@
 """A simulated SIMCom SIM7600 on a pseudo-terminal, speaking real AT syntax: echo (on again after
 a reset), OK / ERROR / +CME ERROR, and the URCs of a voice call (+CLCC, VOICE CALL: BEGIN/END,
 BUSY, NO ANSWER, NO CARRIER, +RXDTMF, +CTTS: 0), SMS (+CMTI, text mode, GSM and UCS2), status
-(+CPIN, +CREG, +CSQ, +CCLK) and a reboot banner. Scripted per dial: how the callee behaves.
+(+CPIN, +CREG, +CSQ, +CCLK), the list of calls (AT+CLCC) and a reboot banner. Scripted per dial:
+how the callee behaves. Like a real modem it keeps a call up when the program that dialled it dies
+(the port closing hangs nothing up): the next dial gets `ERROR` until someone sends AT+CHUP or ATH.
+Without a SIM a dial gets `+CME ERROR: 10` (a text `+CMS ERROR: 310`), without a network
+`+CME ERROR: 30` (a text `+CMS ERROR: 331`).
 
 Used by the tests, `make bench` and `make demo`; it is a test double of the modem, not of the
 code under test (which talks to it through pyserial like to the real one)."""
@@ -16,7 +20,10 @@ import tty
 from dataclasses import dataclass, field
 
 BEHAVIOURS = ("answer_ack", "answer_no_ack", "busy", "no_answer", "rejected", "no_carrier_mid",
-              "cme_error", "reset_mid_call")
+              "cme_error", "refused", "reset_mid_call", "ack_then_drop")
+# refused: the network will not place the call (calls barred, no credit): +CME ERROR: 3
+# ack_then_drop: the callee presses the key as the message ends and the network drops the call
+# at that moment: "+CTTS: 0", the key and NO CARRIER arrive together
 
 
 @dataclass
@@ -56,11 +63,13 @@ class SimulatedSIM7600:
         self.registration = 1      # 1 home, 2 searching, 5 roaming
         self.csq = 20
         self.silent = False        # answers nothing (a hung modem)
+        self.chup = True           # False: AT+CHUP is ERROR, only ATH hangs up (SIM800 class)
         self.sms_error = False     # +CMS ERROR on sending (no credit, network refuses)
         self.script: queue.Queue[Callee] = queue.Queue()
         self.default = Callee()
         self.commands: list[tuple[float, str]] = []
-        self.dialed: list[tuple[float, str]] = []
+        self.dialed: list[tuple[float, str]] = []   # every ATD, also the refused ones
+        self.rang: list[tuple[float, str]] = []     # the dials that placed a call (a phone rang)
         self.sent_sms: list[SentSms] = []
         self.inbox: dict[int, tuple[str, str]] = {}
         self.ucs2 = False
@@ -82,6 +91,20 @@ class SimulatedSIM7600:
     def expect(self, *callees: Callee) -> None:
         for c in callees:
             self.script.put(c)
+
+    @property
+    def call_up(self) -> str | None:
+        """The number of the call the modem holds (ringing or talking), if any."""
+        call = self._call
+        return call.number if call is not None else None
+
+    def hold_call(self, number: str, state: str = "active") -> None:
+        """A call the modem holds from before (a program that dialled it and died): nothing is
+        said on the port, as the program that could have heard it is gone."""
+        call = _Call(number, Callee("answer_no_ack"), state=state)
+        if state == "active":
+            call.answered_at = time.monotonic()
+        self._call = call
 
     def inject_sms(self, sender: str, text: str) -> int:
         index = max(self.inbox, default=0) + 1
@@ -181,11 +204,23 @@ class SimulatedSIM7600:
             return self._send('+CCLK: "26/11/21,20:00:00+04"', "OK")
         if u.startswith("ATD") and u.endswith(";"):
             return self._dial(cmd[3:-1])
+        if u == "AT+CLCC":
+            call = self._call
+            if call is None:
+                return self._send("OK")
+            stat = 0 if call.state == "active" else 3
+            return self._send(f'+CLCC: 1,0,{stat},0,0,"{call.number}",145', "OK")
+        if u == "AT+CHUP" and not self.chup:
+            return self._send("ERROR")
         if u in ("AT+CHUP", "ATH"):
             return self._hangup()
         if u.startswith("AT+CTTS="):
             return self._speak()
         if u.startswith("AT+CMGS="):
+            if not self.sim_present:
+                return self._send("+CMS ERROR: 310")
+            if self.registration not in (1, 5):
+                return self._send("+CMS ERROR: 331")
             if self.sms_error:              # e.g. no credit: the network refuses the message
                 return self._send("+CMS ERROR: 500")
             m = re.match(r'^AT\+CMGS="([^"]+)"', cmd, re.I)
@@ -226,12 +261,20 @@ class SimulatedSIM7600:
 
     # -- voice calls ---------------------------------------------------------------------------
     def _dial(self, number: str) -> None:
-        callee = self.script.get_nowait() if not self.script.empty() else self.default
         self.dialed.append((time.monotonic(), number))
-        if callee.kind == "cme_error":
+        # refusals that are the modem's or the network's, not the callee's: the script is kept
+        if not self.sim_present:
+            return self._send("+CME ERROR: 10")
+        if self.registration not in (1, 5):
             return self._send("+CME ERROR: 30")
         if self._call is not None:
             return self._send("ERROR")
+        callee = self.script.get_nowait() if not self.script.empty() else self.default
+        if callee.kind == "cme_error":
+            return self._send("+CME ERROR: 30")
+        if callee.kind == "refused":
+            return self._send("+CME ERROR: 3")
+        self.rang.append((time.monotonic(), number))
         call = _Call(number, callee)
         self._call = call
         self._send("OK")
@@ -264,7 +307,16 @@ class SimulatedSIM7600:
                         lambda: self._call is call and self._send(f"+RXDTMF: {call.callee.key}"))
         if kind == "no_carrier_mid":
             return self._later(1.0, lambda: self._end(call, "NO CARRIER", talked=True))
+        if kind == "ack_then_drop":
+            return self._later(self.MESSAGE_S, lambda: self._ack_then_drop(call))
         self._later(self.MESSAGE_S, lambda: self._call is call and self._send("+CTTS: 0"))
+
+    def _ack_then_drop(self, call: _Call) -> None:
+        if self._call is not call:
+            return
+        self._call = None
+        secs = int(time.monotonic() - (call.answered_at or call.started))
+        self._send("+CTTS: 0", f"+RXDTMF: {call.callee.key}", "NO CARRIER", f"VOICE CALL: END: {secs}")
 
     def _end(self, call: _Call, result: str, talked: bool = False) -> None:
         if self._call is not call:

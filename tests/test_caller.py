@@ -26,12 +26,14 @@ NUMBERS = {"a": ["+31610000001", "+31610000002"], "b": ["+31620000001"]}
 PARTNER_A = "+31630000001"
 
 
-def write_config(tmp_path, broker, sim, mode=0o600, time_scale=SCALE) -> Path:
+def write_config(tmp_path, broker, sim, mode=0o600, time_scale=SCALE, health_every=1,
+                 dial_attempts=4) -> Path:
     path = write_caller_config(tmp_path / "caller.toml", {
         "household": HOUSEHOLD, "code_word": "Zonnebloem",
         "credentials": f"{tmp_path}/broker/credentials/caller.json",
         "state_dir": f"{tmp_path}/caller", "port": broker.port, "modem_port": sim.port,
-        "ring_seconds": 35, "rounds": 2, "message_repeats": 2, "health_every_seconds": 1,
+        "ring_seconds": 35, "rounds": 2, "message_repeats": 2,
+        "health_every_seconds": health_every, "dial_attempts": dial_attempts,
         "time_scale": time_scale, "gnss_port": 0, "clock_flag": f"{tmp_path}/clock-flag",
         "partners": {"a": {"number": PARTNER_A, "sms_checkins": True, "language": "nl"}},
         "contacts": {p: [{"ref": f"{p}-{i}", "number": n, "language": "nl" if i == 1 else "en"}
@@ -122,11 +124,14 @@ def test_a_failed_sms_is_logged_without_the_number(sim, caller, caplog):
 
 def test_cme_error_and_a_modem_reset_mid_ladder_move_on(sim, caller, hubside):
     hub, results, _ = hubside
-    sim.expect(Callee("cme_error"), Callee("reset_mid_call"), Callee("answer_ack"))
+    # refused on each of its 4 tries, contact 1's step is failed; then contact 2's call is cut
+    # by a modem reset (it rang: not tried again), and contact 1 answers in round 2
+    sim.expect(*[Callee("cme_error")] * 4, Callee("reset_mid_call"), Callee("answer_ack"))
     r = request(hub)
     assert wait_until(lambda: final(results, r) is not None, 30)
     outcomes = [(x.outcome, x.error) for x in results if not x.final]
     assert outcomes[0][0] == "failed" and "+CME ERROR: 30" in outcomes[0][1]
+    assert "(4 tries)" in outcomes[0][1]
     assert "31610000001" not in (outcomes[0][1] or ""), "a number reached the bus"
     assert outcomes[1][0] == "failed" and "reset" in outcomes[1][1]
     assert outcomes[2][0] == "acknowledged" and sim.resets == 1
@@ -197,7 +202,7 @@ def test_no_phone_number_ever_reaches_the_bus(broker, sim, caller, bus):
     for topic in ("call/result", "partner/{partner}/input", "caller/health", "caller/available"):
         hub.on(topic, seen)
     assert hub.wait_subscribed(5)
-    sim.expect(Callee("cme_error"), Callee("reset_mid_call"))
+    sim.expect(*[Callee("cme_error")] * 4, Callee("reset_mid_call"))
     sim.default = Callee("answer_no_ack")
     request(hub)
     assert wait_until(lambda: any(getattr(m.payload, "final", False) for m in seen), 30)
@@ -223,6 +228,10 @@ def test_config_with_numbers_must_be_private(tmp_path, broker, sim):
 
 
 def test_after_kill_9_the_ladder_continues_and_calls_nobody_twice_for_a_step(tmp_path, broker, bus, sim):
+    """Issue 20, harm 3: the caller is killed mid-call and, as a real modem does, the simulator
+    keeps that call up. The restarted caller hangs it up (AT+CLCC, AT+CHUP) before it dials, so
+    the next step rings instead of every dial getting ERROR until the ladder is used up; and
+    its log names contacts by their last two digits only."""
     hub = bus("hub")
     results, seen = Collect(payloads=True), Collect()
     hub.on("call/result", results)
@@ -234,8 +243,13 @@ def test_after_kill_9_the_ladder_continues_and_calls_nobody_twice_for_a_step(tmp
     sim.default = Callee("answer_ack")
     path = write_config(tmp_path, broker, sim, time_scale=1.0)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "caller", "--config", str(path)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    logs = [tmp_path / "caller-1.log", tmp_path / "caller-2.log"]
+
+    def run(log_file: Path) -> subprocess.Popen:
+        with open(log_file, "w") as f:
+            return subprocess.Popen([sys.executable, "-m", "firmware.cli", "caller", "--config",
+                                     str(path)], cwd=ROOT, env=env, stdout=f, stderr=f)
+    proc = run(logs[0])
     try:
         # the caller's first session must exist before the request (later, the broker keeps it)
         assert wait_until(lambda: seen.words("caller/available")[-1:] == ["online"], 10)
@@ -250,19 +264,27 @@ def test_after_kill_9_the_ladder_continues_and_calls_nobody_twice_for_a_step(tmp
         assert wait_until(lambda: len(sim.dialed) == 2, 20), sim.dialed  # ringing contact 2
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        sim._hangup()                      # the network drops the orphaned call
-        proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "caller", "--config",
-                                 str(path)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        assert sim.call_up == NUMBERS["a"][1], "the modem keeps the orphaned call up"
+        killed_at = len(sim.commands)
+        proc = run(logs[1])
         assert wait_until(lambda: final(results, r) is not None, 30)
     finally:
         proc.terminate()
         proc.wait(10)
+    after = [c for _, c in sim.commands[killed_at:]]
+    assert "AT+CHUP" in after and after.index("AT+CHUP") < next(
+        i for i, c in enumerate(after) if c.startswith("ATD")), "hung up before the next dial"
     steps = [(x.round, x.contact, x.outcome, x.error) for x in results if not x.final]
     assert steps[0][:3] == (1, 1, "busy")
     assert steps[1][:3] == (1, 2, "failed") and "restart" in steps[1][3]
     assert steps[2][:3] == (2, 1, "acknowledged")
+    assert final(results, r).outcome == "acknowledged"
     assert [n for _, n in sim.dialed] == [NUMBERS["a"][0], NUMBERS["a"][1], NUMBERS["a"][0]]
+    assert [n for _, n in sim.rang] == [n for _, n in sim.dialed], "every dial rang"
+    text = logs[0].read_text() + logs[1].read_text()
+    assert "hung up 1 call(s) the modem still held" in text
+    for n in NUMBERS["a"]:
+        assert n[1:] not in text, "a full number in the caller's log"
 
 
 def test_call_test_command_prints_the_outcome_as_json(sim):
@@ -279,3 +301,148 @@ def test_call_test_command_prints_the_outcome_as_json(sim):
                         "--number", "+31612345678", "--json", "--time-scale", str(SCALE)],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and json.loads(r.stdout)["outcome"] == "busy"
+
+
+# -- issue 20, harm 3: a ladder used up without a phone ringing -----------------------------------
+def make_caller(tmp_path, broker, bus, sim, sleep, **settings):
+    cfg = load_caller_config(write_config(tmp_path, broker, sim, **settings))
+    c = Caller(cfg, bus("caller", start=False), sleep=sleep).start()
+    assert c.bus.wait_subscribed(5)
+    return c
+
+
+def modem_faults(health):
+    return [f.code for f in health[-1].faults if f.code.startswith("modem.")] if health else None
+
+
+def start_checked(sim, health):
+    """The health check at the start is over (its last query, AT+CSQ, was answered) and found
+    nothing: what changes after this is found by the dials (the next check is an hour away)."""
+    assert wait_until(lambda: "AT+CSQ" in [c for _, c in sim.commands], 5)
+    assert wait_until(lambda: health and modem_faults(health) == [], 5)
+
+
+@pytest.fixture
+def health(hubside):
+    hub = hubside[0]
+    got = Collect(payloads=True)
+    hub.on("caller/health", got)
+    assert hub.wait_subscribed(5)
+    return got
+
+
+def test_a_dial_refused_while_the_network_is_away_is_tried_again_with_back_off(
+        tmp_path, broker, bus, sim, hubside, health):
+    """The network is away when the ladder starts and back after the second wait: contact 1 is
+    dialled again (10 s, then 20 s later at scale 1) and their phone rings, instead of all six
+    steps being used up in under a second; the panel shows 'no mobile network' meanwhile."""
+    hub, results, _ = hubside
+    waits: list[float] = []
+    caller = None
+
+    def sleep(seconds: float) -> bool:
+        waits.append(seconds)
+        if len(waits) == 2:
+            sim.registration = 1                    # the network is back
+        return caller._stop.wait(0) if caller else False
+    caller = make_caller(tmp_path, broker, bus, sim, sleep, health_every=3600)
+    try:
+        start_checked(sim, health)
+        sim.registration = 2                         # registration lost
+        sim.expect(Callee("answer_ack"))
+        r = request(hub)
+        assert wait_until(lambda: final(results, r) is not None, 30)
+        assert final(results, r).outcome == "acknowledged"
+        steps = [(x.round, x.contact, x.outcome) for x in results if not x.final]
+        assert steps == [(1, 1, "acknowledged")]
+        assert waits == [pytest.approx(10 * SCALE), pytest.approx(20 * SCALE)]
+        assert [n for _, n in sim.dialed] == [NUMBERS["a"][0]] * 3
+        assert [n for _, n in sim.rang] == [NUMBERS["a"][0]]
+        assert any("modem.no_network" in [f.code for f in h.faults] for h in health), \
+            "the panel was not told that the network is away"
+        assert wait_until(lambda: modem_faults(health) == [], 5), "the fault was not cleared"
+    finally:
+        caller.stop()
+
+
+@pytest.mark.parametrize("cause, fault", [("no_sim", "modem.no_sim"),
+                                          ("no_network", "modem.no_network"),
+                                          ("denied", "modem.network_denied"),
+                                          ("refused", "modem.refused")])
+def test_each_cause_of_a_refused_dial_is_its_own_fault_on_the_panel(
+        tmp_path, broker, bus, sim, hubside, health, cause, fault):
+    """No SIM, no coverage, a network that refuses the SIM, and a network that refuses calls
+    (credit, barring) need different help; each is published on caller/health at the dial,
+    not only at the next health check (here an hour away)."""
+    hub, results, _ = hubside
+    caller = make_caller(tmp_path, broker, bus, sim, lambda s: False, health_every=3600,
+                         dial_attempts=2)
+    try:
+        start_checked(sim, health)
+        if cause == "no_sim":
+            sim.sim_present = False
+        elif cause == "no_network":
+            sim.registration = 2
+        elif cause == "denied":
+            sim.registration = 3
+        else:
+            sim.default = Callee("refused")
+        r = request(hub)
+        assert wait_until(lambda: final(results, r) is not None, 30)
+        assert modem_faults(health) == [fault]
+        from mqtt.faults import fault_class, needs_action
+        assert fault_class(fault) is not None and needs_action(fault)
+        dials = [x for x in results if not x.final and x.step == "dial"]
+        assert dials and all(x.outcome == "failed" and "(2 tries)" in x.error for x in dials)
+        assert len(sim.dialed) == 2 * len(dials) and not sim.rang
+    finally:
+        caller.stop()
+
+
+def test_no_full_number_in_the_log_or_in_calls_sqlite3(tmp_path, broker, bus, sim, hubside, caplog):
+    """Refused dials (their errors echo the dialled command), a refused text and a stored error
+    from an earlier caller version: the log and the database file (with its write-ahead log)
+    keep at most the last two digits."""
+    import sqlite3
+    caplog.set_level(logging.DEBUG)
+    hub, results, _ = hubside
+    db = tmp_path / "caller" / "calls.sqlite3"
+    db.parent.mkdir()
+    old = sqlite3.connect(db)      # what the caller before this one stored for a refused dial
+    old.executescript("""
+        CREATE TABLE requests (id TEXT PRIMARY KEY, partner TEXT NOT NULL, reason TEXT NOT NULL,
+            only_contact INTEGER, received REAL NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE steps (request_id TEXT NOT NULL, k INTEGER NOT NULL, started REAL NOT NULL,
+            outcome TEXT, error TEXT, finished REAL, PRIMARY KEY (request_id, k));
+        INSERT INTO requests VALUES ('00000000-0000-4000-8000-000000000001', 'b', 'test', 1, 0, 1);
+        INSERT INTO steps VALUES ('00000000-0000-4000-8000-000000000001', 0, 0, 'failed',
+            'ERROR (after ATD+31620000001;)', 1);""")
+    old.close()
+    caller = make_caller(tmp_path, broker, bus, sim, lambda s: False, dial_attempts=2)
+    try:
+        sim.default = Callee("refused")
+        sim.sms_error = True
+        r = request(hub)
+        assert wait_until(lambda: final(results, r) is not None, 30)
+        assert [x.outcome for x in results if not x.final] == ["failed"] * 4 + ["sms_failed"] * 2
+    finally:
+        caller.stop()
+    stored = b"".join(p.read_bytes() for p in db.parent.glob("calls.sqlite3*"))
+    for n in NUMBERS["a"] + NUMBERS["b"]:
+        assert n[1:].encode() not in stored, f"{n} in calls.sqlite3"
+        assert n[1:] not in caplog.text, f"{n} in the log"
+    # what is kept names the contact by the last two digits
+    assert "(after ATD…01;)".encode() in stored and "(after ATD…01;)" in caplog.text
+
+
+def test_a_key_pressed_just_before_the_line_drops_is_delivered(sim, caller, hubside):
+    """The contact presses 1 as the message ends and the network drops the call at that
+    moment: the key press is the acknowledgement (R12), not a failure, and nobody else is
+    called."""
+    hub, results, _ = hubside
+    sim.expect(Callee("ack_then_drop"))
+    r = request(hub)
+    assert wait_until(lambda: final(results, r) is not None, 30)
+    assert [(x.contact, x.outcome) for x in results if not x.final] == [(1, "acknowledged")]
+    assert final(results, r).outcome == "acknowledged"
+    assert [n for _, n in sim.dialed] == [NUMBERS["a"][0]]

@@ -77,6 +77,17 @@ def test_numbers_are_masked_for_logs():
     assert P.mask_number("+31 6 1234 5678") == "…78"
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("+CME ERROR: 30 (after ATD+31612345678;)", "+CME ERROR: 30 (after ATD…78;)"),
+    ("ERROR (after ATD0612345678;)", "ERROR (after ATD…78;)"),
+    ('no reply to AT+CMGS="+31 6 1234 5678"', 'no reply to AT+CMGS="…78"'),
+    ('AT+CMGS="' + P.encode_ucs2_hex("+31612345678") + '"', 'AT+CMGS="…78"'),   # UCS2 hex
+    ("step 12 of request 3, round 2 at 2026-11-21 20:05", "step 12 of request 3, round 2 at 2026-11-21 20:05"),
+])
+def test_numbers_in_modem_errors_are_cut_to_their_last_two_digits(text, expected):
+    assert P.redact_numbers(text) == expected
+
+
 # -- AT channel ---------------------------------------------------------------------------------
 @pytest.fixture
 def sim():
@@ -153,7 +164,9 @@ def modem(sim):
                                            ("busy", "busy"), ("no_answer", "no_answer"),
                                            ("rejected", "rejected"),
                                            ("no_carrier_mid", "answered_no_ack"),
-                                           ("cme_error", "failed"), ("reset_mid_call", "failed")])
+                                           ("cme_error", "failed"), ("refused", "failed"),
+                                           ("reset_mid_call", "failed"),
+                                           ("ack_then_drop", "acknowledged")])
 def test_each_callee_behaviour_gives_its_outcome(sim, modem, kind, outcome):
     sim.expect(Callee(kind))
     report = modem.call("+31612345678", "Huishouden 42: een time-out is geëscaleerd. Druk op 1.",
@@ -165,6 +178,38 @@ def test_each_callee_behaviour_gives_its_outcome(sim, modem, kind, outcome):
         assert "+CME ERROR: 30" in report.error
     if kind == "reset_mid_call":
         assert "reset" in report.error
+
+
+@pytest.mark.parametrize("repeats", [1, 2])
+def test_a_key_pressed_as_the_line_drops_is_the_acknowledgement(sim, modem, repeats):
+    """Issue 20: the key, the end of the message and the drop arrive together; the key press
+    counts whether the message was the last one (hang-up) or another was about to start."""
+    sim.expect(Callee("ack_then_drop"))
+    report = modem.call("+31612345678", "test", ring_timeout=45 * SCALE, repeats=repeats)
+    assert report.outcome == "acknowledged" and report.error is None, report
+    assert "acknowledged" in report.steps
+
+
+def test_a_refused_dial_is_reported_as_refused_not_raised(sim, modem):
+    """A plain ERROR to ATD (a call already up) used to escape as an exception."""
+    sim.hold_call("+31612345678")                            # another program's call
+    report = modem.call("+31687654321", "test", ring_timeout=0.3)
+    assert report.outcome == "failed" and report.dial_error is not None
+    assert report.error == "ERROR (after ATD…21;)"
+
+
+@pytest.mark.parametrize("chup", [True, False])
+def test_a_call_left_up_on_the_modem_is_hung_up(sim, modem, chup):
+    """A caller killed mid-call leaves the call on the modem; clear_calls finds it with AT+CLCC
+    and hangs up (AT+CHUP, or ATH on a modem without it), after which a dial rings."""
+    sim.chup = chup
+    sim.hold_call("+31612345678", state="alerting")
+    assert [c.state for c in modem.calls()] == ["alerting"]
+    assert modem.clear_calls() == 1 and sim.call_up is None
+    assert ("ATH" in [c for _, c in sim.commands]) is (not chup)
+    assert modem.clear_calls() == 0
+    sim.expect(Callee("answer_ack"))
+    assert modem.call("+31612345678", "test", ring_timeout=45 * SCALE).outcome == "acknowledged"
 
 
 def test_a_key_other_than_1_is_not_an_acknowledgement(sim, modem):
@@ -213,6 +258,8 @@ def test_status_reports_faults(sim, modem):
     assert [c for c, _ in modem.status().faults] == ["modem.no_network"]
     sim.registration, sim.csq = 1, 2
     assert [c for c, _ in modem.status().faults] == ["modem.weak_signal"]
+    sim.registration = 3          # the network refuses the SIM: not the same as no coverage
+    assert [c for c, _ in modem.status().faults] == ["modem.network_denied"]
     sim.sim_present = False
     assert "modem.no_sim" in [c for c, _ in modem.status().faults]
 

@@ -5,8 +5,13 @@
   pressed 1 (R12).
 - The queue is persistent (SQLite): a step is recorded as started before the dial is written, so
   after a restart the ladder continues with the next step and nobody is called twice for one step.
+- A modem that refuses a dial (ERROR, +CME ERROR, no network, no SIM, no reply) has not rung
+  anybody: the same step is tried again after a back-off (`dial_attempts`, `dial_backoff_seconds`)
+  before the ladder moves on, and the cause is published at once as its own fault on
+  caller/health. Whenever the modem is (re)opened, a call it still holds (left up by a caller that
+  crashed) is hung up first, so the first dial after a crash rings.
 - Contact and partner numbers live only in this service's configuration file (mode 0600); they
-  never go on the bus, and logs show at most the last two digits.
+  never go on the bus, and logs and calls.sqlite3 show at most the last two digits.
 - SMS check-ins: prompts for a partner who agreed to SMS go out as text; a reply from that
   partner's number becomes that partner's answer only when it is clearly one option of the open
   question (`read_reply`); anything else gets one short request to reply with one digit (at most
@@ -37,7 +42,7 @@ from core.errors import ConfigError
 from core.texts import CALL_MESSAGE, CALL_SMS, digit_choices, options, prompt_text, say
 from firmware.caller.gnss_clock import ClockSync
 from firmware.caller.modem import parsers as MP
-from firmware.caller.modem.errors import ModemError
+from firmware.caller.modem.errors import CmeError, ModemError, ModemGone, ModemTimeout
 from firmware.caller.modem.sim7600 import Modem
 from mqtt import schemas
 from mqtt.client import BusClient, Message
@@ -77,6 +82,10 @@ class CallerConfig(StrictConfig):
     rounds: int = Field(2, ge=2, le=5)
     message_repeats: int = Field(3, ge=1, le=5)
     health_every_seconds: float = Field(300.0, ge=1.0, le=3600.0)
+    dial_attempts: int = Field(4, ge=1, le=10, description=(
+        "tries of one step when the modem refuses the dial (nothing rang) before the next step"))
+    dial_backoff_seconds: float = Field(10.0, ge=1.0, le=120.0, description=(
+        "wait before the second try of a refused dial; doubled before each further try"))
     power_gpio: int | None = None
     gnss_host: str = "127.0.0.1"
     gnss_port: int = Field(2947, ge=0, le=65535, description="gpsd with the modem's GNSS; 0: none")
@@ -171,12 +180,30 @@ class OpenQuestion:
 class CallQueue:
     def __init__(self, path: Path):
         self._c = open_durable(path)
+        # what is deleted or overwritten is zeroed in the file, so an old error text with a full
+        # number does not stay readable in a free page
+        self._c.execute("PRAGMA secure_delete=ON")
         self._c.executescript(_SCHEMA)
         have = {row[1] for row in self._c.execute("PRAGMA table_info(prompts)")}
         for column, decl in _PROMPT_COLUMNS:
             if column not in have:
                 self._c.execute(f"ALTER TABLE prompts ADD COLUMN {column} {decl}")
         self._lock = threading.Lock()
+        self._redact_stored_errors()
+
+    def _redact_stored_errors(self) -> None:
+        """A caller before this one stored the modem's error text as it was, and that text
+        can name the dialled number (`ERROR (after ATD+316...;)`): such rows are rewritten to the
+        last two digits, and the write-ahead log that held the old text is emptied."""
+        rows = self._c.execute("SELECT request_id, k, error FROM steps WHERE error IS NOT NULL").fetchall()
+        changed = [(MP.redact_numbers(e), rid, k) for rid, k, e in rows if MP.redact_numbers(e) != e]
+        if not changed:
+            return
+        self._c.execute("BEGIN")
+        self._c.executemany("UPDATE steps SET error = ? WHERE request_id = ? AND k = ?", changed)
+        self._c.execute("COMMIT")
+        self._c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        log.info("caller: %d stored call error(s) no longer show a full number", len(changed))
 
     def add(self, rid: str, partner: str, reason: str, only: int | None) -> bool:
         with self._lock:
@@ -202,7 +229,8 @@ class CallQueue:
     def finish(self, rid: str, k: int, outcome: str, error: str | None) -> None:
         with self._lock:
             self._c.execute("UPDATE steps SET outcome = ?, error = ?, finished = ? "
-                            "WHERE request_id = ? AND k = ?", (outcome, error, time.time(), rid, k))
+                            "WHERE request_id = ? AND k = ?",
+                            (outcome, _redact(error), time.time(), rid, k))
 
     def done(self, rid: str) -> None:
         with self._lock:
@@ -247,8 +275,9 @@ class CallQueue:
 
 
 def _redact(text: str | None) -> str | None:
-    """A modem error may echo the dialled number; it must not reach the bus."""
-    return re.sub(r"\+?\d[\d ]{5,}\d", "…", text) if text else text
+    """A modem error may echo the dialled number: it reaches the bus, a log or the database with
+    its last two digits at most."""
+    return MP.redact_numbers(text) if text else text
 
 
 def _digits(number: str) -> str:
@@ -317,10 +346,32 @@ def read_reply(text: str, key: str | None, n_options: int) -> tuple[int | None, 
     return None, "a digit and another answer's words" if rest_fits else "not one clear answer"
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a step."""
+
+    outcome: str
+    error: str | None
+    refused: ModemError | None = None   # the modem refused it: nothing rang, nothing was sent
+
+
+# what a refusal's +CME/+CMS code says (3GPP TS 27.007 / 27.005): the SIM, or the network
+_SIM_CODES = {("CME", c) for c in ("10", "11", "12", "13", "14", "15", "16", "17", "18")} | \
+    {("CMS", c) for c in ("310", "311", "312", "313", "316", "317", "318")}
+_NETWORK_CODES = {("CME", "30"), ("CME", "31"), ("CMS", "331"), ("CMS", "332")}
+_DENIED_CODES = {("CME", "32")}     # network not allowed, emergency calls only
+# the faults a refused dial or text can raise; the network taking a dial or a text clears them
+DIAL_FAULTS = ("modem.silent", "modem.no_sim", "modem.no_network", "modem.network_denied",
+               "modem.refused")
+
+
 class Caller:
     def __init__(self, cfg: CallerConfig, bus: BusClient, *,
                  open_modem: Callable[[], Modem] | None = None,
-                 clock_sync: ClockSync | None = None):
+                 clock_sync: ClockSync | None = None,
+                 sleep: Callable[[float], bool] | None = None):
+        """`sleep(seconds)` waits between tries of a refused dial and returns True when the
+        caller is stopping (tests pass their own to run the back-off fast and see it)."""
         self.cfg = cfg
         self.clock_sync = clock_sync or ClockSync(
             gnss=(cfg.gnss_host, cfg.gnss_port) if cfg.gnss_port else None, flag=cfg.clock_flag)
@@ -335,7 +386,9 @@ class Caller:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.faults: dict[str, str] = {}
+        self._faults_lock = threading.Lock()
         self._modem_lock = threading.Lock()
+        self._sleep = sleep or self._stop.wait
         # without a modem an incoming SMS waits on the SIM; it is tried again after this many
         # seconds, doubling up to the second value (tests make them short)
         self.sms_retry_s: tuple[float, float] = (1.0, 30.0)
@@ -383,10 +436,23 @@ class Caller:
                 m.init()
                 self.modem = m
                 self._clear_fault("modem.silent")
-                return m
             except ModemError as e:
                 self._fault("modem.silent", f"modem not answering: {e}"[:150])
                 return None
+            self._clear_calls(m)
+            return m
+
+    def _clear_calls(self, modem: Modem) -> int:
+        """Hang up a call the modem still holds; how many there were."""
+        try:
+            n = modem.clear_calls()
+        except ModemError as e:
+            log.error("caller: the modem holds a call that cannot be hung up: %s", _redact(str(e)))
+            return 0
+        if n:
+            log.warning("caller: hung up %d call(s) the modem still held (left up by a caller "
+                        "that stopped mid-call); the next dial can ring", n)
+        return n
 
     def _modem_reset(self) -> None:
         log.warning("caller: the modem reset; its settings are restored")
@@ -402,18 +468,22 @@ class Caller:
                     log.error("caller: re-init after reset failed: %s", e)
 
     def _fault(self, code: str, reason: str) -> None:
-        if self.faults.get(code) != reason:
+        reason = _redact(reason) or ""
+        with self._faults_lock:
+            if self.faults.get(code) == reason:
+                return
             self.faults[code] = reason
             self._publish_health()
 
-    def _clear_fault(self, code: str) -> None:
-        if self.faults.pop(code, None) is not None:
-            self._publish_health()
+    def _clear_fault(self, *codes: str) -> None:
+        with self._faults_lock:
+            if [self.faults.pop(c) for c in codes if c in self.faults]:
+                self._publish_health()
 
     def _publish_health(self) -> None:
         now = schemas.now_utc()
         self.bus.publish("caller/health", schemas.Health(faults=[
-            schemas.Fault(code=c, service="caller", since=now, reason=r)
+            schemas.Fault(code=c, service="caller", since=now, reason=r[:150])
             for c, r in sorted(self.faults.items())]))
 
     # -- requests ------------------------------------------------------------------------------
@@ -473,7 +543,10 @@ class Caller:
                 modem = self._ensure_modem()
             contact = contacts[step.contact - 1]
             self.queue.start(rid, k)
-            outcome, error = self._do(modem, step, contact)
+            tried = self._try_step(modem, step, contact)
+            if tried is None:
+                return          # stopping mid back-off: a restart counts this step as interrupted
+            outcome, error = tried
             self.queue.finish(rid, k, outcome, error)
             self._result(rid, partner, k, step, outcome, False, error)
             log.info("caller: request %s step %d (%s contact %d round %d, %s): %s", rid, k,
@@ -486,18 +559,78 @@ class Caller:
         self._result(rid, partner, len(steps), None, final or "failed", True)
         self.queue.done(rid)
 
-    def _do(self, modem: Modem, step: Step, contact: ContactEntry) -> tuple[str, str | None]:
+    def _try_step(self, modem: Modem | None, step: Step,
+                  contact: ContactEntry) -> tuple[str, str | None] | None:
+        """The step's outcome; a dial or text the modem refused is tried again after a
+        back-off, so a network that is away for a minute, or a call left up on the modem, does
+        not use up the ladder without a phone ringing. None: the caller is stopping."""
+        attempts = self.cfg.dial_attempts
+        delay = self.cfg.dial_backoff_seconds * self.cfg.time_scale
+        who = f"{step.kind} contact {step.contact} ({MP.mask_number(contact.number)})"
+        tried = Attempt("failed", None)
+        for n in range(1, attempts + 1):
+            if modem is None:
+                tried = Attempt("failed", "the modem does not answer",
+                                ModemTimeout("the modem does not answer"))
+            else:
+                tried = self._do(modem, step, contact)
+            if tried.refused is None:
+                # the network took it; a text that went does not show that calls go
+                self._clear_fault(*(c for c in DIAL_FAULTS
+                                    if step.kind == "dial" or c != "modem.refused"))
+                return tried.outcome, tried.error
+            if modem is not None and self._clear_calls(modem):
+                continue                            # it was our own call left up: again at once
+            code, reason = self._diagnose(modem, tried.refused)
+            self._fault(code, reason)
+            if n == attempts:
+                log.error("caller: %s refused %d times (%s): the ladder moves on", who, n, code)
+                break
+            log.warning("caller: %s refused (%s: %s); try %d of %d in %.1f s", who, code,
+                        _redact(tried.error), n + 1, attempts, delay)
+            if self._sleep(delay):
+                return None
+            delay *= 2
+            modem = self._ensure_modem()
+        return tried.outcome, f"{tried.error} ({attempts} tries)"
+
+    def _diagnose(self, modem: Modem | None, refused: ModemError) -> tuple[str, str]:
+        """Which fault a refused dial or text shows, so the panel tells the household (or the
+        installer) what to do: the modem, the SIM, the network's coverage, the network refusing
+        the SIM, or the network refusing calls (credit, barring)."""
+        said = _redact(str(refused)) or ""
+        if modem is None or isinstance(refused, (ModemTimeout, ModemGone)):
+            return "modem.silent", f"the modem did not take the dial: {said}"
+        try:
+            found = dict(modem.status().faults)
+        except ModemError as e:
+            return "modem.silent", f"the modem did not answer a status query: {_redact(str(e))}"
+        for code in ("modem.no_sim", "modem.network_denied", "modem.no_network"):
+            if code in found:
+                return code, f"{found[code]} ({said})"
+        if isinstance(refused, CmeError):
+            key = (refused.kind, refused.code)
+            if key in _SIM_CODES:
+                return "modem.no_sim", f"the SIM card refused: {said}"
+            if key in _DENIED_CODES:
+                return "modem.network_denied", f"the network allows emergency calls only: {said}"
+            if key in _NETWORK_CODES:
+                return "modem.no_network", f"no mobile network service: {said}"
+        return "modem.refused", f"the modem or the network refused: {said}"
+
+    def _do(self, modem: Modem, step: Step, contact: ContactEntry) -> Attempt:
         code = self.cfg.code_word
         if step.kind == "sms":
             try:
                 modem.send_sms(contact.number, CALL_SMS[contact.language].format(code=code))
-                return "sms_sent", None
+                return Attempt("sms_sent", None)
             except ModemError as e:
-                return "sms_failed", str(e)[:150]
+                return Attempt("sms_failed", _redact(str(e)[:150]), e)
         report = modem.call(contact.number, CALL_MESSAGE[contact.language].format(code=code),
                             ring_timeout=self.cfg.ring_seconds * self.cfg.time_scale,
                             repeats=self.cfg.message_repeats)
-        return report.outcome, report.error[:150] if report.error else None
+        return Attempt(report.outcome, _redact(report.error[:150]) if report.error else None,
+                       report.dial_error)
 
     # -- SMS check-ins -------------------------------------------------------------------------
     def _on_prompt(self, m: Message) -> None:
@@ -634,7 +767,7 @@ class Caller:
             return
         self._clear_fault("modem.silent")
         found = dict(status.faults)
-        for code in ("modem.no_sim", "modem.no_network", "modem.weak_signal"):
+        for code in ("modem.no_sim", "modem.no_network", "modem.network_denied", "modem.weak_signal"):
             if code in found:
                 self._fault(code, found[code])
             else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import serial
 
 from firmware.caller.modem.errors import CmeError, ModemError, ModemGone, ModemTimeout
-from firmware.caller.modem.parsers import classify_urc, parse_cme
+from firmware.caller.modem.parsers import classify_urc, parse_cme, redact_numbers
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,11 @@ class ATChannel:
                 if payload is not None:
                     if not p.prompt.wait(max(0.0, deadline - time.monotonic())):
                         self._write(b"\x1b")   # ESC: leave the prompt
-                        raise ModemTimeout(f"no '>' prompt after {cmd}")
+                        raise ModemTimeout(f"no '>' prompt after {redact_numbers(cmd)}")
                     if not p.done.is_set():
                         self._write(payload)
                 if not p.done.wait(max(0.0, deadline - time.monotonic())):
-                    raise ModemTimeout(f"no reply to {cmd} within {timeout:.1f} s")
+                    raise ModemTimeout(f"no reply to {redact_numbers(cmd)} within {timeout:.1f} s")
             finally:
                 with self._plock:
                     self._pending = None
@@ -84,10 +84,13 @@ class ATChannel:
                 raise ModemGone(f"modem port {self.port} is gone")
             if p.result == "OK":
                 return p.lines
+            # the command may carry a phone number (ATD, AT+CMGS): errors name it by its last
+            # two digits, as they end up in logs and in the call database
+            said = redact_numbers(cmd)
             cme = parse_cme(p.result or "")
             if cme:
-                raise CmeError(cme[0], cme[1], cmd)
-            raise ModemError(f"{p.result} (after {cmd})")
+                raise CmeError(cme[0], cme[1], said)
+            raise ModemError(f"{p.result} (after {said})")
 
     def _write(self, data: bytes) -> None:
         try:

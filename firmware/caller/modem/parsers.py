@@ -185,3 +185,20 @@ def mask_number(number: str) -> str:
     """For logs: never a number in full."""
     digits = re.sub(r"\D", "", number)
     return f"…{digits[-2:]}" if len(digits) >= 2 else "…"
+
+
+# a phone number as it may appear in a modem line or an error: digits (and spaces),
+# at least 7 of them, an optional +; UCS2 hex of a number ("002B0033...") is a run of hex digits
+_NUMBER_RE = re.compile(r"\+?\d[\d ]{5,}\d")
+_HEX_NUMBER_RE = re.compile(r"(?:00[23][0-9A-Fa-f]){7,}")
+
+
+def redact_numbers(text: str) -> str:
+    """Every phone number in a text (a modem reply, an error, a log line) down to its last two
+    digits: what may be logged, stored or published."""
+    def hex_number(m: re.Match[str]) -> str:
+        try:
+            return mask_number(decode_ucs2_hex(m.group(0)))
+        except (ValueError, UnicodeDecodeError):
+            return "…"
+    return _NUMBER_RE.sub(lambda m: mask_number(m.group(0)), _HEX_NUMBER_RE.sub(hex_number, text))

@@ -35,7 +35,9 @@ class ModemStatus:
         out = []
         if self.sim != "READY":
             out.append(("modem.no_sim", f"SIM card: {self.sim}"))
-        if self.registration not in ("home", "roaming"):
+        if self.registration == "denied":      # the network refuses this SIM: not coverage
+            out.append(("modem.network_denied", "the network refuses the SIM's registration"))
+        elif self.registration not in ("home", "roaming"):
             out.append(("modem.no_network", f"not registered ({self.registration})"))
         elif self.rssi_dbm is None or self.rssi_dbm < -105:
             out.append(("modem.weak_signal", f"signal {self.rssi_dbm} dBm"))
@@ -47,6 +49,8 @@ class CallReport:
     outcome: str
     steps: dict[str, float] = field(default_factory=dict)   # seconds since the dial was written
     error: str | None = None
+    # the modem refused the dial itself (nothing rang): the caller may try the same step again
+    dial_error: ModemError | None = None
 
     def as_dict(self) -> dict:
         return {"outcome": self.outcome, "steps": {k: round(v, 3) for k, v in self.steps.items()},
@@ -153,17 +157,50 @@ class Modem:
         except queue.Empty:
             return None
 
-    def hang_up(self, settle: float = 2.0) -> None:
-        """Hang up and wait for the call's end report, so it cannot leak into the next call."""
+    def hang_up(self, settle: float = 2.0, ack_key: str | None = None) -> bool:
+        """Hang up (AT+CHUP, or ATH where AT+CHUP is not known) and wait for the call's end
+        report, so it cannot leak into the next call. True when `ack_key` was among the events
+        read meanwhile: a key pressed just before the line dropped still counts."""
+        heard = False
         try:
-            self.channel.command("AT+CHUP", timeout=5)
+            try:
+                self.channel.command("AT+CHUP", timeout=5)
+            except (ModemTimeout, ModemGone):
+                raise
+            except ModemError:
+                self.channel.command("ATH", timeout=5)
         except ModemError as e:
             log.warning("modem: hang up failed: %s", e)
-            return
+            settle = min(settle, 0.5)      # still read what already arrived
         deadline = time.monotonic() + settle
         while (ev := self._next(deadline)) is not None:
+            if ack_key is not None and _is_key(ev, ack_key):
+                heard = True
             if ev[0] in ("call_end", "no_carrier"):
-                return
+                break
+        return heard
+
+    def calls(self) -> list[P.CallState]:
+        """The calls the modem holds now (AT+CLCC)."""
+        out = []
+        for line in self.channel.command("AT+CLCC", prefix="+CLCC:"):
+            try:
+                out.append(P.parse_clcc(line))
+            except ModemParseError:
+                log.warning("modem: garbled +CLCC line skipped")
+        return out
+
+    def clear_calls(self) -> int:
+        """Hang up whatever call the modem still holds (one left up by a caller that crashed,
+        or an incoming one): a modem with a call up answers every dial with ERROR. Returns how
+        many were up; raises ModemError when one stays up after hanging up."""
+        up = [c for c in self.calls() if c.state != "disconnect"]
+        if not up:
+            return 0
+        self.hang_up(settle=1.0)
+        if [c for c in self.calls() if c.state != "disconnect"]:
+            raise ModemError("a call stays up after AT+CHUP and ATH")
+        return len(up)
 
     def call(self, number: str, message: str, *, ring_timeout: float = 45.0,
              repeats: int = 3, ack_key: str = "1",
@@ -182,8 +219,8 @@ class Modem:
         try:
             try:
                 self.channel.command(f"ATD{number};", timeout=15)
-            except CmeError as e:
-                report.error = str(e)
+            except ModemError as e:          # ERROR, +CME ERROR, no reply, port gone
+                report.error, report.dial_error = str(e), e
                 return report
             step("dialled")
             alerting = False
@@ -196,6 +233,11 @@ class Modem:
                     report.outcome = "no_answer"
                     return report
                 kind, line = ev
+                if _is_key(ev, ack_key):     # answered and pressed before the answer report
+                    step("acknowledged")
+                    report.outcome = "acknowledged"
+                    self.hang_up()
+                    return report
                 if kind == "clcc":
                     try:
                         st = P.parse_clcc(line).state
@@ -221,12 +263,16 @@ class Modem:
                         "the modem's serial port is gone"
                     return report
             step("answered")
+            # from here on a key press heard at any moment is the outcome, also when the line
+            # drops right after it (the events are read in the order the modem sent them)
             for i in range(repeats):
                 try:
                     self.channel.command(_ctts(message), timeout=10)
                 except ModemError as e:
                     report.outcome, report.error = "answered_no_ack", f"message not played: {e}"
-                    self.hang_up()
+                    if self.hang_up(ack_key=ack_key):
+                        step("acknowledged")
+                        report.outcome, report.error = "acknowledged", None
                     return report
                 step(f"message_{i + 1}")
                 played = False
@@ -236,7 +282,7 @@ class Modem:
                         played = True
                         continue
                     kind, line = ev
-                    if kind == "dtmf" and P.parse_dtmf(line) == ack_key:
+                    if _is_key(ev, ack_key):
                         step("acknowledged")
                         report.outcome = "acknowledged"
                         self.hang_up()
@@ -251,8 +297,10 @@ class Modem:
                         report.outcome, report.error = "answered_no_ack", "the modem reset during the call"
                         return report
             step("no_key")
-            self.hang_up()
             report.outcome = "answered_no_ack"
+            if self.hang_up(ack_key=ack_key):
+                step("acknowledged")
+                report.outcome = "acknowledged"
             return report
         except ModemTimeout as e:
             report.error = str(e)
@@ -265,6 +313,15 @@ class Modem:
 
     def close(self) -> None:
         self.channel.close()
+
+
+def _is_key(event: tuple[str, str], key: str) -> bool:
+    if event[0] != "dtmf":
+        return False
+    try:
+        return P.parse_dtmf(event[1]) == key
+    except ModemParseError:
+        return False
 
 
 def _ctts(message: str) -> str:
