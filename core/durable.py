@@ -34,6 +34,8 @@ def open_durable(path: Path | str, *, synchronous: Synchronous = "FULL",
             mode = "mode=ro" if absolute.with_name(absolute.name + "-wal").exists() else "immutable=1"
             return sqlite3.connect(f"{absolute.as_uri()}?{mode}", uri=True, timeout=30,
                                    check_same_thread=False, isolation_level=None)
+        if path.parent.exists() and not path.parent.is_dir():
+            raise StorageError(f"{path}: cannot open the database: {path.parent} is not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
@@ -42,3 +44,7 @@ def open_durable(path: Path | str, *, synchronous: Synchronous = "FULL",
         return conn
     except sqlite3.Error as e:
         raise StorageError(f"{path}: cannot open the database: {e}") from e
+    except StorageError:
+        raise
+    except OSError as e:      # a read-only or full SD card, a folder that is a file
+        raise StorageError(f"{path}: cannot open the database: {e.strerror or e}") from e

@@ -98,6 +98,8 @@ def _hub(args: argparse.Namespace) -> int:
                      speed=args.speed, sensors_path=args.sensors)
     except (PlanError, SensorsError, SnapshotError) as e:
         return refuse("hub", e)
+    except OSError as e:    # StorageError (the state cannot be opened), a credentials file
+        return refuse("hub", e)
 
 
 

@@ -578,3 +578,20 @@ def test_answers_given_while_the_hub_was_down_count_after_a_long_power_cut():
     types = [o.type for o in out if isinstance(o, EventOut)]
     assert "both_calm" in types and "checkin_unanswered" not in types
     assert not [o for o in out if isinstance(o, CallOut)]
+
+
+def test_a_departure_through_the_exit_door_counts_at_once():
+    """Issue 14: with a door sensor, the presence engine says "away" only after the door opened
+    and the tag fell silent: the leaver is seen gone within seconds, not after 2 minutes."""
+    r = Run().both_home().send(PanelPress(long=True))
+    r.wait(5).send(PresenceSeen("b", "away", door=True))
+    assert r.p.leaver() == "b" and [e.partner for e in r.events("left")] == ["b"]
+    assert r.phase == "timeout"
+
+
+def test_a_bluetooth_only_away_still_needs_its_two_minutes():
+    r = Run().both_home().send(PanelPress(long=True))
+    r.wait(5).send(PresenceSeen("b", "away"))
+    assert not r.events("left")
+    r.wait(DEPART_CONFIRM_S + 1)
+    assert [e.partner for e in r.events("left")] == ["b"]

@@ -201,3 +201,19 @@ def test_a_clock_a_year_ahead_never_erases_the_event_log(tmp_path, when):
     assert [e.id for e in hub.db.events()] == ["last-month", "today"]
     hub.db.close()
     bus.store.close()
+
+
+def test_a_hub_whose_state_cannot_be_opened_says_so_in_one_sentence(broker, tmp_path):
+    """A state folder that cannot be written (here: a file where the folder should be, as a
+    read-only SD card also gives) stops the hub with one sentence naming the file and the cause,
+    not a traceback; systemd starts it again and it runs once the storage is back."""
+    blocked = tmp_path / "state"
+    blocked.write_text("not a folder")
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", "hub", "--plan",
+                        str(ROOT / "examples" / "household.toml"), "--broker-dir", str(broker.directory),
+                        "--state-dir", str(blocked), "--port", str(broker.port)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    [line] = [x for x in r.stderr.splitlines() if x.startswith("timeout-hub hub:")]
+    assert ".sqlite3: cannot open the database" in line and "is not a folder" in line

@@ -64,6 +64,7 @@ class Sound:
 class PresenceSeen:
     partner: str
     presence: Literal["home", "away", "unknown"]
+    door: bool = False      # confirmed by an exit door (ble/ fusion): a departure counts at once
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,7 @@ class Procedure:
                 p = _partner(inp.partner)
                 if isinstance(inp, PresenceSeen):
                     s.presence[p] = inp.presence
+                    s.away_by_door[p] = inp.presence == "away" and inp.door
                 else:
                     s.apart[p] = inp.apart
                 self._movement(p)
@@ -377,9 +379,11 @@ class Procedure:
             self._call(p, "early_return")
 
     def departed(self, p: Partner) -> bool:
-        """Partner p has left: the wearable says apart, or the tags have been away for
-        DEPART_CONFIRM_S with the wearable not saying otherwise."""
+        """Partner p has left: the wearable says apart, or the tags went away through the exit
+        door, or they have been away for DEPART_CONFIRM_S, with the wearable not saying otherwise."""
         if self._s.apart[p] is True:
+            return True
+        if self._s.presence[p] == "away" and self._s.away_by_door[p] and self._s.apart[p] is not False:
             return True
         ep = self._s.episode
         since = ep.away_since[p] if ep else None

@@ -130,8 +130,17 @@ class Hub:
                 if self.clock.monotonic() >= next_prune:
                     next_prune = self.clock.monotonic() + PRUNE_EVERY_S
                     self._prune()
+                    self._warn_dates()
             except Exception:  # the procedure must keep ticking whatever one step did
                 log.exception("procedure tick failed")
+
+    def _warn_dates(self) -> None:
+        """Once a day: plan dates that passed while the hub runs (an installer's rule: a warning
+        for the next visit, never a stop). Only on true time."""
+        from firmware.hub.plan import date_findings
+        if self.clock.trusted():
+            for f in date_findings(self.plan, self.clock.wall().date()):
+                log.warning("household plan: %s: %s; the hub runs on", f.path, f.sentence)
 
     def alive(self) -> bool:
         """The procedure ticks and its steps are saved (what the systemd watchdog is fed on):
@@ -360,8 +369,10 @@ class Hub:
             self._thermometer = f.thermometer
             self.feed(P.Sound(f.thermometer, episode=f.started is not None))
 
-    def presence(self, partner: str, presence: str) -> None:
-        self.feed(P.PresenceSeen(partner, presence))   # also publishes partner/<p>/presence
+    def presence(self, partner: str, presence: str, door: bool = False) -> None:
+        """A partner's presence from the hub's own BLE (and door) engine; `door`: the change
+        was confirmed by an exit door event. Also publishes partner/<p>/presence."""
+        self.feed(P.PresenceSeen(partner, presence, door=door))
 
     def _sound_fresh(self) -> bool:
         """Sound numbers arrived in the last SOUND_STALE_S (real seconds: the microphone runs in

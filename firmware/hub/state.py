@@ -30,6 +30,10 @@ def _per_partner_none() -> dict[Partner, float | None]:
     return {"a": None, "b": None}
 
 
+def _per_partner_false() -> dict[Partner, bool]:
+    return {"a": False, "b": False}
+
+
 def _apart_unknown() -> dict[Partner, bool | None]:
     return {"a": None, "b": None}
 
@@ -104,6 +108,8 @@ class HubState(_State):
     thermometer: int = 0
     presence: dict[Partner, PresenceValue] = Field(default_factory=_presence_unknown)
     apart: dict[Partner, bool | None] = Field(default_factory=_apart_unknown)
+    # the partner's "away" came with an exit door event (ble/ fusion): no 2-minute confirmation
+    away_by_door: dict[Partner, bool] = Field(default_factory=_per_partner_false)
     short_presses: int = 0
     timers: dict[str, Timer] = Field(default_factory=dict)
     episode: Episode | None = None
