@@ -326,7 +326,8 @@ class Hub:
         service = m.topic.split("/")[0]
         if service == "hub":     # our own, retained from before a restart: the sensors say anew
             return
-        assert isinstance(m.payload, schemas.Health)
+        if not isinstance(m.payload, schemas.Health):
+            return
         kept, refused = attribute(service, m.payload.faults)
         if refused:
             for code in sorted(set(refused)):
