@@ -12,8 +12,8 @@ adverts, heard by the hub and any extra receiver. docs/ble.md "Door fusion" has 
   `unknown_after` becomes unknown.
 A door whose sensor is reported dead, or that has stood open longer than `open_stale` (it tells
 nothing any more), does not count; with no door counting, the BLE-only engine decides.
-Memory (R4): per door its last state; door events of the last `keep` seconds (time and door only,
-never who); per partner when they were last heard and the gaps of the last minutes.
+Memory (R4): per door its last state and since when; door events of the last `keep` seconds (their
+time and whether the door had stood open, never who); per partner when they were last heard and the gaps of the last minutes.
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ DoorState = Literal["open", "closed"]
 @dataclass(frozen=True)
 class FusionConfig:
     left_silence: float = 15.0   # silent this long at every receiver after the door: left
-    open_silence: float = 120.0  # ... while a door stands open (the bin, 60 s, goes out this way)
+    open_silence: float = 120.0  # ... while a door stands open (the bin, 60 s, goes out this way),
+    open_long: float = 20.0      # ... or after it closed from open this long (a visitor let in)
     door_lead: float = 30.0      # the tag heard at most this long before the door event
     door_post: float = 30.0      # ... and not at indoor levels later than this after it
     candidate_for: float = 600.0  # a door event counts for a departure this long (doorstep talk)
@@ -67,7 +68,7 @@ class DoorFusion:
                  doors: Iterable[str] = ()):
         self.cfg = cfg or FusionConfig()
         self.doors: dict[str, _Door] = {d: _Door() for d in doors}
-        self.events: deque[tuple[float, str]] = deque()
+        self.events: deque[tuple[float, bool]] = deque()  # (t, closed after a long open)
         self.state: dict[str, State] = {}
         self.away_at: dict[str, float] = {}
         self._heard: dict[str, _Heard] = {p: _Heard() for p in partners}
@@ -84,10 +85,11 @@ class DoorFusion:
         d = self.doors.setdefault(door_id, _Door())
         if d.state == state:
             return False
+        long_open = d.state == "open" and t - d.since > self.cfg.open_long
         d.state, d.since = state, t
         if not d.ok:
             return False
-        self.events.append((t, door_id))
+        self.events.append((t, long_open))
         self._forget(t)
         return True
 
@@ -135,13 +137,17 @@ class DoorFusion:
         cfg, h = self.cfg, self._heard[partner]
         last = h.last if h.last is not None else quiet_from
         self._forget(t)
-        for te, _ in reversed(self.events):
+        for te, long_open in reversed(self.events):
             if te > t or t - te > cfg.candidate_for:
                 continue
-            if last < te - cfg.door_lead or (h.strong is not None and h.strong > te + cfg.door_post):
-                continue
-            need = cfg.open_silence if self._door_open(t) else cfg.left_silence
-            patchy = max((g for end, g in h.gaps if te - cfg.gap_window <= end <= te), default=0.0)
+            if last < te - cfg.door_lead:
+                break  # already silent at the latest door event: that one was not theirs
+            if h.strong is not None and h.strong > te + cfg.door_post:
+                break  # heard indoors well after it: stayed in
+            # a door that stood open says little about who went through it: wait longer
+            need = cfg.open_silence if long_open or self._door_open(t) else cfg.left_silence
+            # a tag that has been patchy (before the door, or weak since) needs more silence
+            patchy = max((g for end, g in h.gaps if end >= te - cfg.gap_window), default=0.0)
             need = max(need, cfg.gap_factor * patchy)
             if t - max(last, te, quiet_from) >= need:
                 return self._to(t, partner, "away"), True
