@@ -13,7 +13,8 @@ adverts, heard by the hub and any extra receiver. docs/ble.md "Door fusion" has 
 A door whose sensor is reported dead, or that has stood open longer than `open_stale` (it tells
 nothing any more), does not count; with no door counting, the BLE-only engine decides.
 Memory (R4): per door its last state and since when; door events of the last `keep` seconds (their
-time and whether the door had stood open, never who); per partner when they were last heard and the gaps of the last minutes.
+time and whether the door had stood open, never who); per partner when they were last heard and
+the gaps of the last minutes.
 """
 from __future__ import annotations
 

@@ -467,3 +467,29 @@ def run_adverts(engine: PresenceEngine, adverts: Iterable[tuple], end: float | N
             out += engine.tick(next_tick)
             next_tick += tick
     return out
+
+
+def run_events(engine: PresenceEngine, events: list[tuple], end: float | None = None,
+               tick: float = 1.0) -> list[Transition]:
+    """("advert", t, address, rssi[, mfr, svc, receiver]), ("door", t, id, state) and
+    ("door_health", t, id, ok) in time order into the engine, ticking every `tick` s of trace
+    time as the live service does (`sim.ble_traces.Trace.events()` and presence-replay's form)."""
+    out: list[Transition] = []
+    next_tick: float | None = None
+    for ev in events:
+        t = ev[1]
+        if next_tick is None:
+            next_tick = t + tick
+        while next_tick <= t:
+            out += engine.tick(next_tick)
+            next_tick += tick
+        if ev[0] == "advert":
+            out += engine.advert(*ev[1:])
+        elif ev[0] == "door":
+            out += engine.door(*ev[1:])
+        else:
+            out += engine.door_health(*ev[1:])
+    while end is not None and next_tick is not None and next_tick <= end:
+        out += engine.tick(next_tick)
+        next_tick += tick
+    return out

@@ -25,9 +25,9 @@ random stream, so adding the contact does not change the adverts (errands do: th
 """
 from __future__ import annotations
 
+import heapq
 import json
 import random
-import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
