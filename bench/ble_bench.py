@@ -10,7 +10,7 @@ import threading
 import time
 
 from bench.stats import percentile
-from ble.presence import PresenceConfig, PresenceEngine, Transition, run_adverts
+from ble.presence import PresenceConfig, PresenceEngine, Transition, run_adverts, run_events
 from ble.scanner import Scanner, or_patterns
 from core.clock import ManualClock
 from sim.ble_eval import score
@@ -19,6 +19,11 @@ from sim.ble_traces import Radio, simulated_week
 
 TAGS = {"a": "AA:BB:CC:DD:EE:01", "b": "irk:ec0234a357c8ad05341010a60a397d9b"}
 DEPART_P95_S, ARRIVE_P95_S, FALSE_AWAYS_PER_DAY, ADVERTS_PER_S = 45.0, 5.0, 0.0, 2000.0
+# issue 14, with the exit-door contact: tuned on DOOR_DEV_SEEDS only; the held-out seeds were named
+# before any tuning (docs/ble.md) and are printed on their own line, never judged as the target
+DOOR_DEPART_P95_S, DOOR_ARRIVE_P95_S = 30.0, 5.0
+DOOR_DEV_SEEDS, DOOR_HELD_OUT_SEEDS = (7,), (21, 22)
+DOOR_FAILS_AT = 3.5 * 86400.0
 
 
 class FixedTimeout:
@@ -71,6 +76,77 @@ def callback_rate(n: int = 50_000) -> float:
         return dt
 
     return n / asyncio.run(go())
+
+
+def _door_score(trace, make, keep: list | None = None):
+    e = make()
+    if isinstance(e, PresenceEngine) and e.door_fused():
+        out = run_events(e, trace.events(), end=trace.duration)
+    else:  # the same adverts, no door lines
+        out = run_adverts(e, trace.adverts(), end=trace.duration)
+    if keep is not None:
+        keep += out
+    return score(out, trace.truth, trace.duration, sorted(TAGS), trace.brief)
+
+
+def _door_week(seed: int, **kw):
+    return simulated_week(TAGS, days=7, seed=seed, radio=Radio(sigma=6.0, loss=0.3),
+                          strangers_per_min=20, door=True, **kw)
+
+
+def _door_row(name: str, s, note: str = "") -> None:
+    miss = s.missed_departures + s.missed_arrivals
+    print(f"  {name[:34]:34s} {percentile(s.departures, 95):8.1f} s {percentile(s.departures, 50):5.0f} s"
+          f" {percentile(s.arrivals, 95):9.1f} s {s.false_aways:7d} {s.false_homes:8d} {miss:7d}  {note}")
+
+
+def door_run() -> bool:
+    """Issue 14: the same kind of week with the exit-door contact (departures, returns, visitors,
+    the bin), the fused engine beside today's single-receiver engine and the fixed timeouts on
+    the same trace; then the week with the sensor dying halfway; then the held-out seeds."""
+    from ble.fusion import FusionConfig
+    fz = FusionConfig()
+    trace = _door_week(DOOR_DEV_SEEDS[0])
+    fused = lambda: PresenceEngine(TAGS, doors=["front"], fusion=fz)
+    rows = [("fused: door contact + BLE", fused),
+            ("today's engine (no door)", lambda: PresenceEngine(TAGS)),
+            ("fixed timeout 30 s", lambda: FixedTimeout(TAGS, 30.0)),
+            ("fixed timeout 300 s", lambda: FixedTimeout(TAGS, 300.0))]
+    n_dep = sum(1 for x in trace.truth if x[2] == "away")
+    visits = sum(1 for i, (_, _, st) in enumerate(trace.doors) if st == "open") - 2 * n_dep
+    print(f"\nExit door fused with BLE (issue 14) — 2 tags x 7 simulated days, sigma 6 dB, 30 % loss, "
+          f"body blocking, seed {DOOR_DEV_SEEDS[0]}; {n_dep} departures, {len(trace.doors)} door events "
+          f"(~{visits} openings without leaving, {len(trace.brief)} bin trips of 60 s)")
+    print(f"  {'':34s} {'dep. p95':>10s} {'(p50)':>7s} {'arr. p95':>11s} {'f.aways':>7s} {'f.return':>8s}"
+          f" {'missed':>7s}")
+    results, out = {}, []
+    for name, make in rows:
+        results[name] = s = _door_score(trace, make, out if make is fused else None)
+        _door_row(name, s)
+    print(f"  {'target':34s} {'<= 30 s':>10s} {'':7s} {'<= 5 s':>11s} {'0':>7s} {'0':>8s} {'0':>7s}")
+    s = results["fused: door contact + BLE"]
+    d, a = percentile(s.departures, 95), percentile(s.arrivals, 95)
+    miss = s.missed_departures + s.missed_arrivals
+    ok = d <= DOOR_DEPART_P95_S and a <= DOOR_ARRIVE_P95_S and s.false_aways == 0 and s.false_homes == 0
+    ok = ok and miss == 0
+    trips = sum(1 for b0, b1, p in trace.brief
+                if any(x.partner == p and x.presence == "away" and b0 <= x.t <= b1 + 60 for x in out))
+    print(f"  fused: {'OK' if ok else 'MISSED'} (bin trips shown as a short away: {trips} of "
+          f"{len(trace.brief)}; neither counted false nor as a departure)")
+    dead = _door_week(DOOR_DEV_SEEDS[0], door_fails_at=DOOR_FAILS_AT)
+    sd = _door_score(dead, fused)
+    _door_row("sensor dies at day 3.5 (fused)", sd, "target: 0 false returns")
+    ok = ok and sd.false_homes == 0
+    held = [_door_score(_door_week(k), fused) for k in DOOR_HELD_OUT_SEEDS]
+    pooled = type(held[0])(departures=[x for h in held for x in h.departures],
+                           arrivals=[x for h in held for x in h.arrivals],
+                           missed_departures=sum(h.missed_departures for h in held),
+                           missed_arrivals=sum(h.missed_arrivals for h in held),
+                           false_aways=sum(h.false_aways for h in held),
+                           false_homes=sum(h.false_homes for h in held))
+    print(f"  held out, never tuned on: seeds {', '.join(map(str, DOOR_HELD_OUT_SEEDS))} (2 weeks pooled)")
+    _door_row("fused, held-out weeks", pooled, "printed, not judged")
+    return ok
 
 
 def _figures(trace, make) -> tuple:
@@ -191,8 +267,10 @@ def run() -> bool:
         _print_row(name, _figures(easy, make))
     print(f"  detection callback path (replay backend -> BleakScanner -> queue): {rate:,.0f} adverts/s"
           f"   target >= {ADVERTS_PER_S:,.0f}   {'OK' if ok_r else 'MISSED'}")
+    ok_door = door_run()
     print(f"  ({time.perf_counter() - t0:.0f} s)")
-    return ok_d and ok_a and ok_fa and ok_r
+    # issue 5's single-receiver targets stay printed; with a door (issue 14) its own targets decide
+    return ok_door and ok_r
 
 
 if __name__ == "__main__":

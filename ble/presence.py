@@ -12,6 +12,10 @@ Per tag (docs/ble.md has the numbers and why):
   last `quiet_trust` seconds, or was just (re)started); otherwise the tag becomes `unknown`, never
   `away`. A scanner that is down makes every partner `unknown`.
 A partner is home if any of their tags is home, away if all are away, otherwise unknown.
+
+With an exit-door contact working (issue 14), `ble.fusion.DoorFusion` decides instead: departures
+and returns need a door event, silence alone never makes a partner away. The per-tag engine above
+keeps running on the hub's own adverts and takes over when no door counts any more.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ble.fusion import DoorFusion, DoorState, FusionConfig
 from ble.identity import Resolver, TagId, parse_tag_id
 from ble.rssi_filter import WindowMedian
 
@@ -59,9 +64,12 @@ class PresenceConfig:
 
 @dataclass(frozen=True)
 class Transition:
+    """A partner's presence changed at `t`. `door`: confirmed by an exit-door event (a departure
+    or return the procedure may count at once, without its own confirmation time)."""
     t: float
     partner: str
     presence: State
+    door: bool = False
 
 
 class HomeLevels:
@@ -246,7 +254,9 @@ class PresenceEngine:
     """Adverts and ticks in, partner transitions out. Unknown devices are dropped on arrival."""
 
     def __init__(self, tags: Mapping[str, Sequence[str]], now: float = 0.0,
-                 config: PresenceConfig | None = None, scanner_up: bool = True):
+                 config: PresenceConfig | None = None, scanner_up: bool = True,
+                 doors: Iterable[str] = (), fusion: FusionConfig | None = None):
+        """`doors`: exit doors whose contact is installed and working from the start (no event)."""
         self.cfg = config or PresenceConfig()
         self._tag_ids: dict[str, list[TagId]] = {
             p: [parse_tag_id(s) for s in ([ids] if isinstance(ids, str) else ids)]
@@ -264,11 +274,19 @@ class PresenceEngine:
         self.adverts_seen = 0
         self._partner: dict[str, State] = dict.fromkeys(self._tag_ids, "unknown")
         self._since: dict[str, float] = dict.fromkeys(self._tag_ids, now)
+        self.fusion = DoorFusion(self._tag_ids, fusion, doors)
+        self._fused = False  # the door fusion decides (a door counts); else the per-tag engine
+        self._held: dict[str, State] = {}  # fused states when the scanner went down
+        self._down_at = now
+        self._sync_fusion(now)
 
     # inputs ---------------------------------------------------------------------------------
     def advert(self, t: float, address: str, rssi: float,
                manufacturer_data: Mapping[int, bytes] | None = None,
-               service_data: Mapping[str, bytes] | None = None) -> list[Transition]:
+               service_data: Mapping[str, bytes] | None = None,
+               receiver: str = "hub") -> list[Transition]:
+        """An advert heard at `t` by `receiver` ("hub": the hub's own radio; other names: extra
+        receivers, which count for the door fusion only: their RSSI is on another scale)."""
         self.adverts_seen += 1
         if t > self.last_any:
             self.last_any = t
@@ -277,17 +295,74 @@ class PresenceEngine:
         key = self.resolver.match(address, manufacturer_data, service_data)
         if key is None:
             return []
-        if self._trackers[key].advert(t, rssi):
-            return self._update(t, self._owner[key])
-        return []
+        p = self._owner[key]
+        arrived = receiver == "hub" and self._trackers[key].advert(t, rssi)
+        fused = self.fusion.heard(t, p, rssi)
+        if self._fused:
+            return [] if fused is None else self._set(t, p, fused[0], fused[1])
+        return self._update(t, p) if arrived else []
 
     def tick(self, t: float) -> list[Transition]:
         if not self.scanner_up:
             return []
         changed = {self._owner[k] for k, tr in self._trackers.items()
                    if tr.expire(t, self.scanner_since, self.last_any) is not None}
+        out = self._sync_fusion(t)
+        if not self._fused:
+            for p in sorted(changed):
+                out += self._update(t, p)
+            return out
+        stalled = t - self.last_any >= self.cfg.stall_after
+        restarted = max(self.scanner_since, self.last_any + self.cfg.stall_after if stalled else 0.0)
+        trusted = t - self.last_any <= self.cfg.quiet_trust or restarted > self.last_any
+        for p in sorted(self._partner):
+            fused = self.fusion.tick(t, p, restarted, trusted)
+            if fused is not None:
+                out += self._set(t, p, fused[0], fused[1])
+        return out
+
+    def door(self, t: float, door_id: str, state: DoorState) -> list[Transition]:
+        """The exit door `door_id` is now `state` ("open"|"closed"), as its sensor reported at `t`.
+        Call it for each change; a repeated state is no event. The first call installs the door
+        (and counts as an event); to install a door without an event, give `doors=[...]` or call
+        `door_health(t, door_id, True)`. A door reported dead (door_health ok=False) is followed
+        but its events do not count until it is reported ok again."""
+        if state not in ("open", "closed"):
+            raise ValueError(f"door state must be 'open' or 'closed', not {state!r}")
+        self.fusion.door(t, door_id, state)
+        return self._sync_fusion(t)
+
+    def door_health(self, t: float, door_id: str, ok: bool) -> list[Transition]:
+        """The door's sensor works (ok=True: installs it) or is dead, silent or low on battery
+        (ok=False): that door no longer counts, and with no door counting the per-tag engine
+        decides again, starting from the fused states (a partner seen leaving stays away until
+        heard again: no false return). Raising the fault is the caller's business."""
+        self.fusion.health(door_id, ok)
+        return self._sync_fusion(t)
+
+    def door_fused(self) -> bool:
+        """True while a door counts and the door fusion decides."""
+        return self._fused
+
+    def _sync_fusion(self, t: float) -> list[Transition]:
+        """Hand the decision over when a door starts or stops counting."""
+        active = self.fusion.active(t)
+        if active == self._fused:
+            return []
+        self._fused = active
+        if active:  # the fusion starts from what the per-tag engine says now
+            self.fusion.state = dict(self._partner)
+            self.fusion.away_at = {p: t for p, s in self._partner.items() if s == "away"}
+            return []
         out: list[Transition] = []
-        for p in sorted(changed):
+        for p, ids in self._tag_ids.items():
+            for tid in ids:
+                tr = self._trackers[tid.key]
+                if self._partner[p] == "away" and tr.state != "away":
+                    tr.state, tr._away_at = "away", t
+                    tr._strong.clear()
+                elif self._partner[p] == "home" and tr.state == "away":
+                    tr.state = "home"  # its own silence rule decides from here
             out += self._update(t, p)
         return out
 
@@ -305,8 +380,18 @@ class PresenceEngine:
             for tr in self._trackers.values():
                 tr.state = "unknown"
                 tr._strong.clear()
+            self._held = dict(self.fusion.state) if self._fused else {}
             for p in self._partner:
                 out += self._set(t, p, "unknown")
+            self.fusion.state = dict(self._partner)
+        elif self._fused and self._held and not any(te >= self._down_at for te, _ in self.fusion.events):
+            # no door moved while we could not hear: who had left is still out, who was home
+            # still in (their silence counts again from now)
+            for p, st in self._held.items():
+                if st != "unknown" and self.fusion.state.get(p) == "unknown":
+                    self.fusion.state[p] = st
+                    out += self._set(t, p, st)
+        self._down_at = t
         return out
 
     # outputs --------------------------------------------------------------------------------
@@ -355,12 +440,12 @@ class PresenceEngine:
                       "away" if states and all(s == "away" for s in states) else "unknown")
         return self._set(t, partner, new)
 
-    def _set(self, t: float, partner: str, new: State) -> list[Transition]:
+    def _set(self, t: float, partner: str, new: State, door: bool = False) -> list[Transition]:
         if self._partner[partner] == new:
             return []
         self._partner[partner] = new
         self._since[partner] = t
-        return [Transition(t, partner, new)]
+        return [Transition(t, partner, new, door)]
 
 
 def run_adverts(engine: PresenceEngine, adverts: Iterable[tuple], end: float | None = None,
@@ -381,4 +466,30 @@ def run_adverts(engine: PresenceEngine, adverts: Iterable[tuple], end: float | N
         while next_tick <= end:
             out += engine.tick(next_tick)
             next_tick += tick
+    return out
+
+
+def run_events(engine: PresenceEngine, events: list[tuple], end: float | None = None,
+               tick: float = 1.0) -> list[Transition]:
+    """("advert", t, address, rssi[, mfr, svc, receiver]), ("door", t, id, state) and
+    ("door_health", t, id, ok) in time order into the engine, ticking every `tick` s of trace
+    time as the live service does (`sim.ble_traces.Trace.events()` and presence-replay's form)."""
+    out: list[Transition] = []
+    next_tick: float | None = None
+    for ev in events:
+        t = ev[1]
+        if next_tick is None:
+            next_tick = t + tick
+        while next_tick <= t:
+            out += engine.tick(next_tick)
+            next_tick += tick
+        if ev[0] == "advert":
+            out += engine.advert(*ev[1:])
+        elif ev[0] == "door":
+            out += engine.door(*ev[1:])
+        else:
+            out += engine.door_health(*ev[1:])
+    while end is not None and next_tick is not None and next_tick <= end:
+        out += engine.tick(next_tick)
+        next_tick += tick
     return out

@@ -27,9 +27,10 @@ class Score:
 
 
 def score(transitions: Sequence, truth: Sequence[tuple[float, str, str]], duration: float,
-          partners: Sequence[str]) -> Score:
+          partners: Sequence[str], brief: Sequence[tuple[float, float, str]] = ()) -> Score:
     """Transitions are objects with t/partner/presence. Truth: (t, partner, home|away) door
-    crossings; partners start home."""
+    crossings; partners start home. `brief`: (t0, t1, partner) trips out of the door of a minute
+    (the bin): an away shown then (until EARLY_S after) is neither false nor a departure."""
     s = Score(days=duration / 86400.0)
     for p in partners:
         events = [(t, st) for t, pp, st in truth if pp == p]
@@ -58,8 +59,11 @@ def score(transitions: Sequence, truth: Sequence[tuple[float, str, str]], durati
                         s.missed_arrivals += 1
                 # an away in a home interval that is not the tail of the previous departure
                 start = t0 + (EARLY_S if k > 0 else 0.0)
-                s.false_aways += sum(1 for t, pr in trans if start <= t < t1 and pr == "away")
-                s.false_away_s += _time_in(trans, "away", start, t1)
+                trips = [(b0, b1 + EARLY_S) for b0, b1, pp in brief if pp == p and start <= b0 < t1]
+                s.false_aways += sum(1 for t, pr in trans if start <= t < t1 and pr == "away"
+                                     and not any(b0 <= t < b1 for b0, b1 in trips))
+                s.false_away_s += _time_in(trans, "away", start, t1) - sum(
+                    _time_in(trans, "away", b0, min(b1, t1)) for b0, b1 in trips)
     return s
 
 

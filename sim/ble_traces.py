@@ -1,6 +1,8 @@
 """Simulated RSSI traces of the partners' tags, with the ground truth of when each partner crossed
 the front door. Used by the tests, the bench and the demo; the JSONL form is the one
-`timeout-hub presence-replay` reads: {"t", "address", "rssi"[, "manufacturer_data", "service_data"]}.
+`timeout-hub presence-replay` reads: {"t", "address", "rssi"[, "manufacturer_data", "service_data"]},
+and with `door=True` also the exit door's contact: {"t", "door", "state": "open"|"closed"} (and
+{"t", "door", "ok": false} when its sensor dies).
 
 Radio model (docs/ble.md, "Simulation" has the sources of each number): log-distance path loss
 (-62 dBm at 1 m, exponent 2.7); log-normal shadowing of `sigma` split into a spatial part
@@ -12,9 +14,18 @@ packet loss and the receiver's sensitivity. Movement: at home the partner stays 
 from the hub and walks between them; leaving, they walk to the door (8 m), lock it from the
 doorstep (0-5 s) and walk on down the street at 1.2-1.4 m/s; arriving, the reverse (unlocking
 takes 3-10 s).
+
+Door (issue 14): every departure opens the door 0.5-2 s before the crossing and closes it from the
+doorstep 1-5 s after (locking); every return opens it 0-1 s before the crossing (unlocked) and
+closes it from inside 2-6 s after. `errands` add door openings without leaving: "visitor" (the
+partner stands in the open doorway, inside, 30-120 s) and "bin" (out of the door to 10 m and back
+after 60 s, the door left open half of the time). A bin trip is in `Trace.brief`, not in the
+truth: seeing it as a short away or not are both right. The door's timings come from their own
+random stream, so adding the contact does not change the adverts (errands do: they are walks).
 """
 from __future__ import annotations
 
+import heapq
 import json
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -61,6 +72,9 @@ class Trace:
     payloads: list[tuple[str, dict[int, bytes], dict[str, bytes]]]
     truth: list[tuple[float, str, str]] = field(default_factory=list)  # (t, partner, home|away)
     duration: float = 0.0
+    doors: list[tuple[float, str, str]] = field(default_factory=list)  # (t, door, open|closed)
+    door_health: list[tuple[float, str, bool]] = field(default_factory=list)  # (t, door, ok)
+    brief: list[tuple[float, float, str]] = field(default_factory=list)  # bin trips (t0, t1, partner)
 
     def __len__(self) -> int:
         return len(self.t)
@@ -71,13 +85,28 @@ class Trace:
             a, m, s = pl[i]
             yield t, a, r, m, s
 
+    def events(self) -> Iterator[tuple]:
+        """Adverts and door lines in time order: ("advert", t, address, rssi, mfr, svc),
+        ("door", t, door, state) and ("door_health", t, door, ok), as the engine takes them."""
+        adverts = (("advert", *a) for a in self.adverts())
+        doors = (("door", t, d, st) for t, d, st in self.doors)
+        health = (("door_health", t, d, ok) for t, d, ok in self.door_health)
+        yield from heapq.merge(adverts, doors, health, key=lambda e: e[1])
+
     def lines(self) -> Iterator[str]:
-        for t, a, r, m, s in self.adverts():
-            d: dict = {"t": round(t, 3), "address": a, "rssi": r}
-            if m:
-                d["manufacturer_data"] = {str(k): v.hex() for k, v in m.items()}
-            if s:
-                d["service_data"] = {k: v.hex() for k, v in s.items()}
+        for ev in self.events():
+            d: dict
+            if ev[0] == "door":
+                d = {"t": round(ev[1], 3), "door": ev[2], "state": ev[3]}
+            elif ev[0] == "door_health":
+                d = {"t": round(ev[1], 3), "door": ev[2], "ok": ev[3]}
+            else:
+                _, t, a, r, m, s = ev
+                d = {"t": round(t, 3), "address": a, "rssi": r}
+                if m:
+                    d["manufacturer_data"] = {str(k): v.hex() for k, v in m.items()}
+                if s:
+                    d["service_data"] = {k: v.hex() for k, v in s.items()}
             yield json.dumps(d)
 
     def write(self, path) -> None:
@@ -178,6 +207,26 @@ class _Path:
         self._knot(t, WALK_M)
         self._knot(t + 1, FAR_M)
 
+    def errand(self, t_door: float, kind: str) -> float:
+        """A door opening without leaving, the door reached at t_door: "visitor" (stand in the
+        doorway, inside, 30-120 s) or "bin" (out to 10 m, back in through the door 60 s after
+        crossing it). Returns when the partner is back at the door (inside)."""
+        rng, v = self.rng, self.rng.uniform(*self.radio.walk_speed)
+        self._knot(t_door - abs(DOOR_M - self.d) / v, self.d)
+        self._body(t_door - abs(DOOR_M - self.d) / v)
+        if kind == "visitor":
+            self._knot(t_door, DOOR_M - 0.5)
+            back = t_door + rng.uniform(30.0, 120.0)
+            self._knot(back, DOOR_M - 0.5)
+        else:
+            self._knot(t_door, DOOR_M)
+            self._knot(t_door + 2.0 / v, DOOR_M + 2.0)
+            back = t_door + 60.0
+            self._knot(back - 2.0 / v, DOOR_M + 2.0)
+            self._knot(back, DOOR_M)
+        self._knot(back + 4.0, rng.uniform(*ROOMS_M))
+        return back
+
     def arrive(self, t_door: float) -> None:
         """Walk up the street, unlock the door (3-10 s on the doorstep), cross it at t_door."""
         v = self.rng.uniform(*self.radio.walk_speed)
@@ -219,31 +268,64 @@ def _rssi(t: np.ndarray, path: _Path, radio: Radio, iv: float, nprng) -> np.ndar
     return (radio.p0 - 10 * radio.exponent * np.log10(d) - body - fade - wall + temporal + spatial)
 
 
+DOOR_ID = "front"
+
+
 def scripted(moves: Sequence[tuple[float, str, str]], tags: Mapping[str, Sequence[str] | str],
              duration: float, *, radio: Radio | None = None, seed: int = 1,
              interval: float = 1.0, start_home: Mapping[str, bool] | None = None,
-             strangers_per_min: float = 0.0) -> Trace:
+             strangers_per_min: float = 0.0, door: bool = False,
+             errands: Sequence[tuple[float, str, str]] = (), door_fails_at: float | None = None,
+             door_miss: float = 0.0) -> Trace:
     """A trace of the partners' tags following `moves` = [(t_seconds, partner, "home"|"away")],
     where t is when the partner crosses the front door. Partners start home unless `start_home`
-    says otherwise. `strangers_per_min` adds passers-by's phones (random private addresses)."""
+    says otherwise. `strangers_per_min` adds passers-by's phones (random private addresses).
+    `door` adds the exit door's contact; `errands` = [(t, partner, "visitor"|"bin")] door openings
+    without leaving (t: the door reached; skipped unless the partner is home then). Failure cases:
+    `door_fails_at` (the sensor dies: no events after it, and an ok=False line), `door_miss`
+    (each door event lost with this probability)."""
     radio = radio or Radio()
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
+    drng = random.Random(seed * 7919 + 13)  # door timings: their own stream
     ts, rs, ps = [], [], []
     payloads: list[tuple[str, dict, dict]] = []
     truth = sorted((float(t), p, s) for t, p, s in moves)
+    doors: list[tuple[float, str]] = []
+    brief: list[tuple[float, float, str]] = []
     for partner in sorted(tags):
         home = (start_home or {}).get(partner, True)
         path = _Path(rng, radio, home)
         t_prev = 0.0
-        for t, p, s in truth:
-            if p != partner or (s == "home") == home:
+        steps = sorted([(t, "move", s) for t, p, s in truth if p == partner]
+                       + [(float(t), "errand", k) for t, p, k in errands if p == partner])
+        for t, what, s in steps:
+            if what == "errand":
+                near = any(abs(u - t) < 600.0 for u, w, _ in steps if w == "move")
+                if not home or near or t < t_prev + 30.0 or t > duration - 200.0:
+                    continue
+                path.stay_home(t_prev, t - (abs(DOOR_M - path.d) / radio.walk_speed[0]) - 1)
+                back = path.errand(t, s)
+                if s == "visitor":
+                    doors += [(t - drng.uniform(0.0, 1.0), "open"), (back, "closed")]
+                else:
+                    brief.append((t, back, partner))
+                    if drng.random() < 0.5:  # left open while out
+                        doors += [(t - drng.uniform(0.5, 2.0), "open"), (back + drng.uniform(1, 3), "closed")]
+                    else:
+                        doors += [(t - drng.uniform(0.5, 2.0), "open"), (t + drng.uniform(1, 3), "closed"),
+                                  (back - drng.uniform(0, 1), "open"), (back + drng.uniform(2, 6), "closed")]
+                t_prev = back + 5.0
+                continue
+            if (s == "home") == home:
                 continue
             if home:
                 path.stay_home(t_prev, t - (abs(DOOR_M - path.d) / radio.walk_speed[0]) - 1)
                 path.leave(t)
+                doors += [(t - drng.uniform(0.5, 2.0), "open"), (t + drng.uniform(1.0, 5.0), "closed")]
             else:
                 path.arrive(t)
+                doors += [(t - drng.uniform(0.0, 1.0), "open"), (t + drng.uniform(2.0, 6.0), "closed")]
             home, t_prev = s == "home", t + 5.0
         if home:
             path.stay_home(t_prev, duration)
@@ -273,8 +355,30 @@ def scripted(moves: Sequence[tuple[float, str, str]], tags: Mapping[str, Sequenc
         ps.append(nprng.integers(k, len(payloads), n))
     t_all = np.concatenate(ts) if ts else np.zeros(0)
     order = np.argsort(t_all, kind="stable")
-    return Trace(t_all[order], np.concatenate(rs)[order], np.concatenate(ps)[order], payloads,
-                 truth, duration)
+    tr = Trace(t_all[order], np.concatenate(rs)[order], np.concatenate(ps)[order], payloads,
+               truth, duration, brief=sorted(brief))
+    if door:
+        tr.doors = _door_lines(doors, drng, door_fails_at, door_miss)
+        if door_fails_at is not None:
+            tr.door_health = [(door_fails_at, DOOR_ID, False)]
+    return tr
+
+
+def _door_lines(doors: list[tuple[float, str]], rng: random.Random, fails_at: float | None,
+                miss: float) -> list[tuple[float, str, str]]:
+    """The contact's events: two partners at the door together give one open and one close
+    (a state repeated is not an event), lost ones dropped, nothing after the sensor died."""
+    out: list[tuple[float, str, str]] = []
+    is_open = 0
+    for t, st in sorted(doors):
+        is_open += 1 if st == "open" else -1
+        state = "open" if is_open > 0 else "closed"
+        if (out and out[-1][2] == state) or (fails_at is not None and t >= fails_at):
+            continue
+        if miss and rng.random() < miss:
+            continue
+        out.append((t, DOOR_ID, state))
+    return out
 
 
 def week_schedule(partners: Iterable[str], days: int = 7, seed: int = 1) -> list[tuple[float, str, str]]:
@@ -303,9 +407,26 @@ def week_schedule(partners: Iterable[str], days: int = 7, seed: int = 1) -> list
     return sorted(moves)
 
 
+def week_errands(partners: Iterable[str], days: int = 7, seed: int = 1) -> list[tuple[float, str, str]]:
+    """Door openings without leaving: a visitor or a parcel at the door about twice a day, the bin
+    taken out about every other day (daytime, 8:00-22:00); skipped when the partner is out."""
+    rng = random.Random(seed * 31 + 5)
+    out = []
+    for p in partners:
+        for day in range(days):
+            for kind, per_day in (("visitor", 1.0), ("bin", 0.5)):
+                for _ in range(sum(rng.random() < per_day for _ in range(2))):
+                    out.append((day * 86400.0 + rng.uniform(8, 22) * 3600, p, kind))
+    return sorted(out)
+
+
 def simulated_week(tags: Mapping[str, Sequence[str] | str], *, days: int = 7, seed: int = 1,
                    radio: Radio | None = None, interval: float = 1.0,
-                   strangers_per_min: float = 0.0) -> Trace:
+                   strangers_per_min: float = 0.0, door: bool = False,
+                   door_fails_at: float | None = None, door_miss: float = 0.0) -> Trace:
+    """A week of `week_schedule`; with `door`, the exit door's contact and `week_errands`."""
     moves = week_schedule(sorted(tags), days, seed)
+    errands = week_errands(sorted(tags), days, seed) if door else ()
     return scripted(moves, tags, days * 86400.0, radio=radio, seed=seed, interval=interval,
-                    strangers_per_min=strangers_per_min)
+                    strangers_per_min=strangers_per_min, door=door, errands=errands,
+                    door_fails_at=door_fails_at, door_miss=door_miss)

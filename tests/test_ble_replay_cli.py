@@ -55,3 +55,29 @@ def test_a_trace_of_the_tag_alone_goes_unknown_before_away(tmp_path, capsys):
     assert main([str(tmp_path / "t.jsonl"), "--tag", f"a={A}", "--json"]) == 0
     out = [json.loads(x)["presence"] for x in capsys.readouterr().out.splitlines()]
     assert out == ["home", "unknown", "away"]
+
+
+def test_door_and_receiver_lines_make_a_door_fused_replay(tmp_path, capsys):
+    tr = scripted([(300, "a", "away"), (900, "a", "home")], {"a": A}, 1200, seed=4,
+                  strangers_per_min=20, door=True)
+    p = tmp_path / "t.jsonl"
+    tr.write(p)
+    assert '"door": "front"' in p.read_text()
+    with open(p, "a") as f:
+        f.write(f'{{"t": 1200, "address": "{A}", "rssi": -80, "receiver": "door-node"}}\n')
+    assert main([str(p), "--tag", f"a={A}", "--json"]) == 0
+    out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [o["presence"] for o in out] == ["home", "away", "home"]
+    assert 300 < out[1]["t"] < 300 + 35       # the door: seconds, not today's 300 s
+    assert set(out[1]) == {"t", "partner", "presence"}
+
+
+def test_bad_door_lines_are_refused_with_their_line_number(tmp_path, capsys):
+    p = tmp_path / "t.jsonl"
+    for bad in ('{"t": 2, "door": "front", "state": "ajar"}', '{"t": 2, "door": 5, "state": "open"}',
+                '{"t": 2, "door": "front", "ok": "yes"}',
+                f'{{"t": 2, "address": "{A}", "rssi": -60, "receiver": 3}}'):
+        p.write_text(f'{{"t": 1, "address": "{A}", "rssi": -60}}\n{bad}\n')
+        assert main([str(p), "--tag", f"a={A}"]) == 2
+        err = capsys.readouterr().err
+        assert "line 2" in err and err.count("\n") == 1, err

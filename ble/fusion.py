@@ -1,0 +1,164 @@
+"""Door fusion (issue 14): departure and return from an exit-door contact together with the tags'
+adverts, heard by the hub and any extra receiver. docs/ble.md "Door fusion" has the reasoning.
+
+- left: a door event, the partner's tag heard around it (not silent already since well before it,
+  and not heard at indoor levels well after it), then silent at every receiver for a short window
+  (longer while a door stands open, and never shorter than 1.5 x the tag's longest gap of the
+  minutes before the door event: a tag that was already patchy needs more silence);
+- back: a door event after the partner was seen leaving, and then the tag heard (any receiver);
+  without a door event only a minute of indoor-level adverts brings a partner back (a door that
+  is not sensed, or a wrong departure), reported without the door flag;
+- with a door working, silence alone never makes a partner away: a partner not heard for
+  `unknown_after` becomes unknown.
+A door whose sensor is reported dead, or that has stood open longer than `open_stale` (it tells
+nothing any more), does not count; with no door counting, the BLE-only engine decides.
+Memory (R4): per door its last state and since when; door events of the last `keep` seconds (their
+time and whether the door had stood open, never who); per partner when they were last heard and
+the gaps of the last minutes.
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+State = Literal["home", "away", "unknown"]
+DoorState = Literal["open", "closed"]
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    left_silence: float = 15.0   # silent this long at every receiver after the door: left
+    open_silence: float = 120.0  # ... while a door stands open (the bin, 60 s, goes out this way),
+    open_long: float = 20.0      # ... or after it closed from open this long (a visitor let in)
+    door_lead: float = 30.0      # the tag heard at most this long before the door event
+    door_post: float = 30.0      # ... and not at indoor levels later than this after it
+    candidate_for: float = 600.0  # a door event counts for a departure this long (doorstep talk)
+    gap_window: float = 300.0    # the tag's gaps before the door event ...
+    gap_factor: float = 1.5      # ... times this is the least silence that counts
+    back_window: float = 60.0    # heard within this after a door event: back
+    indoor_dbm: float = -90.0    # a level the doorstep (wall, 9 m) rarely gives
+    indoor_hold: float = 60.0    # back without a door event: indoor adverts for this long ...
+    indoor_gap: float = 15.0     # ... with no gap longer than this
+    unknown_after: float = 3600.0
+    open_stale: float = 300.0    # a door open longer than this tells nothing until it closes
+    keep: float = 900.0          # door events older than this are forgotten
+
+
+@dataclass
+class _Door:
+    state: DoorState | None = None
+    ok: bool = True
+    since: float = 0.0
+
+
+@dataclass
+class _Heard:
+    last: float | None = None
+    strong: float | None = None           # last advert at indoor level
+    gaps: deque[tuple[float, float]] = field(default_factory=deque)  # (end, gap) >= 3 s
+    indoor_since: float | None = None
+
+
+class DoorFusion:
+    """Per partner fused state; the engine feeds it every advert of a household tag (any
+    receiver), every door event and health report, and ticks it while it is active."""
+
+    def __init__(self, partners: Iterable[str], cfg: FusionConfig | None = None,
+                 doors: Iterable[str] = ()):
+        self.cfg = cfg or FusionConfig()
+        self.doors: dict[str, _Door] = {d: _Door() for d in doors}
+        self.events: deque[tuple[float, bool]] = deque()  # (t, closed after a long open)
+        self.state: dict[str, State] = {}
+        self.away_at: dict[str, float] = {}
+        self._heard: dict[str, _Heard] = {p: _Heard() for p in partners}
+
+    # doors ----------------------------------------------------------------------------------
+    def active(self, t: float) -> bool:
+        return any(self._counts(d, t) for d in self.doors.values())
+
+    def _counts(self, d: _Door, t: float) -> bool:
+        return d.ok and not (d.state == "open" and t - d.since > self.cfg.open_stale)
+
+    def door(self, t: float, door_id: str, state: DoorState) -> bool:
+        """Records the door's state; True if it was an event (a change of a working door)."""
+        d = self.doors.setdefault(door_id, _Door())
+        if d.state == state:
+            return False
+        long_open = d.state == "open" and t - d.since > self.cfg.open_long
+        d.state, d.since = state, t
+        if not d.ok:
+            return False
+        self.events.append((t, long_open))
+        self._forget(t)
+        return True
+
+    def health(self, door_id: str, ok: bool) -> None:
+        self.doors.setdefault(door_id, _Door()).ok = ok
+
+    def _forget(self, t: float) -> None:
+        while self.events and self.events[0][0] < t - self.cfg.keep:
+            self.events.popleft()
+
+    def _door_open(self, t: float) -> bool:
+        return any(d.state == "open" and self._counts(d, t) for d in self.doors.values())
+
+    # tags -----------------------------------------------------------------------------------
+    def heard(self, t: float, partner: str, rssi: float) -> tuple[State, bool] | None:
+        """An advert of the partner's tag: the new (state, door-confirmed) if it changed it."""
+        cfg, h = self.cfg, self._heard[partner]
+        if h.last is not None and t - h.last >= 3.0:
+            h.gaps.append((t, t - h.last))
+            while h.gaps[0][0] < t - cfg.gap_window - cfg.candidate_for:
+                h.gaps.popleft()
+        h.last = t
+        if rssi >= cfg.indoor_dbm:
+            if h.indoor_since is None or h.strong is None or t - h.strong > cfg.indoor_gap:
+                h.indoor_since = t
+            h.strong = t
+        st = self.state.get(partner, "unknown")
+        if st == "unknown":
+            return self._to(t, partner, "home"), False
+        if st == "away":
+            since = self.away_at.get(partner, float("-inf"))
+            if any(since < te <= t and t - te <= cfg.back_window for te, _ in self.events):
+                return self._to(t, partner, "home"), True
+            if (rssi >= cfg.indoor_dbm and h.indoor_since is not None and h.indoor_since > since
+                    and t - h.indoor_since >= cfg.indoor_hold):
+                return self._to(t, partner, "home"), False
+        return None
+
+    def tick(self, t: float, partner: str, quiet_from: float, trusted: bool) -> tuple[State, bool] | None:
+        """Silence: left (door-confirmed) or, after a very long one, unknown. `quiet_from`: silence
+        counts from no earlier than this (the scanner's last (re)start); `trusted`: the radio is
+        known to hear (else silence proves nothing)."""
+        if self.state.get(partner) != "home" or not trusted:
+            return None
+        cfg, h = self.cfg, self._heard[partner]
+        last = h.last if h.last is not None else quiet_from
+        self._forget(t)
+        for te, long_open in reversed(self.events):
+            if te > t or t - te > cfg.candidate_for:
+                continue
+            if last < te - cfg.door_lead:
+                break  # already silent at the latest door event: that one was not theirs
+            if h.strong is not None and h.strong > te + cfg.door_post:
+                break  # heard indoors well after it: stayed in
+            # a door that stood open says little about who went through it: wait longer
+            need = cfg.open_silence if long_open or self._door_open(t) else cfg.left_silence
+            # a tag that has been patchy (before the door, or weak since) needs more silence
+            patchy = max((g for end, g in h.gaps if end >= te - cfg.gap_window), default=0.0)
+            need = max(need, cfg.gap_factor * patchy)
+            if t - max(last, te, quiet_from) >= need:
+                return self._to(t, partner, "away"), True
+            break  # the latest event that fits decides
+        if t - max(last, quiet_from) >= cfg.unknown_after:
+            return self._to(t, partner, "unknown"), False
+        return None
+
+    def _to(self, t: float, partner: str, state: State) -> State:
+        self.state[partner] = state
+        if state == "away":
+            self.away_at[partner] = t
+        return state
