@@ -35,12 +35,14 @@ class PresenceService:
                  expected_home: Callable[[str], bool] = lambda p: False,
                  tick_seconds: float = 1.0, config: PresenceConfig | None = None,
                  doors: Sequence[BTHomeDoor] = (), on_door: DoorCallback | None = None,
-                 door_config: DoorConfig | None = None,
+                 door_config: DoorConfig | Mapping[str, DoorConfig] | None = None,
                  on_door_faults: Callable[[list[schemas.Fault]], None] | None = None):
         self.clock = clock
         self.engine = PresenceEngine(tags, now=clock.monotonic(), config=config, scanner_up=False)
         self._doors = {d.address: d for d in doors}
-        self._watch = {d.door_id: DoorWatch(d.door_id, clock.monotonic(), door_config) for d in doors}
+        cfgs = door_config if isinstance(door_config, Mapping) else {d.door_id: door_config for d in doors}
+        self._watch = {d.door_id: DoorWatch(d.door_id, clock.monotonic(), cfgs.get(d.door_id))
+                       for d in doors}
         self._on_door = on_door
         self._on_door_faults = on_door_faults
         self._door_faults: dict[str, schemas.Fault] = {}

@@ -88,6 +88,8 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
                "a door sensor's messages cannot be checked (wrong key); call the installer",
                "de berichten van een deursensor kunnen niet worden gecontroleerd (verkeerde sleutel); "
                "bel de installateur"),
+    FaultClass("door.start_failed", "other", True, "a door contact could not start; call the installer",
+               "een deurcontact kon niet starten; bel de installateur"),
     FaultClass("door.stuck.", "other", True,
                "a door has read open for over an hour: close it, or its wire may be broken",
                "een deur staat al meer dan een uur open: sluit hem, of de draad is misschien stuk"),
