@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bleak.backends.device import BLEDevice
-from bthome_ble import BTHomeBluetoothDeviceData
-from habluetooth import BluetoothServiceInfoBleak
 
 BTHOME_UUID = "0000fcd2-0000-1000-8000-00805f9b34fb"
 # binary objects a door/window sensor may use for "open" (BTHome object ids 0x11, 0x1A, 0x2D)
@@ -58,6 +56,10 @@ class BTHomeDoor:
     after a hub restart the first fresh advert is accepted, then the counter guards again)."""
 
     def __init__(self, door_id: str, address: str, key: bytes):
+        # imported here: a hub without door sensors runs without bthome-ble and its dependencies
+        from bthome_ble import BTHomeBluetoothDeviceData
+        from habluetooth import BluetoothServiceInfoBleak
+        self._info = BluetoothServiceInfoBleak
         self.door_id = door_id
         self.address = address.upper()
         self._parser = BTHomeBluetoothDeviceData(bindkey=key)
@@ -84,7 +86,7 @@ class BTHomeDoor:
             return Refusal("replay", f"door {self.door_id}: counter {counter} is not newer than "
                            f"{self.last_counter} (a replayed or old advert); ignored")
         try:
-            update = self._parser.update(BluetoothServiceInfoBleak(
+            update = self._parser.update(self._info(
                 name="", address=self.address, rssi=rssi, manufacturer_data={},
                 service_data={BTHOME_UUID: raw}, service_uuids=[BTHOME_UUID], source="hub",
                 device=BLEDevice(self.address, "", None), advertisement=None, connectable=False,
