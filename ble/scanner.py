@@ -41,14 +41,17 @@ def safe_reason(error: BaseException) -> str:
     return text[:120]
 
 
-def or_patterns(resolver: Resolver) -> list[OrPattern]:
+def or_patterns(resolver: Resolver, bthome: bool = False) -> list[OrPattern]:
     """What the passive monitor lets through: any advert with the common LE flags (fixed-MAC tags
-    and phones), plus iBeacon and Eddystone frames, which often carry no flags."""
+    and phones), plus iBeacon and Eddystone frames, which often carry no flags, and with door
+    sensors configured BTHome's service data (UUID 0xFCD2), which need not carry flags either."""
     pats = [OrPattern(0, AdvertisementDataType.FLAGS, bytes([f])) for f in (0x02, 0x06, 0x1A)]
     if resolver.wants_ibeacon:
         pats.append(OrPattern(0, AdvertisementDataType.MANUFACTURER_SPECIFIC_DATA, b"\x4c\x00\x02\x15"))
     if resolver.wants_eddystone:
         pats.append(OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, b"\xaa\xfe"))
+    if bthome:
+        pats.append(OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, b"\xd2\xfc"))
     return pats
 
 

@@ -21,6 +21,10 @@ ROOT = "timeout"
 HOUSEHOLD_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
 
 ALL = frozenset(schemas.SERVICES)
+# Exit-door sensors: the id names the service that owns the sensor, so the broker's ACL (made
+# from this table like every other entry) lets only that service publish the door.
+DOORS: tuple[str, ...] = ("hub-1", "hub-2", "hub-3", "panel-1", "panel-2")
+DOOR_ID_RE = re.compile(r"^(hub|panel)-[1-9]$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,12 @@ class TopicSpec:
                 yield (self.pattern.replace("{partner}", p),
                        frozenset(r.replace("{partner}", p) for r in self.publishers),
                        frozenset(r.replace("{partner}", p) for r in self.subscribers))
+        elif "{door}" in self.pattern:
+            for d in DOORS:
+                owner = d.split("-")[0]
+                yield (self.pattern.replace("{door}", d),
+                       frozenset(owner if r == "{owner}" else r for r in self.publishers),
+                       self.subscribers)
         elif "{service}" in self.pattern:
             for s in schemas.SERVICES:
                 def sub(roles: frozenset[str], s: str = s) -> frozenset[str]:
@@ -96,6 +106,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("call/result", schemas.CallResult, 1, False, _roles("caller"), _roles("hub"),
               "Each step of the ladder, with `request_id` of the request it answers.",
               confirmed=True),
+    TopicSpec("door/{door}", schemas.DoorState, 1, True, _roles("{owner}"), _roles("hub"),
+              "An exit door's last state (open/closed/unknown), published only by the service that "
+              "owns the sensor: `hub-N` by the hub (a BTHome sensor or a hub GPIO), `panel-N` by "
+              "the panel (its GPIO). Never who opened it (R4)."),
+    TopicSpec("door/{door}/event", schemas.DoorEvent, 1, False, _roles("{owner}"), _roles("hub"),
+              "The door opened or closed; with the tags it tells a departure or a return."),
     TopicSpec("applied/{service}", schemas.Applied, 0, False, _roles("hub"), _roles("{service}"),
               "The ids of that service's inputs the hub has applied and saved; until then the "
               "service keeps them and sends them again when the hub comes (back) online."),

@@ -25,7 +25,9 @@ def _roles(roles: frozenset[str]) -> str:
 def generate() -> str:
     out = [f"### Topic table (contract v{contract.CONTRACT_VERSION})", "",
            "All topics are below `timeout/<household>/`. `{partner}` is `a` or `b`; "
-           "`{service}` is one of " + ", ".join(f"`{s}`" for s in schemas.SERVICES) + ".", "",
+           "`{service}` is one of " + ", ".join(f"`{s}`" for s in schemas.SERVICES) + "; "
+           "`{door}` is one of " + ", ".join(f"`{d}`" for d in contract.DOORS) + " and `{owner}` "
+           "is the service its id starts with.", "",
            "| topic | payload | QoS | retained | outbox | published by | read by | meaning |",
            "|---|---|---|---|---|---|---|---|"]
     for spec in contract.TOPICS:

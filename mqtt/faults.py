@@ -25,6 +25,8 @@ STATE_LIMIT = 32    # schemas.State.faults max_length
 OWNERS: dict[str, frozenset[str]] = {
     "mic.": frozenset({"hub"}), "ble.": frozenset({"hub"}), "modem.": frozenset({"caller"}),
     "service.": frozenset({"hub"}), "faults.": frozenset({"hub"}),
+    # a door sensor is the hub's (BLE, a hub GPIO) or the panel's (its GPIO)
+    "door.": frozenset({"hub", "panel"}),
 }
 
 
@@ -73,6 +75,24 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
                "call the installer",
                "bellen of sms'en wordt geweigerd (tegoed of abonnement): contactpersonen worden misschien "
                "niet bereikt; bel de installateur"),
+    # exit-door sensors (issue 14); the last part of the code is the door id (`hub_1`). While one
+    # of these stands, presence does not rely on that door (the tags alone decide, as without one)
+    FaultClass("door.silent.", "other", True,
+               "a door sensor has not been heard for hours; check its battery",
+               "een deursensor is al uren niet gehoord; controleer de batterij"),
+    FaultClass("door.battery_low.", "other", True, "a door sensor's battery is low; replace it soon",
+               "de batterij van een deursensor is bijna leeg; vervang hem binnenkort"),
+    FaultClass("door.battery_dead.", "other", True, "a door sensor's battery is empty; replace it",
+               "de batterij van een deursensor is leeg; vervang hem"),
+    FaultClass("door.bind_key.", "other", True,
+               "a door sensor's messages cannot be checked (wrong key); call the installer",
+               "de berichten van een deursensor kunnen niet worden gecontroleerd (verkeerde sleutel); "
+               "bel de installateur"),
+    FaultClass("door.start_failed", "other", True, "a door contact could not start; call the installer",
+               "een deurcontact kon niet starten; bel de installateur"),
+    FaultClass("door.stuck.", "other", True,
+               "a door has read open for over an hour: close it, or its wire may be broken",
+               "een deur staat al meer dan een uur open: sluit hem, of de draad is misschien stuk"),
     # durations run on the monotonic clock; an unsynchronised wall clock only means downtime is
     # not credited (a time-out can only get longer): nothing for the household to do
     FaultClass("clock.unsynchronised", "other", False, "the clock is not set from the network yet",

@@ -183,6 +183,28 @@ class Presence(Envelope):
     since: AwareDatetime
 
 
+DoorKind = Literal["gpio", "bthome"]
+
+
+class DoorState(Envelope):
+    """An exit door's last known state; retained. Only the service that owns the sensor publishes
+    it (the door id says which: `hub-1`, `panel-1`). Nothing about who opened it (R4)."""
+
+    state: Literal["open", "closed", "unknown"] = Field(
+        description="`unknown`: the sensor is silent, its battery is dead or its wire reads stuck")
+    since: AwareDatetime
+    kind: DoorKind = Field(description="`gpio`: a reed contact on a Pi; `bthome`: a BTHome v2 BLE sensor")
+    battery: Annotated[int, Field(ge=0, le=100)] | None = Field(
+        None, description="percent, from a BLE sensor; null for a wired contact")
+
+
+class DoorEvent(Envelope):
+    """The door opened or closed (debounced; a BLE sensor's decrypted, fresh advert only)."""
+
+    state: Literal["open", "closed"]
+    kind: DoorKind
+
+
 class Apart(Envelope):
     """The wearable's own verdict; coordinates never leave the wearable (R4)."""
 

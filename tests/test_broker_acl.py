@@ -40,7 +40,12 @@ TABLE: dict[str, tuple[set[str], set[str]]] = {
     "panel/health": ({"panel"}, {"hub"}),
     "caller/health": ({"caller"}, {"hub"}),
     "wearable-a/health": ({"wearable-a"}, {"hub"}),
+    "door/hub-1": ({"hub"}, {"hub"}),
+    "door/hub-1/event": ({"hub"}, {"hub"}),
+    "door/panel-1": ({"panel"}, {"hub"}),
+    "door/panel-2/event": ({"panel"}, {"hub"}),
     # not in the contract: nobody
+    "door/front": (set(), set()),
     "partner/a": (set(), set()),
     "partner/c/input": (set(), set()),
     "debug/audio": (set(), set()),
@@ -135,3 +140,18 @@ def test_a_service_cannot_take_over_another_services_session(broker, bus):
     time.sleep(0.5)
     assert hub.connected.is_set() and hub.stats["disconnects"] == 0
     impostor.close()
+
+
+def test_only_the_service_that_owns_a_door_sensor_can_publish_it(broker: PrivateBroker, clients):
+    """A neighbour's device or a partner's wearable cannot fake the exit door: the broker refuses
+    a publish on a door it does not own, and the hub hears only the owner's."""
+    hub = clients["hub"]
+    hub.subscribe_and_ack(f"timeout/{HOUSEHOLD}/door/#")
+    for role, door in (("wearable-a", "hub-1"), ("panel", "hub-1"), ("caller", "panel-1"),
+                       ("hub", "panel-1"), ("wearable-b", "panel-1")):
+        rc = clients[role].publish_and_ack(f"timeout/{HOUSEHOLD}/door/{door}/event", b"forged")
+        assert str(rc) == "Not authorized", (role, door, rc)
+    assert not clients["panel"].publish_and_ack(f"timeout/{HOUSEHOLD}/door/panel-1/event", b"own").is_failure
+    assert wait_until(lambda: hub.topics() == {f"timeout/{HOUSEHOLD}/door/panel-1/event"}, 5)
+    time.sleep(0.3)
+    assert hub.topics() == {f"timeout/{HOUSEHOLD}/door/panel-1/event"}

@@ -74,6 +74,8 @@ class Hub:
         self._sensor_faults: dict[str, list[schemas.Fault]] = {}   # the hub's own mic / BLE
         self._expected: set[str] = set()          # the hub's own sensors that are installed
         self._fault_keys: set[tuple[str, str]] = set()   # (service, code) logged as present
+        # where a panel-Pi door's events go: the BLE presence service's door(), when it runs
+        self.door_sink: Callable[[float, str, str], None] | None = None
         self._thermometer: int | None = None
         self._sound_at = float("-inf")           # time.monotonic() of the last sound input
         self._saved_at = float("-inf")
@@ -98,6 +100,7 @@ class Hub:
         b.on("partner/{partner}/input", self._partner_input)
         b.on("partner/{partner}/apart", lambda m: self._input(P.ApartSeen(m.partner, m.payload.apart)))
         b.on("{service}/health", self._service_health)
+        b.on("door/{door}/event", self._door_event)
         b.on("{service}/available", self._service_available)
         b.on("call/result", lambda m: self._input(P.CallOutcome(
             str(m.payload.request_id), m.payload.outcome, m.payload.final, step=m.payload.step,
@@ -374,6 +377,14 @@ class Hub:
         """A partner's presence from the hub's own BLE (and door) engine; `door`: the change
         was confirmed by an exit door event. Also publishes partner/<p>/presence."""
         self.feed(P.PresenceSeen(partner, presence, door=door))
+
+    def _door_event(self, m: Message) -> None:
+        """A door on the panel Pi opened or closed: to the presence fusion, when BLE runs here.
+        The hub's own doors reach it directly (their echo from the broker is not applied twice)."""
+        door_id = m.topic.split("/")[1]
+        sink = self.door_sink
+        if sink is not None and not door_id.startswith("hub-") and isinstance(m.payload, schemas.DoorEvent):
+            sink(self.clock.monotonic(), door_id, m.payload.state)
 
     def _sound_fresh(self) -> bool:
         """Sound numbers arrived in the last SOUND_STALE_S (real seconds: the microphone runs in
