@@ -72,6 +72,7 @@ class DoorFusion:
         self.events: deque[tuple[float, bool]] = deque()  # (t, closed after a long open)
         self.state: dict[str, State] = {}
         self.away_at: dict[str, float] = {}
+        self.home_at: dict[str, float] = {}   # when each partner last came home (fused)
         self._heard: dict[str, _Heard] = {p: _Heard() for p in partners}
 
     # doors ----------------------------------------------------------------------------------
@@ -108,7 +109,10 @@ class DoorFusion:
     def heard(self, t: float, partner: str, rssi: float) -> tuple[State, bool] | None:
         """An advert of the partner's tag: the new (state, door-confirmed) if it changed it."""
         cfg, h = self.cfg, self._heard[partner]
-        if h.last is not None and t - h.last >= 3.0:
+        if (h.last is not None and t - h.last >= 3.0
+                and self.state.get(partner, "unknown") == "home"):
+            # only silences while home tell how patchy the tag is: the time away of a leaver
+            # back early is none, or their next departure would wait 1.5 x that long
             h.gaps.append((t, t - h.last))
             while h.gaps[0][0] < t - cfg.gap_window - cfg.candidate_for:
                 h.gaps.popleft()
@@ -141,6 +145,8 @@ class DoorFusion:
         for te, long_open in reversed(self.events):
             if te > t or t - te > cfg.candidate_for:
                 continue
+            if te <= self.home_at.get(partner, float("-inf")) + cfg.door_post:
+                break  # the door they came in through (and closed behind them) is no departure
             if last < te - cfg.door_lead:
                 break  # already silent at the latest door event: that one was not theirs
             if h.strong is not None and h.strong > te + cfg.door_post:
@@ -158,6 +164,8 @@ class DoorFusion:
         return None
 
     def _to(self, t: float, partner: str, state: State) -> State:
+        if state == "home" and self.state.get(partner) != "home":
+            self.home_at[partner] = t
         self.state[partner] = state
         if state == "away":
             self.away_at[partner] = t

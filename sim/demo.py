@@ -3,7 +3,8 @@ end through a private Mosquitto, on an accelerated clock (one evening minute = 0
 
 Real here: the broker with its passwords and ACL, the bus clients, the hub service with the
 procedure, its saved state and event log; the hub's sound path with the shouting detector and the
-thermometer; BLE presence (the hub's PresenceService, through bleak's replay backend); the panel
+thermometer; BLE presence (the hub's PresenceService, through bleak's replay backend) fused with
+the front door's reed contact (gpiozero's MockFactory), so a departure is seen within seconds; the panel
 service on gpiozero's MockFactory (its lights drawn in the terminal, its button held for the real
 two seconds); and the caller service. Simulated: what the microphone hears (generated audio: calm
 talk, then raised voices made from real recorded Dutch speech, sim/evalset.py), the partners' tags
@@ -26,7 +27,15 @@ from core.texts import PHASES, say
 from dsp.service import ArraySource, save_baseline
 from firmware.caller.service import Caller, load_caller_config, write_caller_config
 from firmware.hub.plan import load_plan
-from firmware.hub.sensors import BASELINE_FILE, Bluetooth, Microphone, start_presence, start_sound
+from firmware.hub.sensors import (
+    BASELINE_FILE,
+    Bluetooth,
+    Door,
+    Microphone,
+    start_presence,
+    start_reeds,
+    start_sound,
+)
 from firmware.hub.service import Hub
 from firmware.panel.service import Panel, draw
 from mqtt import schemas
@@ -84,6 +93,18 @@ class Evening:
 
     def sleep(self, evening_minutes: float) -> None:
         time.sleep(evening_minutes * 60 / self.factor)
+
+
+DOOR_PIN = 6
+
+
+def through_door(pin, move) -> None:
+    """Open the front door, walk through (the tag moves), close it behind."""
+    pin.drive_high()            # open: the magnet is gone, the pull-up reads high
+    time.sleep(0.05)
+    move()
+    time.sleep(0.05)
+    pin.drive_low()
 
 
 class DemoTags:
@@ -312,8 +333,15 @@ def run_demo(speed: float = 1.0) -> int:
         try:
             hub.start()
             hub.expect_sensors("mic", "ble")      # the sensing light: both the hub's sensors run
-            running.append(start_presence(hub, ev.plan, Bluetooth(), ev.clock, backend=ReplayScanner,
-                                          backend_kwargs={"source": ReplaySource(tags.adverts(), ev.clock)}))
+            presence = start_presence(hub, ev.plan, Bluetooth(), ev.clock, backend=ReplayScanner,
+                                      backend_kwargs={"source": ReplaySource(tags.adverts(), ev.clock)})
+            running.append(presence)
+            # the front door's reed contact on the hub's GPIO 6 (gpiozero's MockFactory): the
+            # presence engine fuses it with the tags, so a departure is seen within seconds
+            door_pin = factory.pin(DOOR_PIN)
+            door_pin.drive_low()                  # closed: the magnet pulls the contact to ground
+            running += start_reeds(hub, [Door(id="hub-1", kind="gpio", pin=DOOR_PIN)], ev.clock,
+                                   presence=presence, pin_factory=factory)
             caller.start()
             for c in (panel, wear_b):
                 c.start()
@@ -338,18 +366,20 @@ def run_demo(speed: float = 1.0) -> int:
             button.drive_high()
             ev.wait_phase(hub, ("leaving",), 1)
             ev.sleep(2)
-            ev.say("partner a", "leaves the house")
-            tags.move("a", "away")
+            ev.say("partner a", "leaves the house through the front door")
+            opened = ev.clock.monotonic()
+            through_door(door_pin, lambda: tags.move("a", "away"))
             ev.wait_phase_for(lambda: hub.proc.presence("a") == "away", 5)
-            ev.say("tags", "partner a's tag is gone: a has left")
+            ev.say("tags", f"door + tag: partner a has left, seen {ev.clock.monotonic() - opened:.0f} s "
+                           "after the door opened")
             ev.sleep(8)
-            ev.say("partner a", "comes back in (too early)")
-            tags.move("a", "home")
+            ev.say("partner a", "comes back in through the front door (too early)")
+            through_door(door_pin, lambda: tags.move("a", "home"))
             ev.wait_phase_for(lambda: hub.proc.presence("a") == "home", 2)
             ev.say("tags", "partner a's tag is seen at home again (too early)")
             ev.sleep(2)
             ev.say("partner a", "leaves again")
-            tags.move("a", "away")
+            through_door(door_pin, lambda: tags.move("a", "away"))
             ev.wait_phase_for(lambda: hub.proc.presence("a") == "away", 5)
             ev.say("tags", "partner a's tag is gone again")
             ev.wait_phase(hub, ("extended",), 25)

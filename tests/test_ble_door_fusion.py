@@ -205,3 +205,18 @@ def test_generated_two_days_with_the_door():
     assert sorted(s.departures)[-2] <= 35.0 and max(s.arrivals) <= 10.0, (s.departures, s.arrivals)
     assert s.false_homes == 0 and s.false_aways <= 1
     assert all(x.door for x in out if x.partner == "a" and x.presence == "away")
+
+
+def test_a_leaver_back_early_who_leaves_again_is_seen_gone_within_seconds_again():
+    """Found by `make demo`: a leaves (door), comes back 8 minutes later (door), and leaves again
+    2 minutes after that. The 8 minutes away are no patchiness of the tag: the second departure
+    is seen as fast as the first, not after 1.5 x 8 minutes."""
+    rng = random.Random(5)
+    ev = _home(rng, 0, 600) + _home(rng, 0, 1800, tag=B) + _neighbour(600, 1800)
+    ev += _door((599, "open"), (603, "closed"))            # leaves
+    ev += _door((1080, "open"), (1084, "closed")) + _home(rng, 1081, 1200)   # back early
+    ev += _door((1199, "open"), (1203, "closed"))          # leaves again
+    _, out = _run(ev, 1800)
+    a = _of(out, "a")
+    assert [s for _, s, _ in a] == ["home", "away", "home", "away"], a
+    assert a[3][2] and 1200 < a[3][0] <= 1200 + 30, a

@@ -21,8 +21,12 @@ def test_the_demo_evening_runs_end_to_end():
                  "Jullie mogen elkaar weer zien", "You may meet again", "looking back together",
                  "back to monitoring"):
         assert line in out, f"{line!r} missing from the demo's timeline"
-    # the thermometer cools after the shouting (it is never frozen at its peak all evening)
+    # the front door's contact: the leaver is seen gone within seconds of the door, not minutes
     import re
+    [seen] = [int(x) for x in re.findall(r"partner a has left, seen (\d+) s after the door opened", out)]
+    assert seen <= 45, out
+    assert "leave_overdue" not in out
+    # the thermometer cools after the shouting (it is never frozen at its peak all evening)
     heat = [int(x) for x in re.findall(r"thermometer (\d+)/10", out)]
     peak = heat.index(max(heat))
     assert max(heat) >= 8 and min(heat[peak:]) <= 4, heat
