@@ -48,7 +48,7 @@ lock-upgrade:
 # /etc/timeout-hub owners and modes). `make install DESTDIR=DIR` lays the same files under DIR and
 # touches nothing on this machine (a package build). docs/install.md
 install:
-	@DESTDIR="$(DESTDIR)" bash scripts/install.sh
+	@DESTDIR="$(DESTDIR)" ENABLE="$(ENABLE)" SKIP_VENV="$(SKIP_VENV)" bash scripts/install.sh
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .hypothesis .ruff_cache .mypy_cache

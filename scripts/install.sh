@@ -8,6 +8,8 @@
 #                                     build); users are created only if DIR/etc/passwd exists (a
 #                                     root file system such as a debootstrap folder)
 #   SKIP_VENV=1                       do not (re)build /opt/timeout-hub/.venv
+#   ENABLE="panel"                    a panel-only Pi Zero: enable (and build the venv for) only
+#                                     these services (default "hub panel caller")
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 D=${DESTDIR:-}
@@ -19,6 +21,11 @@ SERVICES=(timeout-hub-hub timeout-hub-panel timeout-hub-caller)
 
 fail() { echo "install: $*" >&2; exit 1; }
 say() { echo "install: $*"; }
+
+ENABLE=${ENABLE:-hub panel caller}
+for s in $ENABLE; do
+  case $s in hub|panel|caller) ;; *) fail "ENABLE: unknown service '$s' (hub, panel, caller)";; esac
+done
 
 if [ -z "$D" ]; then
   [ "$(id -u)" -eq 0 ] || fail "run as root (sudo make install), or give DESTDIR=DIR for a package build"
@@ -135,19 +142,23 @@ fi
 
 # --- this machine: the venv, then systemd ----------------------------------------------------------
 if [ -z "${SKIP_VENV:-}" ]; then
-  say "building $APP/.venv (hub, panel and caller extras, no dev tools)"
-  (cd "$APP" && EXTRAS="hub panel caller" NO_DEV=1 bash scripts/bootstrap.sh) \
+  say "building $APP/.venv (extras: $ENABLE; no dev tools)"
+  (cd "$APP" && EXTRAS="$ENABLE" NO_DEV=1 bash scripts/bootstrap.sh) \
     || fail "the venv in $APP could not be built (see above)"
   # ProtectSystem=strict: the services cannot write byte code, so compile it now
   "$APP/.venv/bin/python" -m compileall -q "$APP/core" "$APP/mqtt" "$APP/dsp" "$APP/ble" "$APP/firmware" \
     >/dev/null || true
 fi
 systemctl daemon-reload
-systemctl enable mosquitto.service "${SERVICES[@]/%/.service}" >/dev/null
-if [ -f "$ETC/broker/mosquitto.conf" ]; then
-  systemctl try-restart mosquitto.service "${SERVICES[@]/%/.service}"
+enabled=()
+for s in $ENABLE; do enabled+=("timeout-hub-$s.service"); done
+# the broker runs on the hub's Pi; a panel-only Pi talks to it over TLS
+case " $ENABLE " in *" hub "*) enabled+=(mosquitto.service);; esac
+systemctl enable "${enabled[@]}" >/dev/null
+if [ -f "$ETC/broker/mosquitto.conf" ] || [ "$ENABLE" = panel ]; then
+  systemctl try-restart "${enabled[@]}"
   say "enabled; running services restarted with the new version"
 else
   say "enabled, not started: provision the household (docs/install.md), then"
-  say "  systemctl restart mosquitto && systemctl start ${SERVICES[*]}"
+  say "  systemctl restart mosquitto && systemctl start ${enabled[*]}"
 fi
