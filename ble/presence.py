@@ -452,24 +452,10 @@ def run_adverts(engine: PresenceEngine, adverts: Iterable[tuple], end: float | N
                 tick: float = 1.0) -> list[Transition]:
     """Feed (t, address, rssi[, manufacturer_data, service_data]) in time order, ticking every
     `tick` seconds of trace time, as the live service does on its clock."""
-    out: list[Transition] = []
-    next_tick = None
-    for adv in adverts:
-        t = adv[0]
-        if next_tick is None:
-            next_tick = t + tick
-        while next_tick <= t:
-            out += engine.tick(next_tick)
-            next_tick += tick
-        out += engine.advert(*adv)
-    if end is not None and next_tick is not None:
-        while next_tick <= end:
-            out += engine.tick(next_tick)
-            next_tick += tick
-    return out
+    return run_events(engine, (("advert", *adv) for adv in adverts), end=end, tick=tick)
 
 
-def run_events(engine: PresenceEngine, events: list[tuple], end: float | None = None,
+def run_events(engine: PresenceEngine, events: Iterable[tuple], end: float | None = None,
                tick: float = 1.0) -> list[Transition]:
     """("advert", t, address, rssi[, mfr, svc, receiver]), ("door", t, id, state) and
     ("door_health", t, id, ok) in time order into the engine, ticking every `tick` s of trace

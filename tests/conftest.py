@@ -22,6 +22,17 @@ def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     b.kill()
 
 
+EXAMPLE_HOUSEHOLD = "hh-0042"   # the household of examples/household.toml
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A private broker for the example plan's household (tests that run the example plan)."""
+    b = PrivateBroker(tmp_path / "broker", EXAMPLE_HOUSEHOLD).start()
+    yield b
+    b.kill()
+
+
 @pytest.fixture
 def bus(broker: PrivateBroker, tmp_path: Path) -> Iterator[Callable[..., BusClient]]:
     made: list[BusClient] = []

@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pytest
-
 from core.clock import ManualClock
 from firmware.hub.plan import load_plan
 from firmware.hub.service import Hub
@@ -21,12 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PLAN = load_plan(ROOT / "examples" / "household.toml", today=dt.date(2026, 11, 21))
 N = 120
 
-
-@pytest.fixture
-def home(tmp_path):
-    b = PrivateBroker(tmp_path / "broker", PLAN.household).start()
-    yield b
-    b.kill()
 
 
 def _client(home: PrivateBroker, tmp_path: Path, service: str) -> BusClient:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pytest
-
 from core.clock import ManualClock
 from firmware.hub import procedure as P
 from firmware.hub.plan import load_plan
@@ -22,12 +20,6 @@ from tests.helpers.rawmqtt import Raw
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = load_plan(ROOT / "examples" / "household.toml", today=dt.date(2026, 11, 21))
 
-
-@pytest.fixture
-def home(tmp_path):
-    b = PrivateBroker(tmp_path / "broker", PLAN.household).start()
-    yield b
-    b.kill()
 
 
 def client(home: PrivateBroker, tmp_path: Path, service: str, *, start: bool = True) -> BusClient:

@@ -15,7 +15,6 @@ from firmware.hub import procedure as P
 from firmware.hub.plan import load_plan
 from firmware.hub.service import Hub
 from mqtt import schemas
-from mqtt.broker_process import PrivateBroker
 from tests.conftest import wait_until
 from tests.helpers.collect import Collect
 
@@ -26,12 +25,6 @@ def Seen():
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = load_plan(ROOT / "examples" / "household.toml", today=dt.date(2026, 11, 21))
 
-
-@pytest.fixture
-def home(tmp_path):
-    b = PrivateBroker(tmp_path / "broker", PLAN.household).start()
-    yield b
-    b.kill()
 
 
 def make_hub(home, tmp_path, clock):

@@ -28,12 +28,6 @@ HH = "hh-0042"
 SPEED = 100
 
 
-@pytest.fixture
-def home(tmp_path):
-    b = PrivateBroker(tmp_path / "broker", HH).start()
-    yield b
-    b.kill()
-
 
 def _hub(home: PrivateBroker, tmp_path: Path, crash_after: str | None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
