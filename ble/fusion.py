@@ -4,7 +4,8 @@ adverts, heard by the hub and any extra receiver. docs/ble.md "Door fusion" has 
 - left: a door event, the partner's tag heard around it (not silent already since well before it,
   and not heard at indoor levels well after it), then silent at every receiver for a short window
   (longer while a door stands open, and never shorter than 1.5 x the tag's longest gap of the
-  minutes before the door event: a tag that was already patchy needs more silence);
+  minutes before the door event: a tag that was already patchy needs more silence, unless it
+  was heard steadily at indoor level for the half minute before the door: picked up and carried);
 - back: a door event after the partner was seen leaving, and then the tag heard (any receiver);
   without a door event only a minute of indoor-level adverts brings a partner back (a door that
   is not sensed, or a wrong departure), reported without the door flag;
