@@ -4,7 +4,8 @@ adverts, heard by the hub and any extra receiver. docs/ble.md "Door fusion" has 
 - left: a door event, the partner's tag heard around it (not silent already since well before it,
   and not heard at indoor levels well after it), then silent at every receiver for a short window
   (longer while a door stands open, and never shorter than 1.5 x the tag's longest gap of the
-  minutes before the door event: a tag that was already patchy needs more silence);
+  minutes before the door event: a tag that was already patchy needs more silence, unless it
+  was heard steadily at indoor level for the half minute before the door: picked up and carried);
 - back: a door event after the partner was seen leaving, and then the tag heard (any receiver);
   without a door event only a minute of indoor-level adverts brings a partner back (a door that
   is not sensed, or a wrong departure), reported without the door flag;
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Literal
 
 State = Literal["home", "away", "unknown"]
@@ -44,6 +46,9 @@ class FusionConfig:
     unknown_after: float = 3600.0
     open_stale: float = 300.0    # a door open longer than this tells nothing until it closes
     keep: float = 900.0          # door events older than this are forgotten
+    steady_for: float = 30.0     # heard this long before a door event ...
+    steady_gap: float = 6.0      # ... with no gap longer than this ...
+    steady_dbm: float = -90.0    # ... at this median level: its older gaps no longer count
 
 
 @dataclass
@@ -59,6 +64,7 @@ class _Heard:
     strong: float | None = None           # last advert at indoor level
     gaps: deque[tuple[float, float]] = field(default_factory=deque)  # (end, gap) >= 3 s
     indoor_since: float | None = None
+    recent: deque[tuple[float, float]] = field(default_factory=deque)  # (t, rssi), last seconds
 
 
 class DoorFusion:
@@ -70,6 +76,7 @@ class DoorFusion:
         self.cfg = cfg or FusionConfig()
         self.doors: dict[str, _Door] = {d: _Door() for d in doors}
         self.events: deque[tuple[float, bool]] = deque()  # (t, closed after a long open)
+        self.steady_at: dict[float, frozenset[str]] = {}  # per door event: who was heard steadily
         self.state: dict[str, State] = {}
         self.away_at: dict[str, float] = {}
         self.home_at: dict[str, float] = {}   # when each partner last came home (fused)
@@ -92,15 +99,30 @@ class DoorFusion:
         if not d.ok:
             return False
         self.events.append((t, long_open))
+        self.steady_at[t] = frozenset(p for p, h in self._heard.items() if self._steady(h, t))
         self._forget(t)
         return True
+
+    def _steady(self, h: _Heard, t: float) -> bool:
+        """Heard steadily, at indoor level, for the last `steady_for` s: whatever made the tag
+        patchy before (a drawer, a body between it and the hub) has ended, since a tag lying
+        still behind either stays patchy; a partner who picked it up and walks to the door is
+        heard like this."""
+        cfg = self.cfg
+        xs = [(u, r) for u, r in h.recent if t - cfg.steady_for <= u <= t]
+        if not xs or xs[0][0] > t - cfg.steady_for + cfg.steady_gap:
+            return False
+        if any(b[0] - a[0] > cfg.steady_gap for a, b in pairwise(xs)):
+            return False
+        levels = sorted(r for _, r in xs)
+        return levels[len(levels) // 2] >= cfg.steady_dbm
 
     def health(self, door_id: str, ok: bool) -> None:
         self.doors.setdefault(door_id, _Door()).ok = ok
 
     def _forget(self, t: float) -> None:
         while self.events and self.events[0][0] < t - self.cfg.keep:
-            self.events.popleft()
+            self.steady_at.pop(self.events.popleft()[0], None)
 
     def _door_open(self, t: float) -> bool:
         return any(d.state == "open" and self._counts(d, t) for d in self.doors.values())
@@ -117,6 +139,9 @@ class DoorFusion:
             while h.gaps[0][0] < t - cfg.gap_window - cfg.candidate_for:
                 h.gaps.popleft()
         h.last = t
+        h.recent.append((t, rssi))
+        while h.recent[0][0] < t - cfg.steady_for - cfg.steady_gap:
+            h.recent.popleft()
         if rssi >= cfg.indoor_dbm:
             if h.indoor_since is None or h.strong is None or t - h.strong > cfg.indoor_gap:
                 h.indoor_since = t
@@ -154,7 +179,9 @@ class DoorFusion:
             # a door that stood open says little about who went through it: wait longer
             need = cfg.open_silence if long_open or self._door_open(t) else cfg.left_silence
             # a tag that has been patchy (before the door, or weak since) needs more silence
-            patchy = max((g for end, g in h.gaps if end >= te - cfg.gap_window), default=0.0)
+            # (gaps from before the door no longer count when it was heard steadily up to it)
+            since = te if partner in self.steady_at.get(te, ()) else te - cfg.gap_window
+            patchy = max((g for end, g in h.gaps if end >= since), default=0.0)
             need = max(need, cfg.gap_factor * patchy)
             if t - max(last, te, quiet_from) >= need:
                 return self._to(t, partner, "away"), True

@@ -220,3 +220,37 @@ def test_a_leaver_back_early_who_leaves_again_is_seen_gone_within_seconds_again(
     a = _of(out, "a")
     assert [s for _, s, _ in a] == ["home", "away", "home", "away"], a
     assert a[3][2] and 1200 < a[3][0] <= 1200 + 30, a
+
+
+def _drawer(rng, t0, t1, gap_at, gap_s, tag=A, level=-72.0):
+    """At home, heard steadily but for one silence of `gap_s` from `gap_at` (the phone in a drawer,
+    or lying on it) before the partner picks it up."""
+    return [x for x in _home(rng, t0, t1, tag=tag, level=level)
+            if not gap_at <= x[1] < gap_at + gap_s or x[2] != tag]
+
+
+def test_a_leaver_who_picked_the_phone_up_from_a_drawer_is_seen_gone_seconds_after_the_door():
+    """a's phone lay in a drawer (100 s unheard) four minutes before leaving, then was heard steadily
+    while carried: the drawer says nothing about the phone in a pocket (was: 1.5 x 100 s)."""
+    rng = random.Random(4)
+    ev = _drawer(rng, 0, 600, 330, 100) + _home(rng, 0, 900, tag=B) + _neighbour(600, 900)
+    ev += _door((599, "open"), (603, "closed"))
+    _, out = _run(ev, 900)
+    a = _of(out, "a")
+    assert [s for _, s, _ in a] == ["home", "away"] and a[1][2], a
+    assert a[1][0] <= 600 + 30, a
+
+
+def test_a_weak_patchy_stayer_heard_steadily_for_a_moment_still_needs_the_long_silence():
+    """b's tag lies behind a body in a far room (-96 dBm, silences of 25 s), heard without a break
+    for the 30 s before a leaves, then silent 30 s: weak, so its earlier silences still count."""
+    rng = random.Random(5)
+    quiet = [(60, 25), (150, 25), (240, 25), (330, 25), (420, 25), (500, 25)]
+    b = [x for x in _home(rng, 0, 900, tag=B, level=-96.0)
+         if x[2] != B or not (any(s <= x[1] < s + g for s, g in quiet) or 598 <= x[1] < 628)]
+    ev = _home(rng, 0, 600) + b + _neighbour(600, 900)
+    ev += [("advert", float(t), B, -95.0) for t in range(565, 598, 2)]   # steady, but weak
+    ev += _door((599, "open"), (603, "closed"))
+    _, out = _run(ev, 900)
+    assert [s for _, s, _ in _of(out, "a")] == ["home", "away"]
+    assert [s for _, s, _ in _of(out, "b")] == ["home"], _of(out, "b")

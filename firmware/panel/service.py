@@ -16,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpiozero import LED, Button, Buzzer
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from core.clock import SystemClock
 from core.config import StrictConfig, load_config
 from core.errors import ConfigError
 from core.sdnotify import run_until_stopped
+from firmware.panel.doors import PanelDoor, PanelDoors
 from mqtt import schemas
 from mqtt.client import BusClient, Message
 from mqtt.faults import light_group, needs_action
@@ -73,6 +75,22 @@ class PanelConfig(StrictConfig):
                                       description="at least 2 s: a child's tap never starts one")
     bounce_ms: int = Field(30, ge=5, le=200)
     pins: PanelPins = PanelPins()
+    doors: list[PanelDoor] = Field(default_factory=list, max_length=2,
+                                   description="exit-door reed contacts on this Pi (docs/ble.md)")
+
+    @model_validator(mode="after")
+    def _door_pins(self) -> PanelConfig:
+        p = self.pins
+        taken = {p.timeout_button, p.timeout_led, *p.mood_buttons, p.question_led, *p.bar,
+                 p.sensing_led, p.suggestion_led, p.active_led, p.fault_led, p.buzzer}
+        problems = [f"door {d.id}: pin {d.pin} is already one of the panel's buttons or lights"
+                    for d in self.doors if d.pin in taken]
+        for what, values in (("id", [d.id for d in self.doors]), ("pin", [d.pin for d in self.doors])):
+            problems += [f"two doors have {what} {v}" for v in sorted({v for v in values
+                                                                        if values.count(v) > 1})]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 
 def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) -> int:
@@ -98,8 +116,14 @@ def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) ->
             print(line, flush=True)
     panel = Panel(bus, cfg.pins, long_press_s=cfg.long_press_seconds,
                   bounce_s=cfg.bounce_ms / 1000, pin_factory=factory, on_render=show)
+    doors = PanelDoors(bus, cfg.doors, SystemClock(), pin_factory=factory)
+    if factory is not None:
+        for d in cfg.doors:   # a mock panel starts with its doors shut (the magnet at the contact)
+            factory.pin(d.pin).drive_low()
     bus.start()
-    run_until_stopped(bus.alive, f"panel for {cfg.household} running")
+    doors.start()
+    run_until_stopped(lambda: bus.alive() and doors.alive(), f"panel for {cfg.household} running")
+    doors.stop()
     panel.close()
     bus.stop()
     return 0
