@@ -66,8 +66,8 @@ def _check_config(args: argparse.Namespace) -> int:
     for f in findings:
         print(f"  warning: {f.path}: {f.sentence}")
     print(f"  time-out at least {t.minimum_minutes} min, {t.leave_grace_minutes} min to leave, "
-          f"leaver: {t.leaver}; contacts: a {len(plan.partners['a'].contacts)}, "
-          f"b {len(plan.partners['b'].contacts)}; children present: "
+          f"leaver: {t.leaver}; contacts: a {plan.partners['a'].contacts}, "
+          f"b {plan.partners['b'].contacts}; children present: "
           f"{'yes' if plan.children.present else 'no'}")
     return 0
 
