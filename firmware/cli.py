@@ -69,7 +69,33 @@ def _check_config(args: argparse.Namespace) -> int:
           f"leaver: {t.leaver}; contacts: a {plan.partners['a'].contacts}, "
           f"b {plan.partners['b'].contacts}; children present: "
           f"{'yes' if plan.children.present else 'no'}")
+    if args.caller is not None and _check_caller(args.plan, plan, args.caller):
+        return EXIT_USAGE
     return 0
+
+
+def _check_caller(plan_path: Path, plan: object, caller_path: Path) -> bool:
+    """The caller file checked against the plan: True (and each problem printed) when they do
+    not fit together."""
+    from firmware.caller.config import CallerConfigError, load_caller_file
+    from firmware.config_check import mismatches, names_other_plan
+    try:
+        caller = load_caller_file(caller_path)
+    except CallerConfigError as e:
+        refuse("check-config", e)
+        return True
+    found = mismatches(plan, caller)  # type: ignore[arg-type]
+    if found:
+        print(f"{caller_path}: {len(found)} mismatch(es) with the household plan {plan_path}:",
+              file=sys.stderr)
+        for sentence in found:
+            print(f"  - {sentence}", file=sys.stderr)
+        return True
+    print(f"{caller_path}: the caller file fits the plan (household, contacts, SMS check-ins).")
+    if names_other_plan(plan_path, caller):
+        print(f"  note: the caller file reads its plan from {caller.plan}; install this plan "
+              "there")
+    return False
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -242,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Evaluation dates that have passed are a warning while a later "
                                    "one is planned, and refused when none is ahead.")
     c.add_argument("plan", type=Path, metavar="PLAN")
+    c.add_argument("--caller", type=Path, metavar="CALLER.toml",
+                   help="also check the caller's file and that it fits the plan (contacts, SMS)")
     c.set_defaults(func=_check_config)
 
     dr = sub.add_parser("doctor", help="check an installed hub's plan; warns, exit 0 if the hub runs",

@@ -120,6 +120,21 @@ def _written_elsewhere(data: dict[str, Any]) -> list[tuple[str, str]]:
 def load_caller_config(path: Path | str) -> CallerConfig:
     """The caller's file, private and valid, with each partner's plan facts filled in from the
     household plan it names; CallerConfigError with every problem otherwise."""
+    cfg = load_caller_file(path)
+    facts = read_plan_facts(cfg.plan)
+    if facts.household != cfg.household:
+        raise CallerConfigError([("household", f"is {cfg.household}, but the plan {cfg.plan} is "
+                                  f"for {facts.household}")], str(path))
+    partners = {p: PartnerPhone(number=cfg.partners[p].number if p in cfg.partners else None,
+                                sms_checkins=f.sms_checkins, language=f.language,
+                                calming_tasks=list(f.calming_tasks))
+                for p, f in facts.partners.items()}
+    return cfg.model_copy(update={"partners": partners})
+
+
+def load_caller_file(path: Path | str) -> CallerConfig:
+    """The caller's own file alone (private, valid), without reading the plan it names: what
+    `check-config --caller` checks against the plan it is given."""
     path = Path(path)
     try:
         mode = path.stat().st_mode
@@ -137,15 +152,7 @@ def load_caller_config(path: Path | str) -> CallerConfig:
         if len(entries) > MAX_CONTACTS:
             raise CallerConfigError([(f"contacts.{partner}", "at most 3 contacts per partner")],
                                     str(path))
-    facts = read_plan_facts(cfg.plan)
-    if facts.household != cfg.household:
-        raise CallerConfigError([("household", f"is {cfg.household}, but the plan {cfg.plan} is "
-                                  f"for {facts.household}")], str(path))
-    partners = {p: PartnerPhone(number=cfg.partners[p].number if p in cfg.partners else None,
-                                sms_checkins=f.sms_checkins, language=f.language,
-                                calming_tasks=list(f.calming_tasks))
-                for p, f in facts.partners.items()}
-    return cfg.model_copy(update={"partners": partners})
+    return cfg
 
 
 def write_caller_config(path: Path, settings: dict[str, Any]) -> Path:
