@@ -18,8 +18,8 @@ from firmware.caller.service import Caller, CallerConfigError, load_caller_confi
 from mqtt import schemas
 from sim.modem import Callee, SimulatedSIM7600
 from tests.conftest import HOUSEHOLD, wait_until
-from tests.helpers.plans import write_plan
 from tests.helpers.collect import Collect
+from tests.helpers.plans import write_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = 0.02

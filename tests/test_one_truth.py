@@ -90,5 +90,5 @@ def test_the_caller_takes_calming_tasks_and_languages_from_the_plan(tmp_path):
 
 def test_the_caller_refuses_a_plan_of_another_household(tmp_path):
     plan = write_plan(tmp_path / "plan.toml", "hh-0099")
-    with pytest.raises(CallerConfigError, match="the plan .* is for hh-0099"):
+    with pytest.raises(CallerConfigError, match=r"the plan .* is for hh-0099"):
         load_caller_config(caller_file(tmp_path, plan=str(plan)))

@@ -25,8 +25,8 @@ from firmware.caller.service import Caller, CallerConfig, load_caller_config, wr
 from firmware.hub.eventlog import HubDatabase, LoggedEvent
 from mqtt import schemas
 from mqtt.client import Message
-from tests.helpers.plans import write_plan
 from tests.conftest import wait_until
+from tests.helpers.plans import write_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
