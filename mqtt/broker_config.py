@@ -19,7 +19,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mqtt import contract, schemas
+from mqtt import contract
 from mqtt.errors import BrokerConfigError, ContractError
 
 # Per listener: before the first `listener` line, Mosquitto 2.0 would open a default listener
@@ -90,7 +90,7 @@ def _broker_uid_gid(broker_user: str) -> tuple[int, int] | None:
 
 def _load_or_make_credentials(cred_dir: Path, rotate: bool) -> dict[str, Credentials]:
     creds: dict[str, Credentials] = {}
-    for service in schemas.SERVICES:
+    for service in contract.ROLES:   # the services and the installer's tools
         path = cred_dir / f"{service}.json"
         if path.exists() and not rotate:
             existing = Credentials.load(path)
