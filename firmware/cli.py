@@ -109,6 +109,82 @@ def _doctor(args: argparse.Namespace) -> int:
     return code
 
 
+def _read_code(prompt: str) -> str:
+    """The installer code from the terminal (not echoed), or one line of stdin (tests, scripts);
+    never from the command line, where it would stay in the shell history."""
+    if sys.stdin.isatty():
+        import getpass
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _reset(args: argparse.Namespace) -> int:
+    """R15: the installer, on the device: the code and presses on the panel, then the wipe."""
+    import secrets
+
+    from core.config import read_toml
+    from core.errors import ConfigError
+    from firmware.reset import (
+        ResetRefused,
+        await_presence,
+        check_code,
+        record,
+        stop_services,
+        watch_presses,
+        wipe,
+        write_code,
+    )
+    from mqtt.broker_config import Credentials
+    code_file = args.etc / "installer-code"
+    broker_dir = args.broker_dir or args.etc / "broker"
+    try:
+        if args.set_code:
+            if code_file.exists():
+                check_code(code_file, _read_code("current installer code: "))
+            new = _read_code("new installer code: ")
+            if _read_code("new installer code again: ") != new:
+                raise ResetRefused("the two codes differ; the code was not changed")
+            write_code(code_file, new)
+            print(f"the installer code's hash is in {code_file} (mode 0600)")
+            return 0
+        check_code(code_file, _read_code("installer code: "))
+        household = args.household
+        if household is None:
+            try:
+                household = str(read_toml(args.etc / "household.toml")["household"])
+            except (ConfigError, KeyError):
+                raise ResetRefused(f"no household plan in {args.etc}: give --household") from None
+        try:
+            creds = Credentials.load(broker_dir / "credentials" / "doctor.json")
+        except BrokerConfigError as e:
+            raise ResetRefused(f"{e}; the presses on the panel cannot be seen") from None
+        seen, ready, client = watch_presses(household, creds, host=args.host, port=args.port)
+        try:
+            if not ready.wait(10):
+                raise ResetRefused("the broker did not let the reset read the panel's presses "
+                                   "(run `timeout-hub doctor`)")
+            wanted = 3 + secrets.randbelow(4)
+            print(f"Druk nu {wanted} keer kort op de time-out-knop van het paneel / "
+                  f"Press the panel's time-out button briefly {wanted} times now "
+                  f"(within {args.within:.0f} s).", flush=True)
+            await_presence(seen, wanted, within_s=args.within)
+        finally:
+            client.disconnect()   # type: ignore[attr-defined]
+            client.loop_stop()   # type: ignore[attr-defined]
+    except ResetRefused as e:
+        print(f"timeout-hub reset: {e}.", file=sys.stderr)
+        return EXIT_USAGE
+    stopped = stop_services(not args.no_stop)
+    removed = wipe(args.etc, args.state, broker_dir)
+    kept = record(args.state, dt.date.today())
+    if stopped:
+        print(f"stopped: {', '.join(stopped)}")
+    print(f"wiped: {', '.join(str(p) for p in removed) or 'nothing was there'}")
+    print(f"the date of this reset is kept in {kept} (root only); provision the hub again "
+          "before it is used")
+    return 0
+
+
 def _hub(args: argparse.Namespace) -> int:
     from firmware.hub.procedure import SnapshotError
     from firmware.hub.sensors import SensorsError
@@ -284,6 +360,26 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--listen", type=float, default=3.0, metavar="SECONDS",
                     help="how long to listen for the hub's sound levels (default 3)")
     dr.set_defaults(func=_doctor)
+
+    rs = sub.add_parser("reset", help="the installer wipes the household from this hub (R15): "
+                        "installer code and presses on the panel",
+                        description="Asks for the installer code, then for a number of short "
+                                    "presses on the panel's time-out button; then stops the "
+                                    "services and removes the household's data and credentials, "
+                                    "keeping only the date of the reset (docs/reset.md).")
+    rs.add_argument("--etc", type=Path, default=Path("/etc/timeout-hub"))
+    rs.add_argument("--state", type=Path, default=Path("/var/lib/timeout-hub"))
+    rs.add_argument("--broker-dir", type=Path, help="the broker-config folder (default ETC/broker)")
+    rs.add_argument("--household", help="the household id, when the plan is gone already")
+    rs.add_argument("--host", default="127.0.0.1")
+    rs.add_argument("--port", type=int, default=1883)
+    rs.add_argument("--within", type=float, default=60.0, metavar="SECONDS",
+                    help="time for the presses on the panel (default 60)")
+    rs.add_argument("--no-stop", action="store_true",
+                    help="do not stop the services first (they are stopped already)")
+    rs.add_argument("--set-code", action="store_true",
+                    help="set the organisation's installer code (asks for the current one first)")
+    rs.set_defaults(func=_reset)
 
     h = sub.add_parser("hub", help="run the hub service (procedure and event log)")
     h.add_argument("--plan", type=Path, required=True, help="the household plan TOML")
