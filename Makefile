@@ -1,5 +1,5 @@
 # Two set-up commands for a newcomer: `make demo` and `make test`. Both install what they need.
-.PHONY: setup demo test lint bench soak docs lock lock-upgrade clean
+.PHONY: setup demo test lint bench soak docs lock lock-upgrade clean install
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -43,6 +43,12 @@ lock:
 lock-upgrade:
 	@UV_ONLY=1 bash scripts/bootstrap.sh
 	.tools/bin/uv lock --upgrade
+
+# On a Pi: `sudo make install` (users, /opt/timeout-hub with its venv, units, Mosquitto drop-in,
+# /etc/timeout-hub owners and modes). `make install DESTDIR=DIR` lays the same files under DIR and
+# touches nothing on this machine (a package build). docs/install.md
+install:
+	@DESTDIR="$(DESTDIR)" ENABLE="$(ENABLE)" SKIP_VENV="$(SKIP_VENV)" bash scripts/install.sh
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .hypothesis .ruff_cache .mypy_cache

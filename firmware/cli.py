@@ -21,6 +21,10 @@ SERVICES = ("hub", "panel", "caller")
 def _broker_config(args: argparse.Namespace) -> int:
     tls = None
     if args.tls_port:
+        if not args.tls_bind:
+            # opt-in per address: the panel's network only, never every interface by default
+            raise BrokerConfigError("--tls-port needs --tls-bind ADDRESS: the hub's address on the "
+                                    "home network where the panel is")
         tls = TlsListener(args.tls_port, bind=args.tls_bind, certfile=args.tls_cert,
                           keyfile=args.tls_key, names=tuple(args.tls_name or ()))
     elif args.tls_cert or args.tls_key:
@@ -325,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--port", type=int, default=1883, help="localhost listener port (default 1883)")
     b.add_argument("--rotate", action="store_true", help="make new passwords for every service")
     b.add_argument("--tls-port", type=int, help="also listen with TLS on this port (remote panel)")
-    b.add_argument("--tls-bind", default="0.0.0.0", help="address of the TLS listener")
+    b.add_argument("--tls-bind", help="the hub's address in the home for the TLS listener "
+                   "(required with --tls-port)")
     b.add_argument("--tls-cert", type=Path, help="server certificate (default: generate one)")
     b.add_argument("--tls-key", type=Path, help="server key (default: generate one)")
     b.add_argument("--tls-name", action="append", help="host name or IP for a generated certificate")

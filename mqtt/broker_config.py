@@ -29,6 +29,12 @@ LISTENER_OPTIONS = ("use_username_as_clientid true",)
 
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default; passwords are 192-bit random anyway
 
+# The system user each local service runs as (systemd/*.service, created by `make install`). Run as
+# root, broker-config gives each of them its own credentials file and nobody else's; services
+# without a local user (wearables, bridge) keep root-only files.
+SERVICE_USERS: dict[str, str] = {"hub": "timeout-hub", "panel": "timeout-panel",
+                                 "caller": "timeout-caller"}
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -58,7 +64,7 @@ def hash_password(password: str, salt: bytes | None = None,
 @dataclass(frozen=True)
 class TlsListener:
     port: int
-    bind: str = "0.0.0.0"
+    bind: str      # the hub's address in the home: no default, so it never opens on every network
     certfile: Path | None = None  # None: a household CA and server certificate are generated
     keyfile: Path | None = None
     names: tuple[str, ...] = ()   # extra DNS names / IPs for a generated certificate
@@ -86,6 +92,20 @@ def _broker_uid_gid(broker_user: str) -> tuple[int, int] | None:
         raise BrokerConfigError(f"broker user {broker_user!r} does not exist on this machine "
                                 "(install the mosquitto package, or pass --broker-user)") from None
     return entry.pw_uid, entry.pw_gid
+
+
+def _service_owners(service_users: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """uid/gid per service whose user exists; as non-root nothing can be given away."""
+    if os.geteuid() != 0:
+        return {}
+    owners = {}
+    for service, user in service_users.items():
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            continue   # not installed here (a test machine, a panel-only Pi): stays root's
+        owners[service] = (entry.pw_uid, entry.pw_gid)
+    return owners
 
 
 def _load_or_make_credentials(cred_dir: Path, rotate: bool) -> dict[str, Credentials]:
@@ -146,8 +166,13 @@ def _generate_tls(tls_dir: Path, household: str, names: tuple[str, ...]) -> tupl
 
 def write_broker_config(out: Path, household: str, *, port: int = 1883, rotate: bool = False,
                         tls: TlsListener | None = None, broker_user: str | None = None,
-                        rotate_tls: bool = False) -> dict[str, Credentials]:
-    """Write DIR/mosquitto.conf, DIR/passwd, DIR/acl, DIR/credentials/<service>.json (and DIR/tls/)."""
+                        rotate_tls: bool = False,
+                        service_users: dict[str, str] | None = None) -> dict[str, Credentials]:
+    """Write DIR/mosquitto.conf, DIR/passwd, DIR/acl, DIR/credentials/<service>.json (and DIR/tls/).
+
+    Run as root, credentials/<service>.json belongs to that service's system user (SERVICE_USERS)
+    with mode 0600, and credentials/ is 0711: a service opens its own file by name, cannot list
+    the folder, and cannot read another service's password."""
     try:
         contract.check_household(household)
     except ContractError as e:
@@ -158,19 +183,26 @@ def write_broker_config(out: Path, household: str, *, port: int = 1883, rotate: 
     if broker_user is None:
         broker_user = "mosquitto" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     owner = _broker_uid_gid(broker_user)
+    service_owner = _service_owners(SERVICE_USERS if service_users is None else service_users)
     try:
         out.mkdir(parents=True, exist_ok=True)
         cred_dir = out / "credentials"
         cred_dir.mkdir(mode=0o700, exist_ok=True)
         data_dir = out / "data"
         data_dir.mkdir(mode=0o700, exist_ok=True)
+        # an existing folder too: before this, root wrote it 0700 and the services could not enter
+        os.chmod(out, 0o755)
+        os.chmod(cred_dir, 0o711 if service_owner else 0o700)
     except OSError as e:
         raise BrokerConfigError(f"cannot create {out}: {e.strerror}") from None
 
     creds = _load_or_make_credentials(cred_dir, rotate)
     for service, c in creds.items():
-        _write(cred_dir / f"{service}.json",
-               json.dumps({"username": c.username, "password": c.password}, indent=2) + "\n", 0o600)
+        path = cred_dir / f"{service}.json"
+        _write(path, json.dumps({"username": c.username, "password": c.password}, indent=2) + "\n",
+               0o600)
+        if service in service_owner:
+            os.chown(path, *service_owner[service])
     _write(out / "passwd", "".join(f"{c.username}:{hash_password(c.password)}\n"
                                    for c in creds.values()), 0o600)
     _write(out / "acl", contract.acl_text(household), 0o600)

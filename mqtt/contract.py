@@ -88,7 +88,9 @@ TOPICS: tuple[TopicSpec, ...] = (
               "Everything the panel shows. Only the joint check-in verdict, never one partner's answer (R9)."),
     TopicSpec("events", schemas.Event, 1, False, _roles("hub"), _roles("hub", "bridge"),
               "Every procedure event, for the event log and (consented categories only) the care organisation."),
-    TopicSpec("sensor/sound", schemas.Sound, 0, False, _roles("hub"), _roles("hub", "panel", "doctor"),
+    # The panel shows the thermometer from `state`; no other service reads the sound numbers
+    # (the installer's doctor reads them to see that the microphone gives a plausible level).
+    TopicSpec("sensor/sound", schemas.Sound, 0, False, _roles("hub"), _roles("hub", "doctor"),
               "Derived sound numbers at most once per second; local only, never bridged (R1)."),
     TopicSpec("partner/{partner}/presence", schemas.Presence, 1, True, _roles("hub"), _roles("hub"),
               "Home/away of that partner's tag, from BLE. Presence, never location (R4)."),

@@ -327,7 +327,7 @@ def run_demo(speed: float = 1.0) -> int:
                 ev.say("sound", f"LAeq {s.level_db:.0f} {'dB(A)' if s.unit == 'dBA' else s.unit}, "
                                 f"shouting {s.shout:.2f}: thermometer {s.thermometer}/10")
 
-        panel.on("sensor/sound", on_sound)
+        hub_bus.on("sensor/sound", on_sound)
         tags = DemoTags(ev.plan)
         running: list = []
         try:

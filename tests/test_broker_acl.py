@@ -18,7 +18,7 @@ ALL = set(ROLES)
 TABLE: dict[str, tuple[set[str], set[str]]] = {
     "state": ({"hub"}, {"hub", "panel", "wearable-a", "wearable-b"}),
     "events": ({"hub"}, {"hub", "bridge"}),
-    "sensor/sound": ({"hub"}, {"hub", "panel", "doctor"}),
+    "sensor/sound": ({"hub"}, {"hub", "doctor"}),
     "partner/a/presence": ({"hub"}, {"hub"}),
     "partner/b/presence": ({"hub"}, {"hub"}),
     "partner/a/apart": ({"wearable-a"}, {"hub"}),

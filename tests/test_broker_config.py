@@ -91,8 +91,10 @@ def test_rotated_password_is_what_the_broker_accepts(tmp_path):
     (["--household", "x"], "is not valid"),
     (["--household", "hh-1", "--port", "70000"], "is not a TCP port"),
     (["--household", "hh-1", "--tls-cert", "/nonexistent"], "need --tls-port"),
-    (["--household", "hh-1", "--tls-port", "8883", "--tls-cert", "/nonexistent", "--tls-key", "/x"],
-     "does not exist"),
+    (["--household", "hh-1", "--tls-port", "8883", "--tls-bind", "127.0.0.1",
+      "--tls-cert", "/nonexistent", "--tls-key", "/x"], "does not exist"),
+    # the panel's TLS listener is opened on one chosen address, never on every interface by default
+    (["--household", "hh-1", "--tls-port", "8883"], "--tls-port needs --tls-bind"),
     (["--household", "hh-1", "--broker-user", "no-such-user-here"], None),
 ])
 def test_bad_input_gives_a_clear_message_and_exit_2(tmp_path, args, message):
