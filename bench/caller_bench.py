@@ -40,8 +40,20 @@ def _config(tmp: Path, broker: PrivateBroker, sim: SimulatedSIM7600, scale: floa
         "port": broker.port, "modem_port": sim.port, "ring_seconds": GIVE_UP, "rounds": 2,
         "message_repeats": 3, "time_scale": scale, "health_every_seconds": 3600,
         "gnss_port": 0, "clock_flag": f"{tmp}/clock-flag",
-        "contacts": {"a": [{"ref": "a-1", "number": "+31600000001"},
-                           {"ref": "a-2", "number": "+31600000002"}]}})
+        "plan": _plan(tmp),
+        "contacts": {"a": [{"number": "+31600000001"}, {"number": "+31600000002"}]}})
+
+
+def _plan(tmp: Path) -> Path:
+    """The example plan for this household (the caller reads its partners' settings from it)."""
+    import tomllib
+
+    import tomli_w
+    data = tomllib.loads((Path(__file__).resolve().parents[1] / "examples" / "household.toml")
+                         .read_text())
+    data["household"] = HOUSEHOLD
+    (tmp / "household.toml").write_text(tomli_w.dumps(data))
+    return tmp / "household.toml"
 
 
 class Rig:

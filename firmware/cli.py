@@ -70,26 +70,122 @@ def _check_config(args: argparse.Namespace) -> int:
     for f in findings:
         print(f"  warning: {f.path}: {f.sentence}")
     print(f"  time-out at least {t.minimum_minutes} min, {t.leave_grace_minutes} min to leave, "
-          f"leaver: {t.leaver}; contacts: a {len(plan.partners['a'].contacts)}, "
-          f"b {len(plan.partners['b'].contacts)}; children present: "
+          f"leaver: {t.leaver}; contacts: a {plan.partners['a'].contacts}, "
+          f"b {plan.partners['b'].contacts}; children present: "
           f"{'yes' if plan.children.present else 'no'}")
+    if args.caller is not None and _check_caller(args.plan, plan, args.caller):
+        return EXIT_USAGE
     return 0
 
 
-def _doctor(args: argparse.Namespace) -> int:
-    """What an installer or helpdesk checks on a running hub: warnings never mean the hub stops.
-    Exit 0 when the hub can run with this plan (warnings included), 2 when it cannot."""
-    from firmware.hub.plan import date_findings, load_plan
+def _check_caller(plan_path: Path, plan: object, caller_path: Path) -> bool:
+    """The caller file checked against the plan: True (and each problem printed) when they do
+    not fit together."""
+    from firmware.caller.config import CallerConfigError, load_caller_file
+    from firmware.config_check import mismatches, names_other_plan
     try:
-        plan = load_plan(args.plan)
-    except PlanError as e:
-        return _print_plan_problems("doctor", e)
-    findings = date_findings(plan, dt.date.today())
-    print(f"plan {args.plan}: ok, household {plan.household}; the hub starts with it")
-    for f in findings:
-        print(f"  warning: {f.path}: {f.sentence}")
-    if not findings:
-        print("  dates: ok")
+        caller = load_caller_file(caller_path)
+    except CallerConfigError as e:
+        refuse("check-config", e)
+        return True
+    found = mismatches(plan, caller)  # type: ignore[arg-type]
+    if found:
+        print(f"{caller_path}: {len(found)} mismatch(es) with the household plan {plan_path}:",
+              file=sys.stderr)
+        for sentence in found:
+            print(f"  - {sentence}", file=sys.stderr)
+        return True
+    print(f"{caller_path}: the caller file fits the plan (household, contacts, SMS check-ins).")
+    if names_other_plan(plan_path, caller):
+        print(f"  note: the caller file reads its plan from {caller.plan}; install this plan "
+              "there")
+    return False
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """The installer's check of a running hub: one line per check with the fix; exit 0 when
+    nothing failed (warnings allowed: a passed evaluation date never stops the hub), 1 otherwise."""
+    from firmware.doctor import Where, report, run_checks
+    where = Where(etc=args.etc, state=args.state, host=args.host, port=args.port,
+                  broker_dir=args.broker_dir, plan_file=args.plan, caller_file=args.caller)
+    text, code = report(run_checks(where, listen_s=args.listen), args.json)
+    print(text)
+    return code
+
+
+def _read_code(prompt: str) -> str:
+    """The installer code from the terminal (not echoed), or one line of stdin (tests, scripts);
+    never from the command line, where it would stay in the shell history."""
+    if sys.stdin.isatty():
+        import getpass
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _reset(args: argparse.Namespace) -> int:
+    """R15: the installer, on the device: the code and presses on the panel, then the wipe."""
+    import secrets
+
+    from core.config import read_toml
+    from core.errors import ConfigError
+    from firmware.reset import (
+        ResetRefused,
+        await_presence,
+        check_code,
+        record,
+        stop_services,
+        watch_presses,
+        wipe,
+        write_code,
+    )
+    from mqtt.broker_config import Credentials
+    code_file = args.etc / "installer-code"
+    broker_dir = args.broker_dir or args.etc / "broker"
+    try:
+        if args.set_code:
+            if code_file.exists():
+                check_code(code_file, _read_code("current installer code: "))
+            new = _read_code("new installer code: ")
+            if _read_code("new installer code again: ") != new:
+                raise ResetRefused("the two codes differ; the code was not changed")
+            write_code(code_file, new)
+            print(f"the installer code's hash is in {code_file} (mode 0600)")
+            return 0
+        check_code(code_file, _read_code("installer code: "))
+        household = args.household
+        if household is None:
+            try:
+                household = str(read_toml(args.etc / "household.toml")["household"])
+            except (ConfigError, KeyError):
+                raise ResetRefused(f"no household plan in {args.etc}: give --household") from None
+        try:
+            creds = Credentials.load(broker_dir / "credentials" / "doctor.json")
+        except BrokerConfigError as e:
+            raise ResetRefused(f"{e}; the presses on the panel cannot be seen") from None
+        seen, ready, client = watch_presses(household, creds, host=args.host, port=args.port)
+        try:
+            if not ready.wait(10):
+                raise ResetRefused("the broker did not let the reset read the panel's presses "
+                                   "(run `timeout-hub doctor`)")
+            wanted = 3 + secrets.randbelow(4)
+            print(f"Druk nu {wanted} keer kort op de time-out-knop van het paneel / "
+                  f"Press the panel's time-out button briefly {wanted} times now "
+                  f"(within {args.within:.0f} s).", flush=True)
+            await_presence(seen, wanted, within_s=args.within)
+        finally:
+            client.disconnect()   # type: ignore[attr-defined]
+            client.loop_stop()   # type: ignore[attr-defined]
+    except ResetRefused as e:
+        print(f"timeout-hub reset: {e}.", file=sys.stderr)
+        return EXIT_USAGE
+    stopped = stop_services(not args.no_stop)
+    removed = wipe(args.etc, args.state, broker_dir)
+    kept = record(args.state, dt.date.today())
+    if stopped:
+        print(f"stopped: {', '.join(stopped)}")
+    print(f"wiped: {', '.join(str(p) for p in removed) or 'nothing was there'}")
+    print(f"the date of this reset is kept in {kept} (root only); provision the hub again "
+          "before it is used")
     return 0
 
 
@@ -247,15 +343,48 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Evaluation dates that have passed are a warning while a later "
                                    "one is planned, and refused when none is ahead.")
     c.add_argument("plan", type=Path, metavar="PLAN")
+    c.add_argument("--caller", type=Path, metavar="CALLER.toml",
+                   help="also check the caller's file and that it fits the plan (contacts, SMS)")
     c.set_defaults(func=_check_config)
 
-    dr = sub.add_parser("doctor", help="check an installed hub's plan; warns, exit 0 if the hub runs",
-                        description="Check the household plan a hub runs with. A warning (an "
-                                    "evaluation date that has passed) never stops the hub; exit 2 "
-                                    "only when the plan cannot be used at all.")
-    dr.add_argument("--plan", type=Path, default=Path("/etc/timeout-hub/household.toml"),
-                    help="the household plan TOML (default /etc/timeout-hub/household.toml)")
+    dr = sub.add_parser("doctor", help="check an installed hub: services, broker, files, modem, "
+                        "clock, microphone, BLE, tags, disk (exit 0 no failure, 1 a failure)",
+                        description="One line per check: pass, warn or fail, with the fix "
+                                    "(docs/doctor.md). Exit 0 when nothing failed (warnings "
+                                    "allowed), 1 on a failure.")
+    dr.add_argument("--json", action="store_true", help="one JSON object with every check")
+    dr.add_argument("--etc", type=Path, default=Path("/etc/timeout-hub"),
+                    help="the configuration folder (default /etc/timeout-hub)")
+    dr.add_argument("--state", type=Path, default=Path("/var/lib/timeout-hub"),
+                    help="the state folder, for the disk space check (default /var/lib/timeout-hub)")
+    dr.add_argument("--plan", type=Path, help="the household plan (default ETC/household.toml)")
+    dr.add_argument("--caller", type=Path, help="the caller's file (default ETC/caller.toml)")
+    dr.add_argument("--broker-dir", type=Path, help="the broker-config folder (default ETC/broker)")
+    dr.add_argument("--host", default="127.0.0.1", help="the broker (default 127.0.0.1)")
+    dr.add_argument("--port", type=int, default=1883)
+    dr.add_argument("--listen", type=float, default=3.0, metavar="SECONDS",
+                    help="how long to listen for the hub's sound levels (default 3)")
     dr.set_defaults(func=_doctor)
+
+    rs = sub.add_parser("reset", help="the installer wipes the household from this hub (R15): "
+                        "installer code and presses on the panel",
+                        description="Asks for the installer code, then for a number of short "
+                                    "presses on the panel's time-out button; then stops the "
+                                    "services and removes the household's data and credentials, "
+                                    "keeping only the date of the reset (docs/reset.md).")
+    rs.add_argument("--etc", type=Path, default=Path("/etc/timeout-hub"))
+    rs.add_argument("--state", type=Path, default=Path("/var/lib/timeout-hub"))
+    rs.add_argument("--broker-dir", type=Path, help="the broker-config folder (default ETC/broker)")
+    rs.add_argument("--household", help="the household id, when the plan is gone already")
+    rs.add_argument("--host", default="127.0.0.1")
+    rs.add_argument("--port", type=int, default=1883)
+    rs.add_argument("--within", type=float, default=60.0, metavar="SECONDS",
+                    help="time for the presses on the panel (default 60)")
+    rs.add_argument("--no-stop", action="store_true",
+                    help="do not stop the services first (they are stopped already)")
+    rs.add_argument("--set-code", action="store_true",
+                    help="set the organisation's installer code (asks for the current one first)")
+    rs.set_defaults(func=_reset)
 
     h = sub.add_parser("hub", help="run the hub service (procedure and event log)")
     h.add_argument("--plan", type=Path, required=True, help="the household plan TOML")

@@ -19,7 +19,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mqtt import contract, schemas
+from mqtt import contract
 from mqtt.errors import BrokerConfigError, ContractError
 
 # Per listener: before the first `listener` line, Mosquitto 2.0 would open a default listener
@@ -110,7 +110,7 @@ def _service_owners(service_users: dict[str, str]) -> dict[str, tuple[int, int]]
 
 def _load_or_make_credentials(cred_dir: Path, rotate: bool) -> dict[str, Credentials]:
     creds: dict[str, Credentials] = {}
-    for service in schemas.SERVICES:
+    for service in contract.ROLES:   # the services and the installer's tools
         path = cred_dir / f"{service}.json"
         if path.exists() and not rotate:
             existing = Credentials.load(path)

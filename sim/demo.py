@@ -54,11 +54,11 @@ def _caller_config(tmp: Path, household: str, port: int, modem_port: str):
         "credentials": f"{tmp}/broker/credentials/caller.json", "state_dir": f"{tmp}/caller",
         "port": port, "modem_port": modem_port, "time_scale": 0.05, "gnss_port": 0,
         "clock_flag": f"{tmp}/clock-flag",
-        "partners": {"a": {"number": PARTNER_A_PHONE, "sms_checkins": True, "language": "nl",
-                           "calming_tasks": ["wandelen", "muziek luisteren", "ademhalingsoefening"]}},
-        "contacts": {"a": [{"ref": "a-1", "number": "+31600000201", "language": "nl"},
-                           {"ref": "a-2", "number": "+31600000202", "language": "nl"}],
-                     "b": [{"ref": "b-1", "number": "+31600000301", "language": "en"}]}}))
+        "plan": EXAMPLE_PLAN,   # a answers by SMS (their number below), b has a wearable
+        "partners": {"a": {"number": PARTNER_A_PHONE}},
+        "contacts": {"a": [{"number": "+31600000201", "language": "nl"},
+                           {"number": "+31600000202", "language": "nl"}],
+                     "b": [{"number": "+31600000301", "language": "en"}]}}))
 
 
 class Evening:

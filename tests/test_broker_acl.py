@@ -11,14 +11,14 @@ from mqtt.broker_process import PrivateBroker
 from tests.conftest import HOUSEHOLD, wait_until
 from tests.helpers.rawmqtt import Raw
 
-ROLES = ("hub", "panel", "caller", "wearable-a", "wearable-b", "bridge")
+ROLES = ("hub", "panel", "caller", "wearable-a", "wearable-b", "bridge", "doctor")
 ALL = set(ROLES)
 
 # relative topic: (who may publish, who may read)
 TABLE: dict[str, tuple[set[str], set[str]]] = {
     "state": ({"hub"}, {"hub", "panel", "wearable-a", "wearable-b"}),
     "events": ({"hub"}, {"hub", "bridge"}),
-    "sensor/sound": ({"hub"}, {"hub"}),
+    "sensor/sound": ({"hub"}, {"hub", "doctor"}),
     "partner/a/presence": ({"hub"}, {"hub"}),
     "partner/b/presence": ({"hub"}, {"hub"}),
     "partner/a/apart": ({"wearable-a"}, {"hub"}),
@@ -27,19 +27,19 @@ TABLE: dict[str, tuple[set[str], set[str]]] = {
     "partner/b/input": ({"wearable-b", "caller"}, {"hub"}),
     "partner/a/prompt": ({"hub"}, {"hub", "wearable-a", "caller"}),
     "partner/b/prompt": ({"hub"}, {"hub", "wearable-b", "caller"}),
-    "panel/press": ({"panel"}, {"hub"}),
+    "panel/press": ({"panel"}, {"hub", "doctor"}),
     "panel/answer": ({"panel"}, {"hub"}),
     "call/request": ({"hub"}, {"hub", "caller"}),
     "call/result": ({"caller"}, {"hub"}),
     "hub/available": ({"hub"}, ALL),
-    "panel/available": ({"panel"}, {"hub"}),
-    "caller/available": ({"caller"}, {"hub"}),
-    "wearable-a/available": ({"wearable-a"}, {"hub"}),
-    "wearable-b/available": ({"wearable-b"}, {"hub"}),
-    "bridge/available": ({"bridge"}, {"hub"}),
-    "panel/health": ({"panel"}, {"hub"}),
-    "caller/health": ({"caller"}, {"hub"}),
-    "wearable-a/health": ({"wearable-a"}, {"hub"}),
+    "panel/available": ({"panel"}, {"hub", "doctor"}),
+    "caller/available": ({"caller"}, {"hub", "doctor"}),
+    "wearable-a/available": ({"wearable-a"}, {"hub", "doctor"}),
+    "wearable-b/available": ({"wearable-b"}, {"hub", "doctor"}),
+    "bridge/available": ({"bridge"}, {"hub", "doctor"}),
+    "panel/health": ({"panel"}, {"hub", "doctor"}),
+    "caller/health": ({"caller"}, {"hub", "doctor"}),
+    "wearable-a/health": ({"wearable-a"}, {"hub", "doctor"}),
     "door/hub-1": ({"hub"}, {"hub"}),
     "door/hub-1/event": ({"hub"}, {"hub"}),
     "door/panel-1": ({"panel"}, {"hub"}),

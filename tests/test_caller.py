@@ -19,6 +19,7 @@ from mqtt import schemas
 from sim.modem import Callee, SimulatedSIM7600
 from tests.conftest import HOUSEHOLD, wait_until
 from tests.helpers.collect import Collect
+from tests.helpers.plans import write_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = 0.02
@@ -35,8 +36,9 @@ def write_config(tmp_path, broker, sim, mode=0o600, time_scale=SCALE, health_eve
         "ring_seconds": 35, "rounds": 2, "message_repeats": 2,
         "health_every_seconds": health_every, "dial_attempts": dial_attempts,
         "time_scale": time_scale, "gnss_port": 0, "clock_flag": f"{tmp_path}/clock-flag",
-        "partners": {"a": {"number": PARTNER_A, "sms_checkins": True, "language": "nl"}},
-        "contacts": {p: [{"ref": f"{p}-{i}", "number": n, "language": "nl" if i == 1 else "en"}
+        "plan": write_plan(tmp_path / "household.toml", HOUSEHOLD),   # a on SMS, b a wearable
+        "partners": {"a": {"number": PARTNER_A}},
+        "contacts": {p: [{"number": n, "language": "nl" if i == 1 else "en"}
                          for i, n in enumerate(nums, 1)] for p, nums in NUMBERS.items()}})
     os.chmod(path, mode)
     return path

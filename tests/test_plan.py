@@ -36,7 +36,7 @@ def check_config(path: Path) -> subprocess.CompletedProcess:
 def test_the_example_plan_is_valid_and_says_what_it_agreed():
     plan = load_plan(EXAMPLE, today=TODAY)
     assert plan.timeout.minimum_minutes >= 20
-    assert len(plan.partners["b"].contacts) == 3
+    assert plan.partners["a"].contacts == 2 and plan.partners["b"].contacts == 1
     r = check_config(EXAMPLE)
     assert r.returncode == 0, r.stderr
     assert "is valid" in r.stdout and "at least 20 min" in r.stdout
@@ -57,8 +57,9 @@ def _set(data: dict, path: str, value) -> dict:
 
 @pytest.mark.parametrize("path, value, where, says", [
     ("timeout.minimum_minutes", 15, "timeout.minimum_minutes", "at least 20 minutes"),
-    ("partners.a.contacts", [{"ref": f"a-{i}"} for i in range(1, 5)], "partners.a.contacts",
-     "has 4 entries; at most 3"),
+    ("partners.a.contacts", 4, "partners.a.contacts", "must be at most 3"),
+    ("partners.a.contacts", [{"ref": "a-1", "language": "nl"}, {"ref": "a-2"}], "partners.a.contacts",
+     "write contacts = 2 and keep each contact's number and call language only in the caller's"),
     ("timeout.colour", "blue", "timeout.colour", "not a known setting"),
     ("timeout.leaver", "c", "timeout.leaver", "must be one of"),
     ("partners.b", KeyError, "partners", "partner b is missing"),
@@ -68,7 +69,7 @@ def _set(data: dict, path: str, value) -> dict:
     ("partners.a.calming_tasks", [], "partners.a.calming_tasks", "at least 1"),
     ("retention_days", 5000, "retention_days", "at most 730"),
     ("calls.on_not_calm", "yes", "calls.on_not_calm", "true or false"),
-    ("partners.a.contacts", [], "(plan)", "partner a has no contact person"),
+    ("partners.a.contacts", 0, "(plan)", "partner a has no contact person"),
     ("consent.a.audio", True, "consent.a.audio", "not a known setting"),
 ])
 def test_each_mistake_is_named_by_path_in_a_sentence(path, value, where, says):

@@ -96,14 +96,16 @@ def test_check_config_warns_for_held_evaluations_and_refuses_without_one_ahead(t
 
 
 def test_doctor_warns_about_a_passed_date_and_says_the_hub_runs(tmp_path):
+    """The plan's line of `doctor` (the other checks need an installed hub: tests/test_doctor.py)."""
     past = TODAY - dt.timedelta(days=3)
-    r = cli("doctor", "--plan", str(plan_file(tmp_path, [past])))
-    assert r.returncode == 0, r.stderr
+    r = cli("doctor", "--etc", str(tmp_path), "--plan", str(plan_file(tmp_path, [past])))
+    assert f"WARN  household plan: {past.isoformat()} is in the past" in r.stdout, r.stdout
+    r = cli("doctor", "--etc", str(tmp_path), "--plan",
+            str(plan_file(tmp_path, [TODAY + dt.timedelta(days=9)])))
+    assert "PASS  household plan: valid for household" in r.stdout
     assert "the hub starts with it" in r.stdout
-    assert f"warning: evaluation_dates: {past.isoformat()} is in the past" in r.stdout
-    r = cli("doctor", "--plan", str(plan_file(tmp_path, [TODAY + dt.timedelta(days=9)])))
-    assert r.returncode == 0 and "dates: ok" in r.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text(EXAMPLE.read_text().replace("minimum_minutes = 20", "minimum_minutes = 10"))
-    r = cli("doctor", "--plan", str(bad))
-    assert r.returncode == 2 and "timeout.minimum_minutes" in r.stderr and "Traceback" not in r.stderr
+    r = cli("doctor", "--etc", str(tmp_path), "--plan", str(bad))
+    assert r.returncode == 1 and "FAIL  household plan: timeout.minimum_minutes" in r.stdout
+    assert "Traceback" not in r.stderr

@@ -26,6 +26,7 @@ from firmware.hub.eventlog import HubDatabase, LoggedEvent
 from mqtt import schemas
 from mqtt.client import Message
 from tests.conftest import wait_until
+from tests.helpers.plans import write_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,20 +45,18 @@ def one_sentence(stderr: str) -> bool:
 def test_caller_file_round_trips_a_newline_and_leaves_out_none(tmp_path):
     path = write_caller_config(tmp_path / "caller.toml", {
         "household": "test-home", "code_word": "Zonnebloem", "credentials": tmp_path / "c.json",
-        "power_gpio": None,
-        "partners": {"a": {"number": "+31630000001", "sms_checkins": True,
-                           "calming_tasks": ["een wandeling\nen dan \"thee\"", "muziek \\ rust"]},
-                     "b": {"number": None, "language": "en"}},
-        "contacts": {"a": [{"ref": "a-1\nnieuw", "number": "+31610000001"}]}})
+        "power_gpio": None, "state_dir": tmp_path / "caller\nnieuw \"x\" \\ y",
+        "plan": write_plan(tmp_path / "household.toml", "test-home"),
+        "partners": {"a": {"number": "+31630000001"}, "b": {"number": None}},
+        "contacts": {"a": [{"number": "+31610000001"}]}})
     data = tomllib.loads(path.read_text())
     assert "power_gpio" not in data and "number" not in data["partners"]["b"]   # TOML has no null
     assert data["credentials"] == str(tmp_path / "c.json")
-    assert data["partners"]["a"]["calming_tasks"] == ["een wandeling\nen dan \"thee\"", "muziek \\ rust"]
-    assert data["contacts"]["a"][0]["ref"] == "a-1\nnieuw"
+    assert data["state_dir"] == str(tmp_path / "caller\nnieuw \"x\" \\ y")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     cfg = load_caller_config(path)
     assert cfg.power_gpio is None and cfg.partners["b"].number is None
-    assert cfg.partners["a"].calming_tasks[0] == "een wandeling\nen dan \"thee\""
+    assert cfg.state_dir == str(tmp_path / "caller\nnieuw \"x\" \\ y")
 
 
 # -- 2. no modem: the SMS loop waits instead of spinning --------------------------------------

@@ -24,6 +24,7 @@ from mqtt import schemas
 from sim.modem import SimulatedSIM7600
 from tests.conftest import HOUSEHOLD, wait_until
 from tests.helpers.collect import Collect
+from tests.helpers.plans import write_plan
 
 PHONE = {"a": "+31630000001", "b": "+31630000002"}     # a reads Dutch, b English
 STRANGER = "+31699999999"
@@ -50,8 +51,9 @@ def config(broker, sim, tmp_path):
         "credentials": f"{tmp_path}/broker/credentials/caller.json",
         "state_dir": f"{tmp_path}/caller", "port": broker.port, "modem_port": sim.port,
         "health_every_seconds": 60, "gnss_port": 0, "clock_flag": f"{tmp_path}/clock-flag",
-        "partners": {"a": {"number": PHONE["a"], "sms_checkins": True, "language": "nl"},
-                     "b": {"number": PHONE["b"], "sms_checkins": True, "language": "en"}}}))
+        "plan": write_plan(tmp_path / "household.toml", HOUSEHOLD,
+                           b={"sms_checkins": True, "language": "en"}),   # a: nl, by SMS
+        "partners": {"a": {"number": PHONE["a"]}, "b": {"number": PHONE["b"]}}}))
 
 
 def start_caller(config, bus) -> Caller:

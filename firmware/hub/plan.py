@@ -26,10 +26,10 @@ from core.config import StrictConfig, problems_of, read_toml
 from core.errors import ConfigError
 
 MIN_TIMEOUT_MINUTES = 20  # the procedure's floor; a plan may ask for more, never less
+MAX_CONTACTS = 3          # contact persons per partner (PROCEDURE.md)
 
 Partner = Literal["a", "b"]
 Language = Literal["nl", "en"]
-
 
 
 class PlanError(ConfigError):
@@ -42,14 +42,6 @@ _Strict = StrictConfig
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 
 
-class Contact(_Strict):
-    """A contact person, by reference only: the phone number lives in the caller's own file."""
-
-    ref: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = Field(
-        description="the key of this contact in the caller's configuration")
-    language: Language = "nl"
-
-
 class PartnerPlan(_Strict):
     language: Language = "nl"
     tags: list[str] = Field(default_factory=list, max_length=3)
@@ -57,7 +49,18 @@ class PartnerPlan(_Strict):
     # check-ins by SMS on the partner's own phone (the number is only in the caller's file)
     sms_checkins: bool = False
     calming_tasks: list[Text] = Field(min_length=1, max_length=10)
-    contacts: list[Contact] = Field(default_factory=list, max_length=3)
+    # how many contact persons this partner chose (0-3); the plan refers to them by partner and
+    # position only: their numbers and call language are entries 1..n in the caller's file
+    contacts: int = Field(0, ge=0, le=MAX_CONTACTS)
+
+    @field_validator("contacts", mode="before")
+    @classmethod
+    def _counted_not_listed(cls, v: Any) -> Any:
+        if isinstance(v, list):   # the plan before issue 15 listed { ref, language } tables
+            raise ValueError(
+                f"contacts are counted here, not listed: write contacts = {len(v)} and keep each "
+                "contact's number and call language only in the caller's file, in calling order")
+        return v
 
     @field_validator("tags")
     @classmethod
