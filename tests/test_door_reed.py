@@ -18,7 +18,7 @@ from mqtt.client import Message
 from tests.conftest import wait_until
 from tests.helpers.collect import Collect
 from tests.helpers.rawmqtt import Raw
-from tests.test_hub_service import PLAN, client, home, make_hub  # noqa: F401 - `home` is a fixture
+from tests.test_hub_service import PLAN, client, make_hub  # `home` is a fixture in conftest
 
 
 def _door_messages(seen: Collect, topic: str) -> list:
@@ -44,7 +44,7 @@ def _until(clock: ManualClock, cond, timeout: float = 5.0) -> bool:
 
 
 @pytest.fixture
-def hub_with_door(home, tmp_path):  # noqa: F811
+def hub_with_door(home, tmp_path):
     clock = ManualClock()
     hub = make_hub(home, tmp_path, clock)
     # what the hub hands to its bus (which sends it to the broker as usual); the hub never reads
@@ -70,7 +70,7 @@ def hub_with_door(home, tmp_path):  # noqa: F811
         hub.stop()
 
 
-def test_a_reed_contact_is_debounced_and_published_as_retained_state_and_events(home, hub_with_door):  # noqa: F811
+def test_a_reed_contact_is_debounced_and_published_as_retained_state_and_events(home, hub_with_door):
     clock, hub, pin, seen = hub_with_door
     assert _until(clock, lambda: [p.state for p in _door_messages(seen, "door/hub-1")] == ["closed"])
     assert _door_messages(seen, "door/hub-1/event") == []          # the state at start is no movement
@@ -100,7 +100,7 @@ def test_a_reed_contact_is_debounced_and_published_as_retained_state_and_events(
     assert retained[-1]["state"] == "closed"
 
 
-def test_a_door_reading_open_too_long_is_a_fault_on_the_panel_until_it_closes(home, hub_with_door, tmp_path):  # noqa: F811
+def test_a_door_reading_open_too_long_is_a_fault_on_the_panel_until_it_closes(home, hub_with_door, tmp_path):
     clock, _, pin, seen = hub_with_door
     panel = client(home, tmp_path, "panel")
     states = Collect(payloads=True)
@@ -122,7 +122,7 @@ def test_a_door_reading_open_too_long_is_a_fault_on_the_panel_until_it_closes(ho
         panel.stop()
 
 
-def test_a_panel_door_event_reaches_the_presence_fusion(home, hub_with_door, tmp_path):  # noqa: F811
+def test_a_panel_door_event_reaches_the_presence_fusion(home, hub_with_door, tmp_path):
     _, hub, _, _ = hub_with_door
     got: list[tuple[str, str]] = []
     hub.door_sink = lambda t, door_id, state: got.append((door_id, state))

@@ -19,7 +19,7 @@ from firmware.panel.doors import PanelDoor, PanelDoors
 from firmware.panel.service import PanelConfig, PanelConfigError
 from tests.conftest import wait_until
 from tests.helpers.collect import Collect
-from tests.test_hub_service import client, home, make_hub  # noqa: F401 - `home` is a fixture
+from tests.test_hub_service import client, make_hub  # `home` is a fixture in conftest
 
 TAG = "AA:BB:CC:DD:EE:01"
 NEIGHBOUR = "5A:11:22:33:44:55"   # a passer-by's phone (a random private address)
@@ -37,7 +37,7 @@ def _until(clock: ManualClock, cond, timeout: float = 5.0) -> bool:
 
 
 @pytest.fixture
-def panel_door(home, tmp_path):  # noqa: F811
+def panel_door(home, tmp_path):
     clock = ManualClock()
     hub = make_hub(home, tmp_path, clock)
     panel_bus = client(home, tmp_path, "panel")
@@ -60,7 +60,7 @@ def panel_door(home, tmp_path):  # noqa: F811
         hub.stop()
 
 
-def test_a_leaver_through_the_panels_door_is_seen_gone_seconds_after_it(home, panel_door):  # noqa: F811
+def test_a_leaver_through_the_panels_door_is_seen_gone_seconds_after_it(home, panel_door):
     clock, hub, pin, _ = panel_door
     engine = PresenceEngine({"a": TAG}, doors=["panel-1"])
     lock = threading.Lock()
