@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 from firmware.share.status import ShareStatusPublisher
 from mqtt import schemas
 from mqtt.bridge_config import write_bridge
-from mqtt.broker_process import PrivateBroker, free_port
+from mqtt.broker_process import PrivateBroker
 from mqtt.client import BusClient, Message
 from mqtt.org_broker import OrgBrokerProcess
 from tests.conftest import wait_until
