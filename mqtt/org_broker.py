@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,11 +279,13 @@ class OrgBrokerProcess:
     def org_file(self, household: str) -> Path:
         return self.directory / "households" / household / "org.toml"
 
-    def start(self, timeout: float = 10.0) -> OrgBrokerProcess:
+    def start(self, timeout: float = 10.0,
+              preexec: Callable[[], None] | None = None) -> OrgBrokerProcess:
+        """`preexec`: e.g. raise the open-file limit for thousands of connections (the bench)."""
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen([exe, "-c", str(self.directory / "mosquitto.conf")],
-                                          stdout=log, stderr=subprocess.STDOUT)
+                                          stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
