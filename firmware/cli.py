@@ -25,6 +25,11 @@ def _broker_config(args: argparse.Namespace) -> int:
                           keyfile=args.tls_key, names=tuple(args.tls_name or ()))
     elif args.tls_cert or args.tls_key:
         raise BrokerConfigError("--tls-cert/--tls-key need --tls-port")
+    if args.bridge:   # a wrong organisation file stops before anything is written
+        from mqtt.bridge_config import load_org
+        if load_org(args.bridge).household != args.household:
+            raise BrokerConfigError(f"{args.bridge} is for household "
+                                    f"{load_org(args.bridge).household!r}, not {args.household!r}")
     creds = write_broker_config(Path(args.out), args.household, port=args.port, rotate=args.rotate,
                                 tls=tls, broker_user=args.broker_user, rotate_tls=args.rotate_tls)
     out = Path(args.out).resolve()

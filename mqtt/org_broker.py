@@ -20,6 +20,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -310,6 +311,12 @@ class OrgBrokerProcess:
             self._proc.terminate()
             self._proc.wait(10)
         self._proc = None
+
+    def reload(self) -> None:
+        """SIGHUP, as after `org-broker-config --add/--remove/--rotate`: Mosquitto rereads its
+        passwords and ACL and disconnects a client whose log-in is no longer valid."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
 
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None

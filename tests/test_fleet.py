@@ -434,3 +434,88 @@ def test_uplink_down_for_a_while_then_everything_arrives_in_order(tmp_path: Path
         relay.close()
         home.kill()
         org.kill()
+
+
+# -- the installer's commands: rotating and removing a household --------------------------------
+
+def _login(org: OrgBrokerProcess, user: str, password: str) -> str:
+    """The organisation broker's answer to a log-in (over TLS): 'Success' or the refusal."""
+    answer: list[str] = []
+    done = threading.Event()
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=paho.MQTTv5)
+    c.username_pw_set(user, password)
+    c.tls_set(ca_certs=str(org.cafile))
+
+    def on_connect(client, userdata, flags, rc, props):
+        answer.append(str(rc))
+        done.set()
+    c.on_connect = on_connect
+    c.connect("127.0.0.1", org.port)
+    c.loop_start()
+    assert done.wait(10), "no CONNACK"
+    c.disconnect()
+    c.loop_stop()
+    return answer[0]
+
+
+def _org_cli(org: OrgBrokerProcess, *args: str) -> int:
+    from firmware.cli import main
+    return main(["org-broker-config", "--out", str(org.directory), "--port", str(org.port),
+                 "--bind", "127.0.0.1", "--host", "127.0.0.1", *args])
+
+
+def test_removing_a_household_cuts_it_off_at_once_and_keeps_the_others(fleet: Fleet):
+    """`org-broker-config --remove` then a reload (SIGHUP): the household's bridge is thrown off
+    and cannot log in again, nor can its wearables; its hand-over files are gone; household two
+    still logs in."""
+    old = {u: fleet.org.creds(u).password for u in (ONE, f"{ONE}.wearable-a", TWO)}
+    assert _org_cli(fleet.org, "--remove", ONE) == 0
+    fleet.org.reload()
+    assert wait_until(lambda: f"Client {ONE} disconnected" in fleet.org.log_path.read_text(), 10)
+    assert _login(fleet.org, ONE, old[ONE]) != "Success"
+    assert _login(fleet.org, f"{ONE}.wearable-a", old[f"{ONE}.wearable-a"]) != "Success"
+    assert not (fleet.org.directory / "households" / ONE).exists()
+    assert _login(fleet.org, TWO, old[TWO]) == "Success"
+
+
+def test_rotating_a_households_password_refuses_the_old_one(fleet: Fleet):
+    """`org-broker-config --rotate` then a reload: the old password is refused; the household's
+    hub is given the new org.toml (`broker-config --bridge`) and bridges again."""
+    old = fleet.org.creds(ONE).password
+    assert _org_cli(fleet.org, "--rotate", ONE) == 0
+    new = fleet.org.creds(ONE).password
+    assert new != old and fleet.org.creds(TWO).password   # the others keep theirs
+    fleet.org.reload()
+    assert _login(fleet.org, ONE, old) != "Success"
+    home = fleet.homes[ONE]
+    home.kill()
+    before = fleet.org.log_path.read_text().count(f"as {ONE} (")
+    write_bridge(home.directory, ONE, fleet.org.org_file(ONE))
+    home.start()
+    assert wait_until(lambda: fleet.org.log_path.read_text().count(f"as {ONE} (") > before, 15)
+
+
+def test_broker_config_bridge_keeps_the_password_private_and_refuses_a_bad_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """The bridge password sits in a 0600 file, not in the world-readable mosquitto.conf; a
+    wrong organisation file is one sentence and exit 2, never a traceback."""
+    from firmware.cli import main
+    org = OrgBrokerProcess(tmp_path / "org", (ONE,))
+    out = tmp_path / "broker"
+    assert main(["broker-config", "--household", ONE, "--out", str(out), "--bridge",
+                 str(org.org_file(ONE))]) == 0
+    password = org.creds(ONE).password
+    bridge = out / "conf.d" / "bridge.conf"
+    assert password in bridge.read_text() and bridge.stat().st_mode & 0o777 == 0o600
+    assert password not in (out / "mosquitto.conf").read_text()
+    assert "topic share/# out 1" in bridge.read_text()
+    capsys.readouterr()
+    bad = org.org_file(ONE).with_name("bad.toml")
+    for text, words in ((org.org_file(ONE).read_text().replace(f'"{ONE}"', f'"{TWO}"'),
+                         "is for household 'home-two', not 'home-one'"),
+                        ('household = "home-one"\nport = "x"\n', "port must be"),
+                        ("household = [", "not readable TOML")):
+        bad.write_text(text)
+        assert main(["broker-config", "--household", ONE, "--out", str(out), "--bridge", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and "Traceback" not in err and len(err.splitlines()) == 1, err
