@@ -42,8 +42,13 @@ def _broker_config(args: argparse.Namespace) -> int:
     if tls and not args.tls_cert:
         print("  tls/ca.crt      copy this to a panel on another device")
     if args.bridge:
+        import os
+
         from mqtt.bridge_config import write_bridge
-        link = write_bridge(out, args.household, args.bridge)
+        from mqtt.broker_config import _broker_uid_gid
+        # as root, the files go to the broker's user: it rereads them on a reload (SIGHUP)
+        owner = _broker_uid_gid(args.broker_user or "mosquitto") if os.geteuid() == 0 else None
+        link = write_bridge(out, args.household, args.bridge, owner)
         print(f"  conf.d/bridge.conf  bridge to {link.host}:{link.port} (TLS) as "
               f"{link.username}: out share/, in the wearables' inputs (docs/fleet.md)")
     print(f"start it with: mosquitto -c {out / 'mosquitto.conf'}")
