@@ -195,10 +195,11 @@ def run_size(n: int, workdir: Path, rate: float = RATE, seconds: float = SECONDS
         for _ in procs:
             _, count, _ = q.get(timeout=seconds + 60)
             sent += count
-        rss_busy, cpu1 = _proc_stats(pid)
+        rss_busy, _ = _proc_stats(pid)
         deadline = time.monotonic() + 20
         while reader.count < sent and time.monotonic() < deadline:
             time.sleep(0.1)
+        _, cpu1 = _proc_stats(pid)   # after the reader's deliveries too: CPU for in and out
         for p in procs:
             p.join(10)
         with reader.lock:
