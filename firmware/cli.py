@@ -15,7 +15,7 @@ from mqtt.errors import BrokerConfigError, BrokerStartError
 EXIT_USAGE = 2
 # the long-running services: their INFO lines (every ladder step, every connection) belong in the
 # journal; the one-shot commands print their own output and log only warnings
-SERVICES = ("hub", "panel", "caller")
+SERVICES = ("hub", "panel", "caller", "share-status")
 
 
 def _broker_config(args: argparse.Namespace) -> int:

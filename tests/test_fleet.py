@@ -519,3 +519,24 @@ def test_broker_config_bridge_keeps_the_password_private_and_refuses_a_bad_file(
         assert main(["broker-config", "--household", ONE, "--out", str(out), "--bridge", str(bad)]) == 2
         err = capsys.readouterr().err.strip()
         assert words in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_share_status_counts_wearables_without_saying_whose(bus):
+    """Partner a's wearable comes online and reports a fault: the status says one wearable is
+    connected and names the fault code, never which partner's device, never the reason text."""
+    share = ShareStatusPublisher(bus("bridge", start=False))
+    seen: list[schemas.ShareStatus] = []
+    # the bridge role may read share/status back: the publisher's own client watches it
+    share.bus.on("share/status", lambda m: seen.append(m.payload))   # type: ignore[arg-type]
+    share.start()
+    assert share.bus.wait_subscribed(10)
+    wearable = bus("wearable-a")
+    wearable.publish("wearable-a/health", wearable.make(schemas.Health, faults=[schemas.Fault(
+        code="wearable.no_fix", service="wearable-a", since=schemas.now_utc(),
+        reason="no GPS fix for 10 minutes")]))
+    assert wait_until(lambda: bool(seen) and seen[-1].wearables_online == 1
+                      and seen[-1].faults == ["wearable.no_fix"], 15), seen[-1:] or "nothing"
+    raw = seen[-1].model_dump_json()
+    assert "wearable-a" not in raw and "GPS fix" not in raw and '"a"' not in raw
+    wearable.stop()
+    assert wait_until(lambda: seen[-1].wearables_online == 0, 15)
