@@ -399,18 +399,25 @@ def test_kill_9_either_side_during_1000_messages_loses_nothing(fleet: Fleet, sid
 
 def test_uplink_down_for_a_while_then_everything_arrives_in_order(tmp_path: Path):
     """The household's internet goes away (the organisation's broker keeps running) while the
-    household keeps publishing; when it comes back everything queued arrives, in order."""
+    household keeps publishing and partner a's wearable, away, presses its button; when the
+    uplink comes back everything queued arrives, in order, and the hub gets the press."""
     org = OrgBrokerProcess(tmp_path / "org", (ONE,)).start()
     relay = Relay(org.port)
     home = _household(tmp_path, org, ONE, via=relay.port)
     fleet = Fleet(org, {ONE: home}, tmp_path, relay)
     care = OrgClient(org, "care", persistent=True)
-    pub = None
+    wearable = OrgClient(org, f"{ONE}.wearable-a")
+    pub = hub = None
+    presses: list[Message] = []
     try:
         assert wait_until(lambda: _bridged(home, org), 15), home.log_tail()
         assert care.subscribe(f"fleet/{ONE}/share/#") == [1]
         pub = _bus(fleet, ONE, "bridge").start()
         assert pub.wait_connected(10)
+        hub = _bus(fleet, ONE, "hub")
+        hub.on("partner/{partner}/input", presses.append)
+        hub.start()
+        assert hub.wait_subscribed(10)
         sent = [str(pub.publish("share/status", _status(pub))) for _ in range(20)]
         assert wait_until(lambda: _care_ids(care) == sent, 15)
         relay.cut()
@@ -420,17 +427,21 @@ def test_uplink_down_for_a_while_then_everything_arrives_in_order(tmp_path: Path
             sent.append(str(pub.publish("share/status", _status(pub, wearables_online=i % 3))))
         assert wait_until(lambda: home.log_path.read_text(errors="replace").count(
             "Connecting bridge") > before, 30), home.log_tail()
+        assert wearable.publish(f"fleet/{ONE}.wearable-a/partner/a/input", _input()) == 0
         time.sleep(3.0)   # the outage: the queue is the point, not its length
-        assert len(_care_ids(care)) < len(sent)
+        assert len(_care_ids(care)) < len(sent) and not presses
         relay.mend()
+        assert wait_until(lambda: [m.partner for m in presses] == ["a"], 30), home.log_tail()
         assert wait_until(lambda: len(set(_care_ids(care))) >= len(sent), 60), (
             f"{len(sent) - len(set(_care_ids(care)))} missing; {home.log_tail()}")
         ids = list(dict.fromkeys(_care_ids(care)))   # first arrival of each id
         assert ids == sent
     finally:
-        if pub:
-            pub.stop()
+        for c in (pub, hub):
+            if c:
+                c.stop()
         care.close()
+        wearable.close()
         relay.close()
         home.kill()
         org.kill()
