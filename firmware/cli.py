@@ -60,7 +60,8 @@ def _org_broker_config(args: argparse.Namespace) -> int:
     cfg = write_org_broker_config(
         Path(args.out), port=args.port, bind=args.bind, host=args.host,
         add=tuple(args.add or ()), remove=tuple(args.remove or ()), rotate=tuple(args.rotate or ()),
-        tls=OrgTls(args.tls_cert, args.tls_key, args.tls_ca, tuple(args.tls_name or ())))
+        tls=OrgTls(args.tls_cert, args.tls_key, args.tls_ca, tuple(args.tls_name or ())),
+        client_certificates=args.client_certificates, broker_user=args.broker_user)
     print(f"organisation broker configuration written to {cfg.out}")
     print(f"  mosquitto.conf  TLS listener {cfg.bind}:{cfg.port}; households connect to {cfg.host}")
     print(f"  households      {len(cfg.households)}: {', '.join(cfg.households) or '(none)'}")
@@ -300,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     ob.add_argument("--tls-key", type=Path)
     ob.add_argument("--tls-ca", type=Path, help="the CA that signed --tls-cert (given to households)")
     ob.add_argument("--tls-name", action="append", help="host name or IP for a generated certificate")
+    ob.add_argument("--client-certificates", action="store_true",
+                    help="households, wearables and the care reader log in with a certificate "
+                         "from the organisation CA instead of a password (kept for later runs)")
+    ob.add_argument("--broker-user", help="user mosquitto runs as (default: mosquitto when root)")
     ob.set_defaults(func=_org_broker_config)
 
     ss = sub.add_parser("share-status", help="publish the equipment status the organisation sees "

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mqtt import contract, schemas
-from mqtt.broker_config import Credentials, hash_password
+from mqtt.broker_config import Credentials, _broker_uid_gid, hash_password
 from mqtt.errors import BrokerConfigError, BrokerStartError, ContractError
 
 ROOT = "fleet"
@@ -93,7 +93,8 @@ def _write(path: Path, text: str | bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _make_ca_and_server(tls_dir: Path, names: tuple[str, ...]) -> tuple[Path, Path, Path]:
+def _make_ca_and_server(tls_dir: Path, names: tuple[str, ...],
+                        keep_ca_key: bool) -> tuple[Path, Path, Path]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -129,17 +130,22 @@ def _make_ca_and_server(tls_dir: Path, names: tuple[str, ...]) -> tuple[Path, Pa
     _write(srv_crt, cert.public_bytes(pem), 0o644)
     _write(srv_key, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()), 0o600)
-    # The CA key is not kept: the CA signs only the server; households log in with passwords.
+    if keep_ca_key:   # it signs the client certificates (mqtt/org_pki.py)
+        _write(tls_dir / "ca.key", ca_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                        serialization.NoEncryption()), 0o600)
+    # Otherwise the CA key is not kept: the CA signs only the server; clients use passwords.
     return ca_crt, srv_crt, srv_key
 
 
-def _registry(out: Path) -> list[str]:
+def _registry(out: Path) -> tuple[list[str], bool]:
+    """The households, and whether they log in with client certificates."""
     path = out / "households.json"
     if not path.exists():
-        return []
+        return [], False
     try:
         data = json.loads(path.read_text())
-        return [contract.check_household(h) for h in data["households"]]
+        return ([contract.check_household(h) for h in data["households"]],
+                bool(data.get("client_certificates", False)))
     except (ValueError, KeyError, TypeError, ContractError) as e:
         raise BrokerConfigError(f"{path} is not a list of household ids: {e}") from None
 
@@ -151,12 +157,16 @@ def _users(household: str) -> list[str]:
 def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0",
                             host: str | None = None, add: tuple[str, ...] = (),
                             remove: tuple[str, ...] = (), rotate: tuple[str, ...] = (),
-                            tls: OrgTls | None = None, broker_user: str | None = None) -> OrgConfig:
+                            tls: OrgTls | None = None, broker_user: str | None = None,
+                            client_certificates: bool = False) -> OrgConfig:
     """Write DIR/mosquitto.conf, DIR/passwd, DIR/acl, DIR/tls/ and, per household,
     DIR/households/<id>/ (org.toml and ca.crt for its hub, wearable-<p>.json for its wearables).
-    Households are kept in DIR/households.json; passwords are kept unless rotated."""
+    Households are kept in DIR/households.json; passwords are kept unless rotated.
+    `client_certificates`: households, wearables and the care reader log in with a certificate
+    (CN = username) instead of a password; removing or rotating revokes (DIR/tls/crl.pem)."""
     if not 0 < port < 65536:
         raise BrokerConfigError(f"port {port} is not a TCP port (1-65535)")
+    run_as = broker_user or ("mosquitto" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name)
     try:
         for h in (*add, *remove, *rotate):
             contract.check_household(h)
@@ -168,7 +178,9 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
         raise BrokerConfigError(f"cannot create {out}: {e.strerror}") from None
-    households = _registry(out)
+    households, certificates_before = _registry(out)
+    if certificates_before and not client_certificates and households:
+        client_certificates = True   # chosen once for the organisation; kept on every re-run
     unknown = [h for h in (*remove, *rotate) if h not in households and h not in add]
     if unknown:
         raise BrokerConfigError(f"household {unknown[0]!r} is not in {out / 'households.json'}")
@@ -176,7 +188,10 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
 
     tls = tls or OrgTls()
     if tls.certfile is None:
-        cafile, certfile, keyfile = _make_ca_and_server(out / "tls", tls.names)
+        cafile, certfile, keyfile = _make_ca_and_server(out / "tls", tls.names, client_certificates)
+    elif client_certificates:
+        raise BrokerConfigError("--client-certificates needs the generated organisation CA "
+                                "(its key signs them): leave out --tls-cert")
     else:
         if tls.keyfile is None or tls.cafile is None:
             raise BrokerConfigError("--tls-cert needs --tls-key and --tls-ca")
@@ -194,29 +209,52 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
         else:
             creds[user] = Credentials(user, secrets.token_urlsafe(24))
             _write(path, json.dumps({"username": user, "password": creds[user].password}) + "\n", 0o600)
+    pki = None
+    if client_certificates:
+        from mqtt.org_pki import ClientCA
+        pki = ClientCA(out)
+        for user in creds:
+            pki.issue(user, renew=user.split(".")[0] in rotate)
     for h in remove:   # a removed household's passwords and hand-over files are gone for good
         for user in _users(h):
             (out / "credentials" / f"{user}.json").unlink(missing_ok=True)
+            if pki:
+                pki.revoke(user)
         shutil.rmtree(out / "households" / h, ignore_errors=True)
+    crlfile = pki.write_crl() if pki else None
 
     _write(out / "passwd", "".join(f"{c.username}:{hash_password(c.password)}\n"
                                    for c in creds.values()), 0o600)
     _write(out / "acl", acl_text(), 0o600)
-    _write(out / "households.json", json.dumps({"households": households}, indent=1) + "\n", 0o600)
+    _write(out / "households.json", json.dumps({"households": households,
+                                                "client_certificates": client_certificates},
+                                               indent=1) + "\n", 0o600)
     host = host or socket.gethostname()
     for h in households:
         hdir = out / "households" / h
         hdir.mkdir(mode=0o700, exist_ok=True)
         shutil.copyfile(cafile, hdir / "ca.crt")
+        login: dict[str, dict[str, str]] = {}
+        for u in _users(h):
+            name = "client" if u == h else u.split(".")[1]
+            if pki:
+                crt, key = pki.paths(u)
+                shutil.copyfile(crt, hdir / f"{name}.crt")
+                shutil.copyfile(key, hdir / f"{name}.key")
+                os.chmod(hdir / f"{name}.key", 0o600)
+                login[u] = {"certfile": f"{name}.crt", "keyfile": f"{name}.key"}
+            else:
+                login[u] = {"password": creds[u].password}
         _write(hdir / "org.toml", "\n".join([
             f"# The care organisation's broker for household {h}; give it to",
             "# `timeout-hub broker-config --bridge org.toml` on that household's hub.",
             f'household = "{h}"', f'host = "{host}"', f"port = {port}", f'prefix = "{ROOT}"',
-            'cafile = "ca.crt"', f'username = "{h}"', f'password = "{creds[h].password}"', ""]), 0o600)
+            'cafile = "ca.crt"', f'username = "{h}"',
+            *(f'{k} = "{v}"' for k, v in login[h].items()), ""]), 0o600)
         for p in schemas.PARTNERS:
             u = wearable_user(h, p)
             _write(hdir / f"wearable-{p}.json", json.dumps({
-                "host": host, "port": port, "username": u, "password": creds[u].password,
+                "host": host, "port": port, "username": u, **login[u], "cafile": "ca.crt",
                 "topic_prefix": f"{ROOT}/{u}/"}, indent=1) + "\n", 0o600)
 
     conf = [
@@ -235,15 +273,23 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
         "persistent_client_expiration 14d",
         "log_dest stderr", "log_type error", "log_type warning", "log_type notice",
         "connection_messages true",
-        f"user {broker_user or ('mosquitto' if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name)}",
+        f"user {run_as}",
         "",
         f"listener {port} {bind}",
         "use_username_as_clientid true",
         f"cafile {cafile}", f"certfile {certfile}", f"keyfile {keyfile}",
         "tls_version tlsv1.2",
+        *(["# a certificate signed by the organisation CA, its CN the username; no passwords",
+           "require_certificate true", "use_identity_as_username true", f"crlfile {crlfile}"]
+          if crlfile else []),
         "",
     ]
     _write(out / "mosquitto.conf", "\n".join(conf), 0o600)
+    owner = _broker_uid_gid(run_as)
+    if owner:   # Mosquitto rereads these as its own user on a reload (SIGHUP)
+        for path in (out / "mosquitto.conf", out / "passwd", out / "acl", out / "data", keyfile):
+            if path != keyfile or tls.certfile is None:
+                os.chown(path, *owner)
     return OrgConfig(out, port, bind, host, households)
 
 
@@ -252,12 +298,14 @@ class OrgBrokerProcess:
     """The organisation's broker as a real Mosquitto process on this machine (tests, bench)."""
 
     def __init__(self, directory: Path, households: tuple[str, ...], *, port: int | None = None,
-                 extra_acl: str = "", extra_users: tuple[str, ...] = ()):
+                 extra_acl: str = "", extra_users: tuple[str, ...] = (),
+                 client_certificates: bool = False):
         from mqtt.broker_process import free_port
         self.directory = Path(directory)
         self.port = port or free_port()
         self.config = write_org_broker_config(self.directory, port=self.port, bind="127.0.0.1",
                                               host="127.0.0.1", add=households,
+                                              client_certificates=client_certificates,
                                               broker_user="root" if os.geteuid() == 0 else None)
         self.extra = {u: secrets.token_urlsafe(16) for u in extra_users}
         if extra_acl or extra_users:   # a test's auditor that may read everything, say

@@ -5,8 +5,10 @@ during 1,000 messages, and an uplink that is down for a while."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -46,8 +48,12 @@ class OrgClient:
         self.connected = threading.Event()
         self.subscriptions: list[str] = []
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=paho.MQTTv5)
-        c.username_pw_set(user, org.creds(user).password)
-        c.tls_set(ca_certs=str(org.cafile))
+        cert = org.directory / "clients" / f"{user}.crt"
+        if cert.exists():   # org-broker-config --client-certificates: the certificate is the log-in
+            c.tls_set(ca_certs=str(org.cafile), certfile=str(cert), keyfile=str(cert.with_suffix(".key")))
+        else:
+            c.username_pw_set(user, org.creds(user).password)
+            c.tls_set(ca_certs=str(org.cafile))
         c.reconnect_delay_set(0.1, 0.5)
         c.on_connect = self._on_connect
         c.on_disconnect = lambda *a: self.connected.clear()
@@ -471,8 +477,9 @@ def _login(org: OrgBrokerProcess, user: str, password: str) -> str:
 
 def _org_cli(org: OrgBrokerProcess, *args: str) -> int:
     from firmware.cli import main
+    run_as = ["--broker-user", "root"] if os.geteuid() == 0 else []   # as OrgBrokerProcess does
     return main(["org-broker-config", "--out", str(org.directory), "--port", str(org.port),
-                 "--bind", "127.0.0.1", "--host", "127.0.0.1", *args])
+                 "--bind", "127.0.0.1", "--host", "127.0.0.1", *run_as, *args])
 
 
 def test_removing_a_household_cuts_it_off_at_once_and_keeps_the_others(fleet: Fleet):
@@ -551,3 +558,73 @@ def test_share_status_counts_wearables_without_saying_whose(bus):
     assert "wearable-a" not in raw and "GPS fix" not in raw and '"a"' not in raw
     wearable.stop()
     assert wait_until(lambda: seen[-1].wearables_online == 0, 15)
+
+
+def _tls_login(org: OrgBrokerProcess, user: str, cert: Path | None) -> str:
+    """A log-in with a client certificate (or none): 'Success', the refusal, or the TLS error."""
+    answer: list[str] = []
+    done = threading.Event()
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=paho.MQTTv5)
+    c.username_pw_set(user, "a password is not enough")
+    c.tls_set(ca_certs=str(org.cafile), certfile=str(cert) if cert else None,
+              keyfile=str(cert.with_suffix(".key")) if cert else None)
+    c.on_connect = lambda client, userdata, flags, rc, props: (answer.append(str(rc)), done.set())
+    c.on_disconnect = lambda *a: done.set()
+    try:
+        c.connect("127.0.0.1", org.port)
+    except (OSError, ssl.SSLError) as e:
+        return f"TLS refused: {e}"
+    c.loop_start()
+    done.wait(10)
+    c.disconnect()
+    c.loop_stop()
+    return answer[0] if answer else "disconnected"
+
+
+def test_client_certificates_instead_of_passwords(tmp_path: Path):
+    """`org-broker-config --client-certificates`: the household bridges with its certificate and
+    its status arrives under its prefix; a password alone gets nowhere; a household's wearable
+    certificate cannot write into another household; a removed household's certificate is
+    revoked: its bridge is cut off at the reload and refused after."""
+    org = OrgBrokerProcess(tmp_path / "org", (ONE, TWO), client_certificates=True).start()
+    home = _household(tmp_path, org, ONE)
+    fleet = Fleet(org, {ONE: home}, tmp_path)
+    pub = None
+    try:
+        assert "password" not in org.org_file(ONE).read_text()
+        assert wait_until(lambda: _bridged(home, org), 15), home.log_tail()
+        care = OrgClient(org, "care")
+        assert care.subscribe("fleet/+/share/#") == [1]
+        pub = _bus(fleet, ONE, "bridge").start()
+        pub.publish("share/status", _status(pub))
+        assert wait_until(lambda: bool(care.messages(f"fleet/{ONE}/share/status")), 15)
+        assert _tls_login(org, ONE, None) != "Success"
+        wearable = OrgClient(org, f"{ONE}.wearable-a")
+        assert wearable.publish(f"fleet/{TWO}.wearable-a/partner/a/input", _input()) == NOT_AUTHORIZED
+        assert wearable.publish(f"fleet/{ONE}.wearable-a/partner/a/input", _input()) == 0
+        wearable.close()
+        old_cert = tmp_path / "one.crt"
+        for suffix in (".crt", ".key"):
+            old_cert.with_suffix(suffix).write_bytes(
+                (org.directory / "clients" / f"{ONE}{suffix}").read_bytes())
+        assert _tls_login(org, ONE, old_cert) == "Success"
+        # rotating revokes the old certificate at the reload (Mosquitto rereads the CRL)
+        two_old = tmp_path / "two.crt"
+        for suffix in (".crt", ".key"):
+            two_old.with_suffix(suffix).write_bytes(
+                (org.directory / "clients" / f"{TWO}{suffix}").read_bytes())
+        assert _org_cli(org, "--rotate", TWO) == 0
+        org.reload()
+        assert wait_until(lambda: _tls_login(org, TWO, two_old) != "Success", 10)
+        assert _tls_login(org, TWO, org.directory / "clients" / f"{TWO}.crt") == "Success"
+        assert _org_cli(org, "--remove", ONE) == 0
+        assert "client_certificates" in (org.directory / "households.json").read_text()
+        org.reload()
+        assert wait_until(lambda: f"Client {ONE} disconnected" in org.log_path.read_text(), 10)
+        assert _tls_login(org, ONE, old_cert) != "Success"
+        care.close()
+    finally:
+        if pub:
+            pub.stop()
+        home.kill()
+        org.kill()
