@@ -15,7 +15,7 @@ from mqtt.errors import BrokerConfigError, BrokerStartError
 EXIT_USAGE = 2
 # the long-running services: their INFO lines (every ladder step, every connection) belong in the
 # journal; the one-shot commands print their own output and log only warnings
-SERVICES = ("hub", "panel", "caller")
+SERVICES = ("hub", "panel", "caller", "share-status")
 
 
 def _broker_config(args: argparse.Namespace) -> int:
@@ -29,6 +29,11 @@ def _broker_config(args: argparse.Namespace) -> int:
                           keyfile=args.tls_key, names=tuple(args.tls_name or ()))
     elif args.tls_cert or args.tls_key:
         raise BrokerConfigError("--tls-cert/--tls-key need --tls-port")
+    if args.bridge:   # a wrong organisation file stops before anything is written
+        from mqtt.bridge_config import load_org
+        if load_org(args.bridge).household != args.household:
+            raise BrokerConfigError(f"{args.bridge} is for household "
+                                    f"{load_org(args.bridge).household!r}, not {args.household!r}")
     creds = write_broker_config(Path(args.out), args.household, port=args.port, rotate=args.rotate,
                                 tls=tls, broker_user=args.broker_user, rotate_tls=args.rotate_tls)
     out = Path(args.out).resolve()
@@ -40,7 +45,47 @@ def _broker_config(args: argparse.Namespace) -> int:
           + ("; new passwords" if args.rotate else "; existing passwords kept"))
     if tls and not args.tls_cert:
         print("  tls/ca.crt      copy this to a panel on another device")
+    if args.bridge:
+        import os
+
+        from mqtt.bridge_config import write_bridge
+        from mqtt.broker_config import _broker_uid_gid
+        # as root, the files go to the broker's user: it rereads them on a reload (SIGHUP)
+        owner = _broker_uid_gid(args.broker_user or "mosquitto") if os.geteuid() == 0 else None
+        link = write_bridge(out, args.household, args.bridge, owner)
+        print(f"  conf.d/bridge.conf  bridge to {link.host}:{link.port} (TLS) as "
+              f"{link.username}: out share/, in the wearables' inputs (docs/fleet.md)")
     print(f"start it with: mosquitto -c {out / 'mosquitto.conf'}")
+    return 0
+
+
+def _org_broker_config(args: argparse.Namespace) -> int:
+    from mqtt.org_broker import OrgTls, write_org_broker_config
+    cfg = write_org_broker_config(
+        Path(args.out), port=args.port, bind=args.bind, host=args.host,
+        add=tuple(args.add or ()), remove=tuple(args.remove or ()), rotate=tuple(args.rotate or ()),
+        tls=OrgTls(args.tls_cert, args.tls_key, args.tls_ca, tuple(args.tls_name or ())),
+        client_certificates=args.client_certificates, broker_user=args.broker_user)
+    print(f"organisation broker configuration written to {cfg.out}")
+    print(f"  mosquitto.conf  TLS listener {cfg.bind}:{cfg.port}; households connect to {cfg.host}")
+    print(f"  households      {len(cfg.households)}: {', '.join(cfg.households) or '(none)'}")
+    print("  households/ID/  org.toml and ca.crt for that hub's `broker-config --bridge`, "
+          "wearable-a.json and wearable-b.json for its wearables (mode 0600)")
+    print(f"start it with: mosquitto -c {cfg.out / 'mosquitto.conf'} (after a change: kill -HUP)")
+    return 0
+
+
+def _share_status(args: argparse.Namespace) -> int:
+    from core.sdnotify import run_until_stopped
+    from firmware.share.status import ShareStatusPublisher
+    from mqtt.broker_config import Credentials
+    from mqtt.client import BusClient
+    creds = Credentials.load(Path(args.broker_dir) / "credentials" / "bridge.json")
+    bus = BusClient("bridge", args.household, creds, host=args.host, port=args.port,
+                    state_dir=args.state_dir)
+    pub = ShareStatusPublisher(bus).start()
+    run_until_stopped(bus.alive, f"share status for {args.household} running")
+    pub.stop()
     return 0
 
 
@@ -336,7 +381,42 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tls-name", action="append", help="host name or IP for a generated certificate")
     b.add_argument("--rotate-tls", action="store_true", help="generate a new CA and certificate")
     b.add_argument("--broker-user", help="user mosquitto runs as (default: mosquitto when root)")
+    b.add_argument("--bridge", type=Path, metavar="ORG.toml",
+                   help="also bridge to the care organisation's broker (docs/fleet.md)")
     b.set_defaults(func=_broker_config)
+
+    ob = sub.add_parser("org-broker-config",
+                        help="the care organisation's Mosquitto that households bridge to",
+                        description="Write DIR/mosquitto.conf, passwd, acl (%%u patterns) and, per "
+                                    "household, DIR/households/ID/ (docs/fleet.md).")
+    ob.add_argument("--out", required=True, type=Path, metavar="DIR")
+    ob.add_argument("--add", action="append", metavar="ID", help="add a household (repeatable)")
+    ob.add_argument("--remove", action="append", metavar="ID",
+                    help="remove a household: its passwords and files are deleted")
+    ob.add_argument("--rotate", action="append", metavar="ID",
+                    help="new passwords for a household's bridge and wearables")
+    ob.add_argument("--port", type=int, default=8883, help="TLS port (default 8883)")
+    ob.add_argument("--bind", default="0.0.0.0")
+    ob.add_argument("--host", help="the name households connect to (default: this host's name)")
+    ob.add_argument("--tls-cert", type=Path, help="server certificate (default: generate a CA and one)")
+    ob.add_argument("--tls-key", type=Path)
+    ob.add_argument("--tls-ca", type=Path, help="the CA that signed --tls-cert (given to households)")
+    ob.add_argument("--tls-name", action="append", help="host name or IP for a generated certificate")
+    ob.add_argument("--client-certificates", action="store_true",
+                    help="households, wearables and the care reader log in with a certificate "
+                         "from the organisation CA instead of a password (kept for later runs)")
+    ob.add_argument("--broker-user", help="user mosquitto runs as (default: mosquitto when root)")
+    ob.set_defaults(func=_org_broker_config)
+
+    ss = sub.add_parser("share-status", help="publish the equipment status the organisation sees "
+                        "(share/status; docs/fleet.md)")
+    ss.add_argument("--household", required=True)
+    ss.add_argument("--broker-dir", type=Path, required=True,
+                    help="the broker-config directory (credentials/bridge.json)")
+    ss.add_argument("--state-dir", type=Path, default=Path("/var/lib/timeout-hub/share"))
+    ss.add_argument("--host", default="127.0.0.1")
+    ss.add_argument("--port", type=int, default=1883)
+    ss.set_defaults(func=_share_status)
 
     c = sub.add_parser("check-config", help="check a household plan (exit 0 valid, 2 not)",
                        description="Check a household plan TOML file; every problem is listed. "

@@ -193,6 +193,7 @@ def write_broker_config(out: Path, household: str, *, port: int = 1883, rotate: 
         # an existing folder too: before this, root wrote it 0700 and the services could not enter
         os.chmod(out, 0o755)
         os.chmod(cred_dir, 0o711 if service_owner else 0o700)
+        (out / "conf.d").mkdir(mode=0o700, exist_ok=True)  # the fleet bridge (mqtt/bridge_config.py)
     except OSError as e:
         raise BrokerConfigError(f"cannot create {out}: {e.strerror}") from None
 
@@ -256,8 +257,10 @@ def write_broker_config(out: Path, household: str, *, port: int = 1883, rotate: 
                  f"keyfile {keyfile}", "tls_version tlsv1.2"]
         if owner and tls.certfile is None:
             os.chown(keyfile, *owner)
+    # Last: a bridge to the care organisation (docs/fleet.md), when `--bridge` wrote one.
+    conf += ["", f"include_dir {out / 'conf.d'}"]
     _write(out / "mosquitto.conf", "\n".join(conf) + "\n", 0o644)
     if owner:
-        for p in (out / "passwd", out / "acl", data_dir):
+        for p in (out / "passwd", out / "acl", data_dir, out / "conf.d"):
             os.chown(p, *owner)
     return creds

@@ -77,10 +77,10 @@ def _roles(*names: str) -> frozenset[str]:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("{service}/available", None, 1, True, _roles("{service}"), _roles("hub", "doctor"),
+    TopicSpec("{service}/available", None, 1, True, _roles("{service}"), _roles("hub", "doctor", "bridge"),
               "`online` while connected, `offline` (last will), `stopped` on a clean exit. "
               "Everyone may read `hub/available` (see below)."),
-    TopicSpec("{service}/health", schemas.Health, 1, True, _roles("{service}"), _roles("hub", "doctor"),
+    TopicSpec("{service}/health", schemas.Health, 1, True, _roles("{service}"), _roles("hub", "doctor", "bridge"),
               "A service's current faults; the hub folds them into `state.faults` (and adds "
               "`service.offline` when a service's last will arrives)."),
     TopicSpec("state", schemas.State, 1, True, _roles("hub"),
@@ -119,6 +119,10 @@ TOPICS: tuple[TopicSpec, ...] = (
               "the panel (its GPIO). Never who opened it (R4)."),
     TopicSpec("door/{door}/event", schemas.DoorEvent, 1, False, _roles("{owner}"), _roles("hub"),
               "The door opened or closed; with the tags it tells a departure or a return."),
+    TopicSpec("share/status", schemas.ShareStatus, 1, True, _roles("bridge"), _roles("bridge"),
+              "The equipment status the care organisation sees (the only `share/` topic until the "
+              "consent filter exists); the bridge to the organisation sends out only `share/` "
+              "(docs/fleet.md)."),
     TopicSpec("applied/{service}", schemas.Applied, 0, False, _roles("hub"), _roles("{service}"),
               "The ids of that service's inputs the hub has applied and saved; until then the "
               "service keeps them and sends them again when the hub comes (back) online."),

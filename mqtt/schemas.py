@@ -287,4 +287,18 @@ class Applied(Envelope):
     ids: list[uuid.UUID] = Field(min_length=1, max_length=64)
 
 
+class ShareStatus(Envelope):
+    """What the care organisation sees of a household until the consent filter exists
+    (docs/fleet.md): whether the equipment works. Fault codes only, no service names of a
+    partner's device, no reasons, no phase, nothing about either partner (R9, R11)."""
+
+    hub: Literal["online", "offline", "stopped", "unknown"]
+    panel: Literal["online", "offline", "stopped", "unknown"]
+    caller: Literal["online", "offline", "stopped", "unknown"]
+    wearables_online: Annotated[int, Field(ge=0, le=2)] = Field(
+        description="how many wearables are connected, never whose")
+    faults: list[Code] = Field(default_factory=list, max_length=32,
+                               description="current fault codes of all services, sorted, once each")
+
+
 AVAILABILITY = ("online", "offline", "stopped")

@@ -1,0 +1,1 @@
+"""What a household sends to its care organisation through the fleet bridge (docs/fleet.md)."""
