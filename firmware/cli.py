@@ -302,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("procedure-replay", help="run the procedure on a scripted evening: what would "
                    "the hub have done?", add_help=False)
+    sub.add_parser("apart-replay", help="run the wearable's geofence on a recorded gpsd log "
+                   "(gpspipe -w)", add_help=False)
 
     d = sub.add_parser("demo", help="run the simulated household on a private broker")
     d.add_argument("--speed", type=float, default=1.0,
@@ -325,7 +327,8 @@ def configure_logging(args: argparse.Namespace) -> None:
 
 OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli",
                "calibrate": "firmware.hub.calibrate_cli",
-               "procedure-replay": "firmware.hub.replay_cli"}
+               "procedure-replay": "firmware.hub.replay_cli",
+               "apart-replay": "firmware.wearable.replay_cli"}
 
 
 def main(argv: list[str] | None = None) -> int:
