@@ -15,7 +15,7 @@ from mqtt.errors import BrokerConfigError, BrokerStartError
 EXIT_USAGE = 2
 # the long-running services: their INFO lines (every ladder step, every connection) belong in the
 # journal; the one-shot commands print their own output and log only warnings
-SERVICES = ("hub", "panel", "caller")
+SERVICES = ("hub", "panel", "caller", "wearable")
 
 
 def _broker_config(args: argparse.Namespace) -> int:
@@ -110,6 +110,14 @@ def _panel(args: argparse.Namespace) -> int:
         return serve(args.config, mock=args.mock, draw_lights=args.draw)
     except (OSError, ValueError) as e:   # ConfigError is a ValueError; a missing credentials file
         return refuse("panel", e)
+
+
+def _wearable(args: argparse.Namespace) -> int:
+    from firmware.wearable.service import serve
+    try:
+        return serve(args.config, mock=args.mock)
+    except (OSError, ValueError) as e:   # ConfigError is a ValueError; a missing credentials file
+        return refuse("wearable", e)
 
 
 def _caller(args: argparse.Namespace) -> int:
@@ -269,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--mock", action="store_true", help="gpiozero MockFactory instead of real pins")
     pn.add_argument("--draw", action="store_true", help="draw the lights in the terminal")
     pn.set_defaults(func=_panel)
+
+    wr = sub.add_parser("wearable", help="run a partner's wearable (button, vibration, apart verdict)")
+    wr.add_argument("--config", required=True, help="wearable TOML (examples/wearable.toml)")
+    wr.add_argument("--mock", action="store_true", help="gpiozero MockFactory instead of real pins")
+    wr.set_defaults(func=_wearable)
 
     cl = sub.add_parser("caller", help="run the cellular caller service")
     cl.add_argument("--config", type=Path, required=True, help="caller TOML (mode 0600)")
