@@ -33,6 +33,7 @@ class WearableWatch:
         self.check_every_s = check_every_s
         now = hub.clock.monotonic()
         self._last = dict.fromkeys(self.partners, now)
+        self.beats = dict.fromkeys(self.partners, 0)    # heartbeats heard since the start
         self._silent: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -56,6 +57,7 @@ class WearableWatch:
             return
         with self._lock:
             self._last[m.partner] = self.hub.clock.monotonic()
+            self.beats[m.partner] += 1
         self.check()
 
     def _run(self) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 Pattern = tuple[float, ...]
 
 S, L, GAP = 0.15, 0.8, 0.25     # short buzz, long buzz, pause between buzzes
+BETWEEN = 1.0                   # pause after a pattern, so two never run into one
 
 PATTERNS: dict[str, Pattern] = {
     # your long press reached the hub's outbox: the time-out is announced
     "started": (1.5,),
-    # how do you feel? answer 1, 2 or 3 presses
-    "checkin": (S, GAP, S, GAP, S),
+    # how do you feel? answer 1, 2 or 3 presses (two short, one long: a question)
+    "checkin": (S, GAP, S, GAP, L),
     # a question about the time-out afterwards (evaluation): answer with presses
     "evaluation": (L, GAP, L),
     # time for one of your calming tasks
@@ -23,13 +24,13 @@ PATTERNS: dict[str, Pattern] = {
     # your answer was taken: one short buzz per press counted
     # ("confirm" is built per answer, see confirm())
     # the presses did not fit the question: answer again
-    "retry": (0.08, 0.08, 0.08, 0.08, 0.08, 0.08, 0.08),
+    "retry": (0.08, 0.08) * 5 + (0.08,),
 }
 
 
 def confirm(choice: int) -> Pattern:
-    """One short buzz per press counted, after a pause: the partner feels what was sent."""
-    out: list[float] = [0.0, 0.6]
+    """One short buzz per press counted: the partner feels what was sent."""
+    out: list[float] = []
     for i in range(choice):
         out += [S, GAP] if i < choice - 1 else [S]
     return tuple(out)

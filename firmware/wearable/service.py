@@ -223,7 +223,7 @@ class Wearable:
                     self.motor.off()
                     return
                 self.motor.off()
-            self._stop.wait(0.5)                 # patterns never run into each other
+            self._stop.wait(patterns.BETWEEN)    # patterns never run into each other
 
     # -- GNSS and the verdict ------------------------------------------------------------------
     def _publish_verdict(self, verdict: str) -> None:
