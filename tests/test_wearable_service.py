@@ -5,6 +5,7 @@ the wearable (R4); the hub says so when a wearable goes silent."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import os
@@ -113,7 +114,7 @@ def buzzes(pin) -> list[str]:
     split where the motor rested 0.6 s or more (timed by the mock pin as it was switched)."""
     st = list(pin.states)
     words, word = [], ""
-    for prev, cur in zip(st, st[1:]):
+    for prev, cur in itertools.pairwise(st):
         if prev.state and not cur.state:
             word += "S" if cur.timestamp < 0.4 else ("L" if cur.timestamp < 1.2 else "X")
         elif not prev.state and cur.state and cur.timestamp >= 0.6 and word:
