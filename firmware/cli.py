@@ -315,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("procedure-replay", help="run the procedure on a scripted evening: what would "
                    "the hub have done?", add_help=False)
+    sub.add_parser("wearable-home", help="the installer's home position for a wearable: "
+                   "averaged fixes at the front door", add_help=False)
     sub.add_parser("apart-replay", help="run the wearable's geofence on a recorded gpsd log "
                    "(gpspipe -w)", add_help=False)
 
@@ -341,7 +343,8 @@ def configure_logging(args: argparse.Namespace) -> None:
 OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli",
                "calibrate": "firmware.hub.calibrate_cli",
                "procedure-replay": "firmware.hub.replay_cli",
-               "apart-replay": "firmware.wearable.replay_cli"}
+               "apart-replay": "firmware.wearable.replay_cli",
+               "wearable-home": "firmware.wearable.home_cli"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -194,6 +194,41 @@ def test_a_large_error_keeps_it_unknown_however_far_the_fix_says():
     g = Geofence(HOME)
     assert [g.observe(float(i), _at(130.0, err=40.0)) for i in range(10)] == [None] * 10
     assert g.verdict == "unknown"
-    assert [g.observe(10.0 + i, _at(130.0, err=5.0)) for i in range(3)] == [None, None, "yes"]
+    # a fix is classified when the next one comes (gpsd's error arrives an epoch late)
+    assert [g.observe(10.0 + i, _at(130.0, err=5.0)) for i in range(4)] == [None, None, None, "yes"]
     assert distance_m(HOME.lat, HOME.lon, _at(100.0).lat, HOME.lon) == pytest.approx(100.0, abs=0.5)
     assert math.isclose(distance_m(0, 0, 0, 0), 0.0)
+
+
+def test_the_installer_gets_the_home_position_from_averaged_fixes(tmp_path):
+    """`timeout-hub wearable-home` against the real gpsd: fixes scattered 4 m around the door,
+    and bad ones (HDOP 5: 95 m) that must not count, give the door within a metre."""
+    epochs = [((i % 5) - 2.0, 1.0) if i % 4 else (60.0, 5.0) for i in range(400)]
+    track = tmp_path / "door.nmea"
+    track.write_text(nmea(epochs))
+    from mqtt.broker_process import free_port
+    port = free_port()
+    feeder = subprocess.Popen(["gpsfake", "-q", "-P", str(port), "-c", "0.01", str(track)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        import socket
+        import time
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and feeder.poll() is None
+                time.sleep(0.05)
+        r = subprocess.run([sys.executable, "-m", "firmware.cli", "wearable-home", "--seconds", "6",
+                            "--gpsd", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
+    finally:
+        import os
+        import signal
+        os.killpg(feeder.pid, signal.SIGTERM)
+        feeder.wait(10)
+    assert r.returncode == 0, r.stderr
+    lat, lon = (float(x) for x in r.stdout.split("[")[1].split("]")[0].split(","))
+    assert distance_m(lat, lon, HOME.lat, HOME.lon) < 1.0, r.stdout

@@ -9,7 +9,8 @@ A fix counts with its own error (gpsd's 95 % horizontal estimate, the larger of 
 The verdict changes only when the last `CONFIRM` fixes agree: far -> yes, near -> no, unsure ->
 unknown; a mixture keeps the verdict (a single multipath jump at home changes nothing). Without a
 fix for `NO_FIX_S` seconds (indoors, a cold start, the receiver off) the verdict is unknown.
-Nothing here keeps a fix after it has been classified: no track exists, not even in memory.
+Nothing here keeps a fix after it has been classified (the newest one waits one second for the
+next, see `observe`): no track exists, not even in memory.
 """
 from __future__ import annotations
 
@@ -72,8 +73,12 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
+def _error(fix: Fix) -> float:
+    return fix.error_m if fix.error_m and fix.error_m > 0 else DEFAULT_ERROR_M
+
+
 def zone(home: Home, fix: Fix) -> Zone:
-    err = fix.error_m if fix.error_m and fix.error_m > 0 else DEFAULT_ERROR_M
+    err = _error(fix)
     d = distance_m(home.lat, home.lon, fix.lat, fix.lon)
     if d - err >= APART_M:
         return "far"
@@ -99,23 +104,26 @@ class Geofence:
         self._last_fix_at: float | None = None
         self._started_at: float | None = None
         self._epoch: object = None
+        self._pending: Fix | None = None      # the newest epoch's fix, until the next one
 
     def observe(self, now: float, fix: Fix | None, epoch: object = None) -> Verdict | None:
         """One report from gpsd: a fix, or None (no fix: mode 0/1). `epoch`: the receiver's time
-        of the fix; gpsd reports one epoch more than once as its sentences come in (RMC, then
-        GGA), and a repeat replaces the epoch's zone instead of counting as another fix.
+        of the fix; gpsd reports one epoch once per sentence (RMC, GSA, GGA), and a repeat
+        replaces the epoch's fix instead of counting as another. gpsd gives an epoch's error
+        with the next epoch's report (gpsd 3.22, NMEA), so a fix is classified when the next
+        epoch arrives, with the larger of the two errors: one second later, never too sure.
         Returns the new verdict on a change."""
         if self._started_at is None:
             self._started_at = now
         if fix is None:
+            self._pending = None
             return self.tick(now)
         self._last_fix_at = now
-        z = zone(self.home, fix)
-        if epoch is not None and epoch == self._epoch and self._recent:
-            self._recent[-1] = z
-        else:
-            self._recent = [*self._recent, z][-self.confirm:]
-        self._epoch = epoch
+        if self._pending is not None and (epoch is None or epoch != self._epoch):
+            held = self._pending
+            err = max(_error(held), _error(fix))
+            self._recent = [*self._recent, zone(self.home, Fix(held.lat, held.lon, err))][-self.confirm:]
+        self._pending, self._epoch = fix, epoch
         if len(self._recent) == self.confirm and len(set(self._recent)) == 1:
             return self._set(_VERDICT[self._recent[0]], True)
         return None
@@ -131,6 +139,7 @@ class Geofence:
     def reset(self) -> Verdict | None:
         """The receiver is switched off: nothing is known any more."""
         self._recent, self._last_fix_at, self._started_at = [], None, None
+        self._pending, self._epoch = None, None
         return self._set("unknown", False)
 
     def _set(self, verdict: Verdict, based_on_fix: bool) -> Verdict | None:
