@@ -102,8 +102,8 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
                "a wearable has not been heard for an hour; charge it, or call the installer",
                "een draagbaar kastje is al een uur niet gehoord; laad het op, of bel de installateur"),
     FaultClass("wearable.battery_low", "other", True,
-               "a wearable's battery is low (about two days left); charge it",
-               "de batterij van een draagbaar kastje is bijna leeg (nog ongeveer twee dagen); laad het op"),
+               "a wearable's battery is low (a few hours left); charge it now",
+               "de batterij van een draagbaar kastje is bijna leeg (nog enkele uren); laad het nu op"),
     # durations run on the monotonic clock; an unsynchronised wall clock only means downtime is
     # not credited (a time-out can only get longer): nothing for the household to do
     FaultClass("clock.unsynchronised", "other", False, "the clock is not set from the network yet",

@@ -55,7 +55,8 @@ class WearablePins(StrictConfig):
 class BatteryConfig(StrictConfig):
     # a file holding the charge in percent (a fuel gauge's sysfs `capacity`); none: not measured
     capacity_file: str | None = None
-    low_percent: int = Field(25, ge=5, le=60, description="about two days of use left at 25 %")
+    low_percent: int = Field(25, ge=5, le=60,
+                             description="about 6 hours of use left at 25 % (docs/wearable.md)")
 
 
 class WearableConfig(StrictConfig):
