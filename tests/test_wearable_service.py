@@ -85,10 +85,10 @@ def config(home: PrivateBroker, tmp_path: Path, gpsd_port: int, **kw) -> Wearabl
     creds = tmp_path / "wearable-b.json"
     c = home.creds("wearable-b")
     creds.write_text(json.dumps({"username": c.username, "password": c.password}))
+    kw.setdefault("answer_window_seconds", 1.0)
     return WearableConfig(household=PLAN.household, partner="b", credentials=str(creds),
                           state_dir=str(tmp_path / "wearable"), port=home.port,
-                          home=(HOME.lat, HOME.lon), gpsd_port=gpsd_port,
-                          answer_window_seconds=1.0, **kw)
+                          home=(HOME.lat, HOME.lon), gpsd_port=gpsd_port, **kw)
 
 
 def wearable(home, tmp_path, gpsd_port: int, **kw) -> tuple[Wearable, MockFactory]:
@@ -274,3 +274,29 @@ def test_a_wearable_config_without_home_is_one_sentence(tmp_path):
     r = subprocess.run([sys.executable, "-m", "firmware.cli", "wearable", "--config", str(bad)],
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 2 and "home" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_hub_asking_again_does_not_cancel_presses_being_made(home, tmp_path):
+    """The hub repeats an unanswered check-in (3 prompts over 5 minutes); a repeat that arrives
+    while the partner is pressing must not throw away the presses already made."""
+    import uuid
+    hub = client(home, tmp_path, "hub")
+    inputs = Collect(payloads=True)
+    hub.on("partner/b/input", inputs)
+    hub.start()
+    w, factory = wearable(home, tmp_path, free_port(), answer_window_seconds=3.0)
+    assert hub.wait_subscribed(5)
+    q = uuid.uuid4()
+    prompt = schemas.PartnerPrompt(question_id=q, kind="checkin", key="checkin.how_do_you_feel",
+                                   options=3)
+    hub.publish("partner/b/prompt", prompt)
+    assert wait_until(lambda: factory.pin(PINS["led"]).state, 5)
+    press(factory, 1)
+    hub.publish("partner/b/prompt", prompt.model_copy(update={"id": uuid.uuid4()}))   # asked again
+    assert wait_until(lambda: w._question_at and w.question is not None and w.question.id != prompt.id, 5)
+    press(factory, 1)
+    assert wait_until(lambda: len(inputs) >= 1, 10)
+    assert inputs[0].kind == "answer" and inputs[0].question_id == q and inputs[0].choice == 2
+    w.close()
+    w.bus.stop()
+    hub.stop()

@@ -192,7 +192,11 @@ class Wearable:
         log.info("prompt %s (%s)", p.key, name)
         if p.kind in ("checkin", "evaluation") and p.options:
             with self._lock:
-                self.question, self._question_at, self._presses = p, self.monotonic(), 0
+                # the hub asks again (same question) while the partner may be pressing: the
+                # presses made so far still count
+                if self.question is None or self.question.question_id != p.question_id:
+                    self._presses = 0
+                self.question, self._question_at = p, self.monotonic()
                 self.led.on()                    # a question is open: answer with presses
         self.buzz(patterns.PATTERNS[name])
 
