@@ -134,7 +134,17 @@ def press(factory, times: int = 1) -> None:
         time.sleep(0.1)
 
 
-def test_a_time_out_announced_on_the_wearable_runs_end_to_end(home, tmp_path, gpsfake):
+def no_coordinates_in(folder: Path) -> None:
+    files = [f for f in folder.rglob("*") if f.is_file()]
+    assert files, f"nothing written under {folder}?"
+    for f in files:
+        data = f.read_bytes()
+        for bit in COORDINATE_TEXT:
+            assert bit.encode() not in data, f"{f.name} holds {bit!r}"
+
+
+def test_a_time_out_announced_on_the_wearable_runs_end_to_end(home, tmp_path, gpsfake, caplog):
+    caplog.set_level(logging.DEBUG)
     gpsd_port = gpsfake([(150.0, 1.0)] * 30)       # the partner is 150 m away once gone
     clock = ManualClock()
     hub_bus = client(home, tmp_path, "hub")
@@ -186,6 +196,12 @@ def test_a_time_out_announced_on_the_wearable_runs_end_to_end(home, tmp_path, gp
     w.bus.stop()
     panel.stop()
     hub.stop()
+    # R4 on the hub's side too: its database, its outbox and every log line of both
+    no_coordinates_in(tmp_path / "hub")
+    no_coordinates_in(tmp_path / "wearable")
+    for rec in caplog.records:
+        for bit in COORDINATE_TEXT:
+            assert bit not in rec.getMessage(), rec.getMessage()
 
 
 def test_no_coordinate_leaves_the_wearable(home, tmp_path, gpsfake, caplog):
@@ -223,12 +239,7 @@ def test_no_coordinate_leaves_the_wearable(home, tmp_path, gpsfake, caplog):
     for rec in caplog.records:
         for bit in COORDINATE_TEXT:
             assert bit not in rec.getMessage(), rec.getMessage()
-    files = [f for f in (tmp_path / "wearable").rglob("*") if f.is_file()]
-    assert files, "the wearable wrote no state at all?"
-    for f in files:
-        data = f.read_bytes()
-        for bit in COORDINATE_TEXT:
-            assert bit.encode() not in data, f"{f.name} holds {bit!r}"
+    no_coordinates_in(tmp_path / "wearable")
     # the apart payload is the verdict and its time, nothing else
     for t, p in payloads:
         if t.endswith("/apart"):
