@@ -311,3 +311,41 @@ def test_the_hub_asking_again_does_not_cancel_presses_being_made(home, tmp_path)
     w.close()
     w.bus.stop()
     hub.stop()
+
+
+def test_the_wearable_service_runs_under_systemd_without_gpsd(home, tmp_path):
+    """`timeout-hub wearable` as its unit runs it (READY=1, WATCHDOG=1), during a time-out with
+    no gpsd to read: one warning line, the watchdog still fed, a clean stop."""
+    c = home.creds("hub")
+    hub = Raw(home.port, c.username, c.password, "hub")
+    assert hub.wait_connack() == 0
+    state = schemas.State(phase="timeout", since=schemas.now_utc(), leaver="b")
+    hub.publish_and_ack(f"timeout/{PLAN.household}/state", state.model_dump_json().encode(), retain=True)
+    hub.close()
+    cfg = tmp_path / "wearable.toml"
+    cfg.write_text(f'household = "{PLAN.household}"\npartner = "b"\n'
+                   f'credentials = "{home.directory / "credentials" / "wearable-b.json"}"\n'
+                   f'state_dir = "{tmp_path / "state"}"\nport = {home.port}\n'
+                   f'home = [{HOME.lat}, {HOME.lon}]\ngpsd_port = {free_port()}\n')
+    sock_path = tmp_path / "notify.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(str(sock_path))
+    s.settimeout(15)
+    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000",
+           "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "firmware.cli", "wearable", "--config", str(cfg),
+                          "--mock"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        got: list[str] = []
+        while got.count("WATCHDOG=1") < 3:      # fed again and again while gpsd is missing
+            got.append(s.recv(256).decode())
+        assert "READY=1" in got
+    finally:
+        p.send_signal(signal.SIGTERM)
+        code = p.wait(15)
+        err = p.stderr.read()
+        s.close()
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert err.count("gpsd at 127.0.0.1") == 1, err     # said once, not every retry
