@@ -15,7 +15,7 @@ from mqtt.errors import BrokerConfigError, BrokerStartError
 EXIT_USAGE = 2
 # the long-running services: their INFO lines (every ladder step, every connection) belong in the
 # journal; the one-shot commands print their own output and log only warnings
-SERVICES = ("hub", "panel", "caller", "share-status")
+SERVICES = ("hub", "panel", "caller", "share-status", "wearable")
 
 
 def _broker_config(args: argparse.Namespace) -> int:
@@ -257,6 +257,14 @@ def _panel(args: argparse.Namespace) -> int:
         return refuse("panel", e)
 
 
+def _wearable(args: argparse.Namespace) -> int:
+    from firmware.wearable.service import serve
+    try:
+        return serve(args.config, mock=args.mock)
+    except (OSError, ValueError) as e:   # ConfigError is a ValueError; a missing credentials file
+        return refuse("wearable", e)
+
+
 def _caller(args: argparse.Namespace) -> int:
     from core.sdnotify import run_until_stopped
     from firmware.caller.service import Caller, CallerConfigError, load_caller_config
@@ -484,6 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--draw", action="store_true", help="draw the lights in the terminal")
     pn.set_defaults(func=_panel)
 
+    wr = sub.add_parser("wearable", help="run a partner's wearable (button, vibration, apart verdict)")
+    wr.add_argument("--config", required=True, help="wearable TOML (examples/wearable.toml)")
+    wr.add_argument("--mock", action="store_true", help="gpiozero MockFactory instead of real pins")
+    wr.set_defaults(func=_wearable)
+
     cl = sub.add_parser("caller", help="run the cellular caller service")
     cl.add_argument("--config", type=Path, required=True, help="caller TOML (mode 0600)")
     cl.set_defaults(func=_caller)
@@ -516,6 +529,10 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("procedure-replay", help="run the procedure on a scripted evening: what would "
                    "the hub have done?", add_help=False)
+    sub.add_parser("wearable-home", help="the installer's home position for a wearable: "
+                   "averaged fixes at the front door", add_help=False)
+    sub.add_parser("apart-replay", help="run the wearable's geofence on a recorded gpsd log "
+                   "(gpspipe -w)", add_help=False)
 
     d = sub.add_parser("demo", help="run the simulated household on a private broker")
     d.add_argument("--speed", type=float, default=1.0,
@@ -539,7 +556,9 @@ def configure_logging(args: argparse.Namespace) -> None:
 
 OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli",
                "calibrate": "firmware.hub.calibrate_cli",
-               "procedure-replay": "firmware.hub.replay_cli"}
+               "procedure-replay": "firmware.hub.replay_cli",
+               "apart-replay": "firmware.wearable.replay_cli",
+               "wearable-home": "firmware.wearable.home_cli"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,6 +96,9 @@ TOPICS: tuple[TopicSpec, ...] = (
               "Home/away of that partner's tag, from BLE. Presence, never location (R4)."),
     TopicSpec("partner/{partner}/apart", schemas.Apart, 1, True, _roles("wearable-{partner}"), _roles("hub"),
               "The wearable's verdict \"at least 100 m from home\"; never coordinates (R4)."),
+    TopicSpec("partner/{partner}/heartbeat", schemas.Heartbeat, 0, False, _roles("wearable-{partner}"),
+              _roles("hub"), "That partner's wearable is alive (every 10 minutes): battery and "
+              "whether its GNSS is on. Silent for an hour: the hub shows `wearable.silent.<p>`."),
     TopicSpec("partner/{partner}/input", schemas.PartnerInput, 1, False,
               _roles("wearable-{partner}", "caller"), _roles("hub"),
               "That partner's button or answer (wearable, or an SMS reply relayed by the caller).",

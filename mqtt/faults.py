@@ -27,6 +27,9 @@ OWNERS: dict[str, frozenset[str]] = {
     "service.": frozenset({"hub"}), "faults.": frozenset({"hub"}),
     # a door sensor is the hub's (BLE, a hub GPIO) or the panel's (its GPIO)
     "door.": frozenset({"hub", "panel"}),
+    # the hub notices a wearable's silence; only a wearable knows its own battery
+    "wearable.silent.": frozenset({"hub"}),
+    "wearable.battery_": frozenset({"wearable-a", "wearable-b"}),
 }
 
 
@@ -93,6 +96,14 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
     FaultClass("door.stuck.", "other", True,
                "a door has read open for over an hour: close it, or its wire may be broken",
                "een deur staat al meer dan een uur open: sluit hem, of de draad is misschien stuk"),
+    # a partner's wearable (docs/wearable.md); the last part of `wearable.silent.<p>` is the
+    # partner id, never a name. Both are for the installer or the wearer; neither says where
+    FaultClass("wearable.silent.", "other", True,
+               "a wearable has not been heard for an hour; charge it, or call the installer",
+               "een draagbaar kastje is al een uur niet gehoord; laad het op, of bel de installateur"),
+    FaultClass("wearable.battery_low", "other", True,
+               "a wearable's battery is low (a few hours left); charge it now",
+               "de batterij van een draagbaar kastje is bijna leeg (nog enkele uren); laad het nu op"),
     # durations run on the monotonic clock; an unsynchronised wall clock only means downtime is
     # not credited (a time-out can only get longer): nothing for the household to do
     FaultClass("clock.unsynchronised", "other", False, "the clock is not set from the network yet",

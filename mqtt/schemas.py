@@ -212,6 +212,15 @@ class Apart(Envelope):
     fix: bool
 
 
+class Heartbeat(Envelope):
+    """A wearable is alive (every few minutes); the hub raises `wearable.silent.<p>` when they
+    stop (docs/wearable.md). Never where it is (R4)."""
+
+    battery: Annotated[int, Field(ge=0, le=100)] | None = Field(
+        None, description="percent; null when the wearable cannot measure it")
+    gnss: bool = Field(description="its GNSS receiver is on (during a time-out)")
+
+
 class PanelPress(Envelope):
     press: Literal["long", "short"]
     held_s: Annotated[float, Field(ge=0, le=600)]

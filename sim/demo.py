@@ -38,8 +38,10 @@ from firmware.hub.sensors import (
 )
 from firmware.hub.service import Hub
 from firmware.panel.service import Panel, draw
+from firmware.wearable.patterns import for_prompt
+from firmware.wearable.service import Wearable, WearableConfig
 from mqtt import schemas
-from mqtt.broker_process import PrivateBroker
+from mqtt.broker_process import PrivateBroker, free_port
 from mqtt.client import BusClient, Message
 from sim.ble_replay import ReplayScanner, ReplaySource
 from sim.modem import Callee, SimulatedSIM7600
@@ -254,19 +256,37 @@ def run_demo(speed: float = 1.0) -> int:
                 return 2 if partner == "a" else 1      # a is not calm yet: another round
             return 1 if final else 2
 
+        # partner b's wearable is the real wearable service (firmware/wearable) on its own
+        # MockFactory: the demo presses its button as partner b would; no gpsd runs here, so its
+        # verdict stays "unknown" (b stays home this evening)
+        wear_pins = MockFactory()
+        wearable = Wearable(wear_b, WearableConfig(
+            household=household, partner="b", credentials="(demo)", state_dir=str(tmp_path / "wearable"),
+            port=broker.port, home=(52.36667, 4.9), gpsd_port=free_port(), answer_window_seconds=1.0),
+            pin_factory=wear_pins)
+        wear_button = wear_pins.pin(wearable.cfg.pins.button)
+
+        def press_b(times: int) -> None:
+            time.sleep(0.3)
+            for _ in range(times):
+                wear_button.drive_low()
+                time.sleep(0.1)
+                wear_button.drive_high()
+                time.sleep(0.15)
+
         def wearable_b(m: Message) -> None:
             p = m.payload
             if not isinstance(p, schemas.PartnerPrompt):
                 raise TypeError(f"a partner prompt carries a PartnerPrompt, not {type(p).__name__}")
             tasks = ev.plan.partners["b"].calming_tasks
-            ev.say("partner b", "wearable: " + say(p.key, "en", task=tasks[(p.task or 1) - 1]))
+            ev.say("partner b", f"wearable buzzes ({for_prompt(p.kind, p.key).replace('_', ' ')}): "
+                   + say(p.key, "en", task=tasks[(p.task or 1) - 1]))
             choice = answer("b", p)
             if choice is None or ("b", str(p.question_id)) in ev.answered:
                 return
             ev.answered.add(("b", str(p.question_id)))
-            ev.say("partner b", f"answers {choice}")
-            wear_b.publish("partner/b/input", schemas.PartnerInput(
-                kind="answer", via="wearable", question_id=p.question_id, choice=choice))
+            ev.say("partner b", f"answers {choice} (presses the wearable's button {choice}x)")
+            threading.Thread(target=press_b, args=(choice,), name="demo-partner-b", daemon=True).start()
 
         wear_b.on("partner/b/prompt", wearable_b)
 
@@ -345,6 +365,7 @@ def run_demo(speed: float = 1.0) -> int:
             caller.start()
             for c in (panel, wear_b):
                 c.start()
+            wearable.start()
             for c in clients:
                 if not c.wait_subscribed(10):
                     raise RuntimeError(f"demo: {c.service} could not connect")
@@ -399,6 +420,7 @@ def run_demo(speed: float = 1.0) -> int:
             for svc in running:
                 svc.stop()
             panel_hw.close()
+            wearable.close()
             hub.stop()
             caller.stop()
             for c in (panel, wear_b):

@@ -467,11 +467,14 @@ def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "12
     # an accelerated clock (tests, bench) ticks as often in evening time as a real one
     hub = Hub(plan, bus, clock, state_dir, tick_seconds=min(1.0, 1.0 / speed * 20)).start()
     running = start_all(hub, plan, sensors, clock, state_dir) if sensors else []
+    from firmware.hub.wearable_watch import WearableWatch
+    watch = WearableWatch(hub).start()      # "wearable silent" (docs/wearable.md)
     # the watchdog watches the procedure only: a sensor that is down is a fault on the panel,
     # not a reason for systemd to restart the hub (and interrupt a time-out)
     run_until_stopped(hub.alive, f"hub for {plan.household} running (state in {state_dir}, "
                                  f"{len(running)} sensor(s))")
     for svc in running:
         svc.stop()
+    watch.stop()
     hub.stop()
     return 0
