@@ -436,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("procedure-replay", help="run the procedure on a scripted evening: what would "
                    "the hub have done?", add_help=False)
+    sub.add_parser("provision", help="the installer's guided, resumable set-up of a household "
+                   "(docs/provision.md)", add_help=False)
 
     d = sub.add_parser("demo", help="run the simulated household on a private broker")
     d.add_argument("--speed", type=float, default=1.0,
@@ -459,7 +461,8 @@ def configure_logging(args: argparse.Namespace) -> None:
 
 OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli",
                "calibrate": "firmware.hub.calibrate_cli",
-               "procedure-replay": "firmware.hub.replay_cli"}
+               "procedure-replay": "firmware.hub.replay_cli",
+               "provision": "firmware.provision.wizard"}
 
 
 def main(argv: list[str] | None = None) -> int:
