@@ -72,8 +72,7 @@ class Install:
         self.running: list = []
 
     def provision(self, answers_file: Path, capsys) -> tuple[int, str, str]:
-        seams = Seams(ble_backend=ReplayScanner, ble_kwargs={"source": self.source},
-                      pin_factory=MockFactory())
+        seams = Seams(ble_backend=ReplayScanner, ble_kwargs={"source": self.source})
         code = wizard.main(["--lang", "en", "--answers", str(answers_file), "--dir", str(self.etc),
                             "--state", str(self.state)], seams)
         out = capsys.readouterr()
@@ -179,10 +178,18 @@ def test_the_strongest_unknown_advertiser_close_to_the_hub_is_offered():
     assert strongest_unknown({NEIGHBOUR: -70}, set()) is None   # nobody holds a tag against it
 
 
-def test_at_the_terminal_a_bad_answer_is_explained_and_asked_again():
-    typed, said = iter(["Our Home!", "our-home"]), []
-    asker = Asker(None, "nl", read=lambda q: next(typed), say=said.append)
-    from firmware.provision.steps import household_and_broker  # noqa: F401 - the same parser
-    value = asker.ask("household.id", "Huishouden-id", lambda v: v if v.islower() else
-                      (_ for _ in ()).throw(ValueError("geen huishouden-id")))
-    assert value == "our-home" and said == ["  geen huishouden-id"]
+def test_at_the_terminal_a_bad_answer_is_explained_and_asked_again(tmp_path):
+    from firmware.provision.state import Progress
+    from firmware.provision.steps import Ctx, household_and_broker
+    typed, said, asked = iter(["Ons Huis!", "ons-huis", "99999", ""]), [], []
+
+    def read(question: str) -> str:
+        asked.append(question)
+        return next(typed)
+    c = Ctx(tmp_path, tmp_path, "nl", Asker(None, "nl", read=read, say=said.append),
+            Progress.load(tmp_path), Seams(), say=said.append)
+    household_and_broker(c)
+    assert said == ["  'Ons Huis!' is geen huishouden-id: 2-32 tekens a-z, 0-9 en -, eerste geen -",
+                    "  '99999' is geen poort (1-65535)"]
+    assert len(asked) == 4 and asked[0].startswith("Huishouden-id")
+    assert c.progress.facts == {"household": "ons-huis", "port": 1883}   # the default port

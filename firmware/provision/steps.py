@@ -22,7 +22,6 @@ class Seams:
     """The hardware the wizard talks to, replaceable in tests by the project's own simulations."""
     ble_backend: type | None = None
     ble_kwargs: dict[str, Any] = field(default_factory=dict)
-    pin_factory: Any = None
 
 
 @dataclass
@@ -292,7 +291,6 @@ def summary(c: Ctx, titles: list[tuple[str, str]]) -> str:
             continue
         lines.append(f"- {title}: {c.progress.results.get(step, '-')}")
     text = "\n".join(lines) + "\n"
-    assert not re.search(r"\+\d{6,}", text), "a phone number in the summary"
     (c.etc / RECORD).write_text(text, encoding="utf-8")
     c.say(text)
     return f"written to {c.etc / RECORD}"
