@@ -43,7 +43,7 @@ def test_every_command_and_option_the_guide_names_exists(lang):
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_the_steps_table_is_the_wizards_steps_in_order_and_says_which_are_not_built(lang):
-    rows = [rows for head, rows in tables(read(GUIDE[lang])) if head[0] in ("Step", "Stap")][0]
+    rows = next(rows for head, rows in tables(read(GUIDE[lang])) if head[0] in ("Step", "Stap"))
     assert [re.sub(r"\*\*", "", r[0]) for r in rows] == [t(lang, s) for s in wizard.STEPS]
     for (step, row) in zip(wizard.STEPS, rows, strict=True):
         built = wizard.RUN.get(step) is not steps.not_built

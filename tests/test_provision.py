@@ -21,7 +21,7 @@ from firmware.provision.pairing import strongest_unknown
 from firmware.provision.steps import Seams
 from mqtt.broker_process import PrivateBroker, free_port
 from sim.ble_replay import ReplayScanner, ReplaySource
-from tests.conftest import HOUSEHOLD, wait_until
+from tests.conftest import HOUSEHOLD
 from tests.helpers.plans import write_plan
 
 TAG = "D0:0D:1E:00:00:0A"          # partner a's new tag, held against the hub
@@ -166,7 +166,7 @@ def test_a_run_stopped_after_step_4_continues_at_step_5(install, tmp_path, capsy
     ({"door__kind": "bthome", "door__bind_key": "00"}, "door"),
 ])
 def test_a_bad_answer_is_refused_with_its_name(install, tmp_path, capsys, change, name):
-    code, out, err = install.provision(
+    code, _out, err = install.provision(
         answers(tmp_path, install.sim.port, install.port, **change), capsys)
     assert code == 2 and f"answer {name}:" in err, err
     assert len(err.strip().splitlines()) == 1
@@ -193,3 +193,16 @@ def test_at_the_terminal_a_bad_answer_is_explained_and_asked_again(tmp_path):
                     "  '99999' is geen poort (1-65535)"]
     assert len(asked) == 4 and asked[0].startswith("Huishouden-id")
     assert c.progress.facts == {"household": "ons-huis", "port": 1883}   # the default port
+
+
+def test_at_the_terminal_an_ended_input_stops_with_one_sentence_and_keeps_the_finished_steps(tmp_path):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", "provision", "--lang", "en",
+                        "--dir", str(tmp_path / "etc"), "--state", str(tmp_path / "var")],
+                       input="our-home\n\n", capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "the input ended in step 2; run it again" in r.stderr
+    state = json.loads((tmp_path / "etc" / "provision-state.json").read_text())
+    assert state["done"] == ["household"] and state["facts"]["household"] == "our-home"

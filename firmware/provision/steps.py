@@ -230,7 +230,7 @@ def tags(c: Ctx) -> str:
 def _listen_with_progress(c: Ctx, seconds: float) -> dict[str, int]:
     seams = c.seams
     try:
-        from rich.progress import Progress as Bar   # only when the venv has it; never required
+        from rich.progress import Progress as Bar  # only when the venv has it; never required
     except ImportError:
         return listen(seconds, seams.ble_backend, seams.ble_kwargs,
                       tick=lambda s: c.say(f"  {s:.0f}/{seconds:.0f} s") if s % 1 == 0 else None)

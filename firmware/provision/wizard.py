@@ -24,7 +24,9 @@ RUN = {"household": steps.household_and_broker, "plan": steps.plan, "contacts": 
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="timeout-hub provision", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="timeout-hub provision", description=(
+        "The installer's guided set-up of a household; a rerun continues at the first unfinished "
+        "step (docs/provision.md). Exit 0 when doctor passed, 1 when it did not, 2 on a bad answer."))
     ap.add_argument("--lang", choices=["nl", "en"], default="nl")
     ap.add_argument("--answers", type=Path, metavar="FILE", help="answer every question from this TOML file")
     ap.add_argument("--dir", type=Path, default=Path("/etc/timeout-hub"),
@@ -69,6 +71,10 @@ def main(argv: list[str], seams: steps.Seams | None = None) -> int:
                 result = RUN[step](c)
         except BadAnswer as e:
             print(f"timeout-hub provision: {e}", file=sys.stderr)
+            return 2
+        except EOFError:   # the terminal closed (Ctrl-D): the finished steps stay recorded
+            print(f"timeout-hub provision: the input ended in step {n}; run it again to continue "
+                  "there", file=sys.stderr)
             return 2
         except (BrokerConfigError, ConfigError, OSError) as e:
             print(f"timeout-hub provision: step {n} ({title}): {e}", file=sys.stderr)
