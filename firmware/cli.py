@@ -533,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "averaged fixes at the front door", add_help=False)
     sub.add_parser("apart-replay", help="run the wearable's geofence on a recorded gpsd log "
                    "(gpspipe -w)", add_help=False)
+    sub.add_parser("provision", help="the installer's guided, resumable set-up of a household "
+                   "(docs/provision.md)", add_help=False)
 
     d = sub.add_parser("demo", help="run the simulated household on a private broker")
     d.add_argument("--speed", type=float, default=1.0,
@@ -558,7 +560,8 @@ OWN_PARSERS = {"detect": "dsp.detect_cli", "presence-replay": "ble.replay_cli",
                "calibrate": "firmware.hub.calibrate_cli",
                "procedure-replay": "firmware.hub.replay_cli",
                "apart-replay": "firmware.wearable.replay_cli",
-               "wearable-home": "firmware.wearable.home_cli"}
+               "wearable-home": "firmware.wearable.home_cli",
+               "provision": "firmware.provision.wizard"}
 
 
 def main(argv: list[str] | None = None) -> int:

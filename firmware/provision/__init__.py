@@ -1,0 +1,2 @@
+"""`timeout-hub provision`: the installer's guided, resumable set-up of one household (issue 15,
+item 3; docs/provision.md)."""

@@ -1,0 +1,305 @@
+"""The wizard's steps, in order. Each takes the run's `Ctx`, asks what it needs, writes its file
+and returns one line for the summary (no phone numbers); it raises `BadAnswer` to stop."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+from firmware.provision.ask import Asker, BadAnswer
+from firmware.provision.pairing import HELD_RSSI_DBM, IRK_RE, listen, strongest_unknown
+from firmware.provision.state import Progress
+from firmware.provision.texts import t
+
+
+@dataclass
+class Seams:
+    """The hardware the wizard talks to, replaceable in tests by the project's own simulations."""
+    ble_backend: type | None = None
+    ble_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Ctx:
+    etc: Path                  # /etc/timeout-hub: plan, caller file, sensors, broker, record
+    state: Path                # /var/lib/timeout-hub
+    lang: str
+    ask: Asker
+    progress: Progress
+    seams: Seams
+    say: Callable[[str], None] = print
+
+    @property
+    def plan_path(self) -> Path:
+        return self.etc / "household.toml"
+
+    def tr(self, key: str, **kw: object) -> str:
+        return t(self.lang, key, **kw)
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def _write_toml(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
+    import os
+
+    import tomli_w
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(tomli_w.dumps(data))
+    os.replace(tmp, path)
+
+
+# 1 -----------------------------------------------------------------------------------------------
+def household_and_broker(c: Ctx) -> str:
+    from mqtt.broker_config import write_broker_config
+
+    def household(v: Any) -> str:
+        v = str(v).strip()
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,31}", v):
+            raise ValueError(c.tr("bad_household", v=v))
+        return v
+
+    def port(v: Any) -> int:
+        try:
+            p = int(v)
+        except (TypeError, ValueError):
+            p = 0
+        if not 0 < p < 65536:
+            raise ValueError(c.tr("bad_port", v=v))
+        return p
+    hh = c.ask.ask("household.id", c.tr("q_household"), household)
+    p = c.ask.ask("household.port", c.tr("q_port"), port, default=1883)
+    creds = write_broker_config(c.etc / "broker", hh, port=p)
+    c.progress.facts.update(household=hh, port=p)
+    return f"household {hh}, broker on 127.0.0.1:{p}, {len(creds)} service passwords"
+
+
+# 2 -----------------------------------------------------------------------------------------------
+def plan(c: Ctx) -> str:
+    from firmware.hub.plan import date_findings, load_plan
+    hh = c.progress.facts["household"]
+
+    def prepared(v: Any) -> dict[str, Any]:
+        path = Path(str(v)).expanduser()
+        if not path.is_file():
+            raise ValueError(c.tr("no_file", v=path))
+        try:
+            p = load_plan(path)
+        except ConfigError as e:
+            raise ValueError(c.tr("bad_plan", why="; ".join(f"{w}: {s}" for w, s in e.problems))) from None
+        refused = [f.sentence for f in date_findings(p, dt.date.today()) if f.install]
+        if refused:
+            raise ValueError(c.tr("bad_plan", why="; ".join(refused)))
+        if p.household != hh:
+            raise ValueError(c.tr("other_household", plan=p.household, hh=hh))
+        return _toml(path)
+    data = c.ask.ask("plan.file", c.tr("q_plan"), prepared)
+    _write_toml(c.plan_path, data)
+    p = load_plan(c.plan_path)
+    return (f"plan valid: at least {p.timeout.minimum_minutes} min, contacts a "
+            f"{p.partners['a'].contacts}, b {p.partners['b'].contacts}")
+
+
+# 3 -----------------------------------------------------------------------------------------------
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def contacts(c: Ctx) -> str:
+    from firmware.caller.config import load_caller_file, write_caller_config
+    from firmware.config_check import mismatches
+    from firmware.hub.plan import load_plan
+    p = load_plan(c.plan_path)
+
+    def numbers(partner: str, want: int) -> Callable[[Any], list[str]]:
+        def parse(v: Any) -> list[str]:
+            items = v if isinstance(v, list) else [x for x in str(v).split(",") if x.strip()]
+            out = [str(x).strip() for x in items]
+            for n in out:
+                if not E164.match(n):
+                    raise ValueError(c.tr("bad_number", v=n))
+            if len(out) != want:
+                raise ValueError(c.tr("count", p=partner, n=want, m=len(out)))
+            return out
+        return parse
+
+    def word(v: Any) -> str:
+        v = str(v).strip()
+        if not re.fullmatch(r"[A-Za-z][A-Za-z -]{1,30}", v):
+            raise ValueError(c.tr("q_code_word"))
+        return v
+    settings: dict[str, Any] = {
+        "household": p.household,
+        "code_word": c.ask.ask("contacts.code_word", c.tr("q_code_word"), word),
+        "credentials": str(c.etc / "broker" / "credentials" / "caller.json"),
+        "plan": str(c.plan_path), "state_dir": str(c.state / "caller"),
+        "port": c.progress.facts["port"],
+        "modem_port": c.ask.ask("contacts.modem_port", c.tr("q_modem"), str, default="/dev/ttyUSB2"),
+        "contacts": {}, "partners": {}}
+    for partner in ("a", "b"):
+        pp = p.partners[partner]   # type: ignore[index]
+        if pp.contacts:
+            settings["contacts"][partner] = [
+                {"number": n} for n in c.ask.ask(f"contacts.{partner}", c.tr("q_contacts", p=partner),
+                                                 numbers(partner, pp.contacts))]
+        if pp.sms_checkins:
+            settings["partners"][partner] = {"number": c.ask.ask(
+                f"contacts.phone_{partner}", c.tr("q_phone", p=partner), numbers(partner, 1))[0]}
+    # the installer's own settings of the caller (ring time, GNSS) pass through, checked below
+    extra = c.ask.given("contacts.caller") if c.ask.answers is not None else None
+    settings.update(extra or {})
+    path = write_caller_config(c.etc / "caller.toml", settings)
+    try:
+        found = mismatches(p, load_caller_file(path))
+    except ConfigError as e:
+        raise BadAnswer("contacts.caller", "; ".join(f"{w}: {s}" for w, s in e.problems)) from None
+    if found:
+        raise BadAnswer("contacts", "; ".join(found))
+    n = {k: len(v) for k, v in settings["contacts"].items()}
+    return f"caller file written (mode 0600): contacts a {n.get('a', 0)}, b {n.get('b', 0)}; fits the plan"
+
+
+# 4 -----------------------------------------------------------------------------------------------
+def tags(c: Ctx) -> str:
+    from firmware.hub.plan import load_plan, validate_plan
+    data = _toml(c.plan_path)
+    seconds = float(c.ask.given("tags.listen_seconds") or 5.0) if c.ask.answers is not None else 5.0
+    said = []
+
+    def choice(v: Any) -> str:
+        v = str(v).strip()
+        if v.lower() in ("pair", "keep") or IRK_RE.match(v):
+            return v if v.startswith("irk:") else v.lower()
+        raise ValueError(c.tr("bad_tag", v=v))
+
+    def yes(v: Any) -> bool:
+        if isinstance(v, bool):
+            return v
+        if str(v).strip().lower() in ("y", "yes", "j", "ja"):
+            return True
+        if str(v).strip().lower() in ("n", "no", "nee"):
+            return False
+        raise ValueError(c.tr("yes_no"))
+    for partner in ("a", "b"):
+        pp = data["partners"][partner]
+        how = c.ask.ask(f"tags.{partner}", c.tr("q_tag", p=partner), choice, default="pair")
+        if how == "keep":
+            said.append(f"{partner}: {len(pp.get('tags', []))} kept")
+            continue
+        if how.startswith("irk:"):
+            pp["tags"] = [how]
+            said.append(f"{partner}: phone (IRK)")
+            continue
+        while True:
+            known = {str(x).upper() for q in ("a", "b") if q != partner
+                     for x in data["partners"][q].get("tags", [])}
+            c.say(c.tr("hold_tag", p=partner, s=seconds))
+            heard = _listen_with_progress(c, seconds)
+            found = strongest_unknown(heard, known)
+            heard.clear()   # R4: nothing else heard is kept
+            if found is None:
+                if c.ask.answers is not None:
+                    raise BadAnswer(f"tags.{partner}", c.tr("no_tag_heard", min=HELD_RSSI_DBM))
+                c.say("  " + c.tr("no_tag_heard", min=HELD_RSSI_DBM))
+                continue
+            addr, rssi = found
+            if c.ask.ask(f"tags.{partner}_confirm", c.tr("offer_tag", addr=addr, rssi=rssi, p=partner),
+                         yes, default=True if c.ask.answers is not None else None):
+                pp["tags"] = [addr]
+                said.append(f"{partner}: tag paired at {rssi} dBm")
+                break
+            if c.ask.answers is not None:
+                raise BadAnswer(f"tags.{partner}_confirm", c.tr("not_this_tag"))
+            c.say("  " + c.tr("not_this_tag"))
+    try:
+        validate_plan(data)
+    except ConfigError as e:
+        raise BadAnswer("tags", c.tr("bad_plan", why="; ".join(f"{w}: {s}" for w, s in e.problems))) from None
+    _write_toml(c.plan_path, data)
+    load_plan(c.plan_path)
+    return "; ".join(said)
+
+
+def _listen_with_progress(c: Ctx, seconds: float) -> dict[str, int]:
+    seams = c.seams
+    try:
+        from rich.progress import Progress as Bar  # only when the venv has it; never required
+    except ImportError:
+        return listen(seconds, seams.ble_backend, seams.ble_kwargs,
+                      tick=lambda s: c.say(f"  {s:.0f}/{seconds:.0f} s") if s % 1 == 0 else None)
+    with Bar(transient=True) as bar:
+        task = bar.add_task("BLE", total=seconds)
+        return listen(seconds, seams.ble_backend, seams.ble_kwargs,
+                      tick=lambda s: bar.update(task, completed=s))
+
+
+# 5 -----------------------------------------------------------------------------------------------
+def door(c: Ctx) -> str:
+    from firmware.hub.sensors import SensorsError, load_sensors
+
+    def kind(v: Any) -> str:
+        v = str(v).strip().lower()
+        if v not in ("none", "gpio", "bthome"):
+            raise ValueError(c.tr("bad_door", v=v))
+        return v
+    path = c.etc / "sensors.toml"
+    data: dict[str, Any] = _toml(path) if path.exists() else {
+        "microphone": {"enabled": True}, "ble": {"enabled": True, "adapter": "hci0"}}
+    k = c.ask.ask("door.kind", c.tr("q_door"), kind, default="none")
+    data["doors"] = []
+    if k != "none":
+        d: dict[str, Any] = {"id": "hub-1", "kind": k}
+        if k == "gpio":
+            d["pin"] = c.ask.ask("door.pin", c.tr("q_pin"), int)
+        else:
+            d["mac"] = c.ask.ask("door.mac", c.tr("q_mac"), lambda v: str(v).strip().upper())
+            d["bind_key"] = c.ask.ask("door.bind_key", c.tr("q_key"), lambda v: str(v).strip().lower())
+        data["doors"] = [d]
+    _write_toml(path, data)
+    try:
+        load_sensors(path)
+    except SensorsError as e:
+        path.unlink()
+        raise BadAnswer("door", c.tr("bad_sensors", why="; ".join(s for _, s in e.problems))) from None
+    return "no door sensor" if k == "none" else f"door hub-1: {k}"
+
+
+# 6-9: not built on this branch ----------------------------------------------------------------------
+def not_built(c: Ctx) -> str:
+    c.say("  " + c.tr("not_built"))
+    return "NOT BUILT: do it by hand (installer guide)"
+
+
+# 10 ----------------------------------------------------------------------------------------------
+RECORD = "provision-record.md"
+
+
+def summary(c: Ctx, titles: list[tuple[str, str]]) -> str:
+    """What was set up and what passed, for the household file: no phone numbers (they are only
+    in caller.toml), no tag addresses."""
+    lines = [f"# {c.tr('summary')}: {c.progress.facts.get('household')}", "",
+             f"{dt.date.today().isoformat()}", ""]
+    for step, title in titles:
+        if step in ("summary", "doctor"):
+            continue
+        lines.append(f"- {title}: {c.progress.results.get(step, '-')}")
+    text = "\n".join(lines) + "\n"
+    (c.etc / RECORD).write_text(text, encoding="utf-8")
+    c.say(text)
+    return f"written to {c.etc / RECORD}"
+
+
+# 11 ----------------------------------------------------------------------------------------------
+def doctor(c: Ctx) -> tuple[bool, str]:
+    from firmware.doctor import Where, report, run_checks
+    where = Where(etc=c.etc, state=c.state, port=int(c.progress.facts["port"]))
+    text, code = report(run_checks(where, listen_s=3.0), as_json=False)
+    c.say(text)
+    return code == 0, text.splitlines()[-1]

@@ -1,0 +1,73 @@
+"""What the installer reads in the wizard, in Dutch and English (neutral, no names: R14)."""
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "step": {"nl": "Stap {n} van {total}: {title}", "en": "Step {n} of {total}: {title}"},
+    "skip": {"nl": "Stap {n} ({title}) is al gedaan: {result}", "en": "Step {n} ({title}) is done already: {result}"},
+    "household": {"nl": "huishouden en broker", "en": "household and broker"},
+    "plan": {"nl": "het huishoudplan", "en": "the household plan"},
+    "contacts": {"nl": "contactpersonen", "en": "contacts"},
+    "tags": {"nl": "tags koppelen", "en": "tag pairing"},
+    "door": {"nl": "deursensor", "en": "door sensor"},
+    "microphone": {"nl": "microfoon kalibreren", "en": "microphone calibration"},
+    "walk": {"nl": "looptest", "en": "walk test"},
+    "panel": {"nl": "paneeltest", "en": "panel test"},
+    "calls": {"nl": "testoproepen en test-sms", "en": "test calls and test SMS"},
+    "summary": {"nl": "overzicht voor het huishouddossier", "en": "summary for the household file"},
+    "doctor": {"nl": "controle (doctor)", "en": "check (doctor)"},
+    "not_built": {"nl": "nog niet gebouwd: doe dit met de hand (docs/guides/installer.nl.md)",
+                  "en": "not built yet: do this by hand (docs/guides/installer.en.md)"},
+    "q_household": {"nl": "Huishouden-id (2-32 tekens a-z, 0-9, -)", "en": "Household id (2-32 of a-z, 0-9, -)"},
+    "q_port": {"nl": "Poort van de broker", "en": "Broker port"},
+    "q_plan": {"nl": "Pad van het voorbereide huishoudplan (TOML)", "en": "Path of the prepared household plan (TOML)"},
+    "q_code_word": {"nl": "Codewoord waaraan contactpersonen het huishouden herkennen (geen naam)",
+                    "en": "Code word the contacts know the household by (not a name)"},
+    "q_modem": {"nl": "Poort van de modem (AT)", "en": "The modem's AT port"},
+    "q_contacts": {"nl": "Nummers van de contactpersonen van partner {p}, in belvolgorde, met komma's (+31...)",
+                   "en": "Numbers of partner {p}'s contacts, in calling order, comma-separated (+31...)"},
+    "q_phone": {"nl": "Eigen nummer van partner {p} (check-ins per sms)",
+                "en": "Partner {p}'s own number (check-ins by SMS)"},
+    "q_tag": {"nl": "Tag van partner {p}: 'pair' (tag tegen de hub houden), 'irk:SLEUTEL' (telefoon) of 'keep'",
+              "en": "Partner {p}'s tag: 'pair' (hold the tag against the hub), 'irk:KEY' (a phone) or 'keep'"},
+    "hold_tag": {"nl": "Houd de tag van partner {p} tegen de hub ({s:.0f} s luisteren)…",
+                 "en": "Hold partner {p}'s tag against the hub (listening {s:.0f} s)…"},
+    "offer_tag": {"nl": "Gehoord: {addr} op {rssi} dBm. Is dit de tag van partner {p}? (ja/nee)",
+                  "en": "Heard: {addr} at {rssi} dBm. Is this partner {p}'s tag? (yes/no)"},
+    "q_door": {"nl": "Deursensor: 'none', 'gpio' (reedcontact) of 'bthome' (Shelly BLU)",
+               "en": "Door sensor: 'none', 'gpio' (reed contact) or 'bthome' (Shelly BLU)"},
+    "q_pin": {"nl": "BCM-GPIO-nummer van het contact", "en": "BCM GPIO number of the contact"},
+    "q_mac": {"nl": "Bluetooth-adres van de sensor", "en": "The sensor's Bluetooth address"},
+    "q_key": {"nl": "Sleutel (bind key, 32 hex-tekens)", "en": "Bind key (32 hex digits)"},
+    "doctor_failed": {"nl": "De controle vond een fout. Herstel die, start de diensten en voer "
+                             "`timeout-hub provision` opnieuw uit: het gaat verder bij deze stap.",
+                      "en": "The check found a failure. Fix it, start the services and run "
+                            "`timeout-hub provision` again: it continues at this step."},
+    "finished": {"nl": "De installatie is klaar. Het overzicht staat in {record}.",
+                 "en": "The installation is finished. The summary is in {record}."},
+    # refusals: one sentence each
+    "bad_household": {"nl": "{v!r} is geen huishouden-id: 2-32 tekens a-z, 0-9 en -, eerste geen -",
+                      "en": "{v!r} is not a household id: 2-32 of a-z, 0-9 and -, not starting with -"},
+    "bad_port": {"nl": "{v!r} is geen poort (1-65535)", "en": "{v!r} is not a port (1-65535)"},
+    "no_file": {"nl": "{v} bestaat niet", "en": "{v} does not exist"},
+    "other_household": {"nl": "het plan is voor huishouden {plan}, niet voor {hh}",
+                        "en": "the plan is for household {plan}, not {hh}"},
+    "bad_number": {"nl": "{v!r} is geen internationaal nummer zoals +31612345678",
+                   "en": "{v!r} is not an international number like +31612345678"},
+    "count": {"nl": "het plan geeft partner {p} {n} contactperso(o)n(en), hier staan er {m}",
+              "en": "the plan gives partner {p} {n} contact(s), {m} given here"},
+    "bad_tag": {"nl": "{v!r} is geen 'pair', 'keep' of 'irk:' met 32 hex-tekens",
+                "en": "{v!r} is not 'pair', 'keep' or 'irk:' with 32 hex digits"},
+    "no_tag_heard": {"nl": "geen onbekende tag dichtbij genoeg gehoord (sterker dan {min} dBm): houd "
+                           "de tag tegen de hub en probeer opnieuw",
+                     "en": "no unknown tag heard close enough (stronger than {min} dBm): hold the "
+                           "tag against the hub and try again"},
+    "not_this_tag": {"nl": "de tag is niet gekozen: probeer opnieuw", "en": "the tag was not taken: try again"},
+    "yes_no": {"nl": "antwoord ja of nee", "en": "answer yes or no"},
+    "bad_door": {"nl": "{v!r} is niet 'none', 'gpio' of 'bthome'", "en": "{v!r} is not 'none', 'gpio' or 'bthome'"},
+    "bad_sensors": {"nl": "de deursensor past niet: {why}", "en": "the door sensor does not fit: {why}"},
+    "bad_plan": {"nl": "het plan is niet geldig: {why}", "en": "the plan is not valid: {why}"},
+}
+
+
+def t(lang: str, key: str, **kw: object) -> str:
+    return TEXTS[key][lang].format(**kw)

@@ -1,0 +1,208 @@
+"""Issue 15 item 3, `timeout-hub provision`: the installer's wizard, run from an answers file
+against the project's own simulations (bleak's replay backend for the tag held against the hub,
+the simulated SIM7600, the MockFactory panel, a real private broker). A full run ends with
+`doctor` passing; a run stopped by a missing answer after step 4 continues at step 5; a bad answer
+is refused with its name and nothing is recorded."""
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+import tomli_w
+from gpiozero.pins.mock import MockFactory
+
+from core.clock import SystemClock
+from firmware.provision import wizard
+from firmware.provision.ask import Asker
+from firmware.provision.pairing import strongest_unknown
+from firmware.provision.steps import Seams
+from mqtt.broker_process import PrivateBroker, free_port
+from sim.ble_replay import ReplayScanner, ReplaySource
+from tests.conftest import HOUSEHOLD
+from tests.helpers.plans import write_plan
+
+TAG = "D0:0D:1E:00:00:0A"          # partner a's new tag, held against the hub
+NEIGHBOUR = "5A:11:22:33:44:55"    # a phone next door: heard, never kept (R4)
+IRK = "irk:" + "0f" * 16           # partner b's phone
+CONTACTS = ["+31600000201", "+31600000202", "+31600000301", "+31600000101"]
+
+
+def trace() -> list[tuple]:
+    out = []
+    for i in range(30):
+        out.append((0.05 * i, NEIGHBOUR, -72, {}, {}))
+        out.append((0.05 * i + 0.01, TAG, -38 - (i % 3), {}, {}))
+    return out
+
+
+def answers(tmp_path: Path, modem_port: str, port: int, **changes) -> Path:
+    plan = write_plan(tmp_path / "prepared.toml", HOUSEHOLD)   # a: 2 contacts + SMS, b: 1
+    data = {
+        "household": {"id": HOUSEHOLD, "port": port},
+        "plan": {"file": str(plan)},
+        "contacts": {"code_word": "Zonnebloem", "modem_port": modem_port,
+                     "a": CONTACTS[:2], "b": [CONTACTS[2]], "phone_a": CONTACTS[3],
+                     "caller": {"time_scale": 0.05, "health_every_seconds": 1, "gnss_port": 0,
+                                "clock_flag": str(tmp_path / "clock-flag")}},
+        "tags": {"a": "pair", "b": IRK, "listen_seconds": 2},
+        "door": {"kind": "bthome", "mac": "A4:C1:38:00:00:01", "bind_key": "ab" * 16},
+    }
+    for name, value in changes.items():
+        section, key = name.split("__")
+        if value is None:
+            data[section].pop(key)
+        else:
+            data[section][key] = value
+    path = tmp_path / "answers.toml"
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+class Install:
+    def __init__(self, tmp_path: Path):
+        from sim.modem import SimulatedSIM7600
+        self.tmp = tmp_path
+        self.etc, self.state = tmp_path / "etc", tmp_path / "var"
+        self.sim = SimulatedSIM7600(time_scale=0.05)
+        self.port = free_port()
+        self.source = ReplaySource(trace(), SystemClock())
+        self.running: list = []
+
+    def provision(self, answers_file: Path, capsys) -> tuple[int, str, str]:
+        seams = Seams(ble_backend=ReplayScanner, ble_kwargs={"source": self.source})
+        code = wizard.main(["--lang", "en", "--answers", str(answers_file), "--dir", str(self.etc),
+                            "--state", str(self.state)], seams)
+        out = capsys.readouterr()
+        assert "Traceback" not in out.err
+        return code, out.out, out.err
+
+    def start_services(self) -> None:
+        """What `systemctl start` does after an installation: the broker from the folder step 1
+        wrote, the hub, the panel (MockFactory) and the caller (simulated modem)."""
+        from firmware.caller.config import load_caller_config
+        from firmware.caller.service import Caller
+        from firmware.hub.plan import load_plan
+        from firmware.hub.service import Hub
+        from firmware.panel.service import Panel
+        from mqtt.client import BusClient
+        broker = PrivateBroker(self.etc / "broker", HOUSEHOLD, port=self.port).start()
+        self.running.append(broker.kill)
+
+        def bus(service: str) -> BusClient:
+            return BusClient(service, HOUSEHOLD, broker.creds(service), port=self.port,
+                             state_dir=self.state / service, reconnect_max=0.5)
+        hub = Hub(load_plan(self.etc / "household.toml"), bus("hub"), SystemClock(),
+                  self.state / "hub", tick_seconds=0.05).start()
+        self.running.append(hub.stop)
+        panel_bus = bus("panel")
+        panel = Panel(panel_bus, pin_factory=MockFactory())
+        panel_bus.start()
+        self.running.append(panel.close)
+        caller = Caller(load_caller_config(self.etc / "caller.toml"), bus("caller")).start()
+        self.running.append(caller.stop)
+
+    def close(self) -> None:
+        for stop in reversed(self.running):
+            stop()
+        self.sim.close()
+
+
+@pytest.fixture
+def install(tmp_path):
+    i = Install(tmp_path)
+    yield i
+    i.close()
+
+
+def test_a_full_answers_run_ends_with_doctor_passing(install, tmp_path, capsys):
+    code, out, err = install.provision(answers(tmp_path, install.sim.port, install.port), capsys)
+    # the services are not running yet: doctor fails, the steps before it are recorded
+    assert code == 1 and "run `timeout-hub provision` again" in err, (out, err)
+    plan = tomllib.loads((install.etc / "household.toml").read_text())
+    assert plan["partners"]["a"]["tags"] == [TAG] and plan["partners"]["b"]["tags"] == [IRK]
+    assert oct(os.stat(install.etc / "caller.toml").st_mode & 0o777) == "0o600"
+    sensors = tomllib.loads((install.etc / "sensors.toml").read_text())
+    assert sensors["doors"][0]["kind"] == "bthome"
+    # nothing but the paired tag is kept, and no phone number outside caller.toml
+    for f in (install.etc / "provision-state.json", install.etc / "provision-record.md",
+              install.etc / "household.toml"):
+        text = f.read_text()
+        assert NEIGHBOUR not in text and not any(n in text for n in CONTACTS), f
+    record = (install.etc / "provision-record.md").read_text()
+    assert "tag paired" in record and "NOT BUILT" in record   # steps 6-9 say so
+    install.start_services()
+    # doctor's modem line passes once the caller reported its modem (once a second)
+    for _ in range(10):
+        code, out, err = install.provision(answers(tmp_path, install.sim.port, install.port), capsys)
+        if code == 0:
+            break
+    assert code == 0, (out, err)
+    assert "Step 11 of 11" in out and " 0 fail" in out and "The installation is finished" in out
+    assert "Step 4 (tag pairing) is done already" in out
+    assert install.source.starts == 1   # the tag was not listened for again
+
+
+def test_a_run_stopped_after_step_4_continues_at_step_5(install, tmp_path, capsys):
+    code, out, err = install.provision(
+        answers(tmp_path, install.sim.port, install.port, door__mac=None), capsys)
+    assert code == 2 and "answer door.mac: missing" in err, err
+    done = json.loads((install.etc / "provision-state.json").read_text())["done"]
+    assert done == ["household", "plan", "contacts", "tags"]
+    code, out, err = install.provision(answers(tmp_path, install.sim.port, install.port), capsys)
+    assert "Step 4 (tag pairing) is done already" in out and "Step 5 of 11: door sensor" in out
+    assert "Step 1 of 11" not in out and install.source.starts == 1
+    done = json.loads((install.etc / "provision-state.json").read_text())["done"]
+    assert done[:10] == list(wizard.STEPS[:10])
+
+
+@pytest.mark.parametrize("change, name", [
+    ({"household__id": "Our Home!"}, "household.id"),
+    ({"contacts__b": ["+31600000301", "+31600000302"]}, "contacts.b"),
+    ({"contacts__a": ["0612345678", "+31600000202"]}, "contacts.a"),
+    ({"tags__b": "irk:123"}, "tags.b"),
+    ({"door__kind": "bthome", "door__bind_key": "00"}, "door"),
+])
+def test_a_bad_answer_is_refused_with_its_name(install, tmp_path, capsys, change, name):
+    code, _out, err = install.provision(
+        answers(tmp_path, install.sim.port, install.port, **change), capsys)
+    assert code == 2 and f"answer {name}:" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_strongest_unknown_advertiser_close_to_the_hub_is_offered():
+    heard = {TAG: -40, NEIGHBOUR: -70, "AA:AA:AA:AA:AA:AA": -30}
+    assert strongest_unknown(heard, {"AA:AA:AA:AA:AA:AA"}) == (TAG, -40)
+    assert strongest_unknown({NEIGHBOUR: -70}, set()) is None   # nobody holds a tag against it
+
+
+def test_at_the_terminal_a_bad_answer_is_explained_and_asked_again(tmp_path):
+    from firmware.provision.state import Progress
+    from firmware.provision.steps import Ctx, household_and_broker
+    typed, said, asked = iter(["Ons Huis!", "ons-huis", "99999", ""]), [], []
+
+    def read(question: str) -> str:
+        asked.append(question)
+        return next(typed)
+    c = Ctx(tmp_path, tmp_path, "nl", Asker(None, "nl", read=read, say=said.append),
+            Progress.load(tmp_path), Seams(), say=said.append)
+    household_and_broker(c)
+    assert said == ["  'Ons Huis!' is geen huishouden-id: 2-32 tekens a-z, 0-9 en -, eerste geen -",
+                    "  '99999' is geen poort (1-65535)"]
+    assert len(asked) == 4 and asked[0].startswith("Huishouden-id")
+    assert c.progress.facts == {"household": "ons-huis", "port": 1883}   # the default port
+
+
+def test_at_the_terminal_an_ended_input_stops_with_one_sentence_and_keeps_the_finished_steps(tmp_path):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", "provision", "--lang", "en",
+                        "--dir", str(tmp_path / "etc"), "--state", str(tmp_path / "var")],
+                       input="our-home\n\n", capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "the input ended in step 2; run it again" in r.stderr
+    state = json.loads((tmp_path / "etc" / "provision-state.json").read_text())
+    assert state["done"] == ["household"] and state["facts"]["household"] == "our-home"
