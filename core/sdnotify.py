@@ -27,12 +27,22 @@ def notify(message: str) -> bool:
         return False
 
 
+_stop = threading.Event()
+
+
+def stop_on_signals() -> threading.Event:
+    """From now on SIGTERM/SIGINT set the returned event instead of killing the process. A service
+    calls it before it starts anything (firmware/cli.py does for every service), so a stop that
+    comes during start-up is a clean stop too."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: _stop.set())
+    return _stop
+
+
 def run_until_stopped(alive: Callable[[], bool], banner: str) -> None:
     """The main thread of every service: READY=1, then WATCHDOG=1 only while `alive()` says the
-    service's own threads work, until SIGTERM/SIGINT."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    service's own threads work, until SIGTERM/SIGINT (also one that came during start-up)."""
+    stop = stop_on_signals()
     notify("READY=1")
     print(banner, flush=True)
     every = watchdog_interval()

@@ -572,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
         return importlib.import_module(OWN_PARSERS[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
     configure_logging(args)
+    if args.command in SERVICES:
+        from core.sdnotify import stop_on_signals
+        stop_on_signals()     # a SIGTERM while the service starts is a clean stop, not a kill
     try:
         return args.func(args)
     except (BrokerConfigError, BrokerStartError) as e:
