@@ -5,8 +5,10 @@ What crosses is fixed here, not in the organisation's file:
 - out: only the household's `share/` subtree (what the partners consented to share; today the
   equipment status of mqtt.share_status, which has no partner data);
 - in: only what a partner's own wearable publishes under `partner/<p>/` (its apart verdict, its
-  button and answers), from that wearable's own prefix on the organisation's broker.
-Prompts, state, events, sound, presence, calls and acknowledgements never cross.
+  button and answers, its heartbeat), from that wearable's own prefix on the organisation's broker;
+- out to a wearable away from home: only the contract's `away` topics it reads (its own prompts,
+  the hub's confirmations of its own inputs, whether the hub is online), under its own prefix.
+State, events, sound, presence, doors, calls and the other partner's prompts never cross.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mqtt import contract
+from mqtt import contract, schemas
 from mqtt.errors import BrokerConfigError, ContractError
 
 CONF_DIR = "conf.d"          # write_broker_config includes DIR/conf.d/*.conf
@@ -45,6 +47,12 @@ def inbound_topics() -> list[tuple[str, str]]:
         if c.partner and f"wearable-{c.partner}" in c.publishers:
             out.append((c.topic, f"wearable-{c.partner}"))
     return sorted(out)
+
+
+def outbound_wearable_topics() -> list[tuple[str, str]]:
+    """(relative topic, wearable role) for what a partner's wearable away from home needs from its
+    hub: the contract's `away` topics that wearable reads (contract.away_topics)."""
+    return sorted((t, f"wearable-{p}") for p in schemas.PARTNERS for t in contract.away_topics(p))
 
 
 def load_org(path: Path) -> OrgLink:
@@ -135,6 +143,9 @@ def bridge_text(link: OrgLink, files: dict[str, Path]) -> str:
     ]
     for topic, role in inbound_topics():
         lines.append(f"topic {topic} in 1 {local} {link.prefix}/{h}.{role}/")
+    lines.append("# out to a wearable away from home: its own prompts and confirmations, hub online")
+    for topic, role in outbound_wearable_topics():
+        lines.append(f"topic {topic} out 1 {local} {link.prefix}/{h}.{role}/")
     return "\n".join(lines) + "\n"
 
 

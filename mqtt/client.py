@@ -146,7 +146,8 @@ def _no_delay(client, userdata, sock) -> None:
 class BusClient:
     def __init__(self, service: str, household: str, credentials: Credentials, *,
                  state_dir: Path, host: str = "127.0.0.1", port: int = 1883,
-                 tls_ca: Path | None = None,
+                 tls_ca: Path | None = None, tls_cert: tuple[Path, Path] | None = None,
+                 topic_prefix: str | None = None,
                  reconnect_min: float = 0.5, reconnect_max: float = 30.0, keepalive: int = 30,
                  clock: Callable[[], datetime] = schemas.now_utc,
                  on_connection: Callable[[bool], None] | None = None):
@@ -154,7 +155,11 @@ class BusClient:
             raise ContractError(f"unknown service {service!r}; one of {', '.join(schemas.SERVICES)}")
         self.service = service
         self.household = contract.check_household(household)
-        self.prefix = contract.prefix(household)
+        # The outbox keeps topics under the household's own prefix; `topic_prefix` is where this
+        # connection puts them on the wire (a wearable away from home: its prefix on the
+        # organisation's broker), so one outbox serves either link (firmware/wearable/link.py).
+        self.home_prefix = contract.prefix(household)
+        self.prefix = topic_prefix or self.home_prefix
         self.clock = clock
         self.on_connection = on_connection   # told True/False as the broker link comes and goes
         self.host, self.port, self.keepalive = host, port, keepalive
@@ -185,7 +190,7 @@ class BusClient:
         # outbox ids the broker acknowledged and the hub has not confirmed yet
         self._unconfirmed: set[str] = set()
         self._confirmed_topics = frozenset(
-            self._abs(c.topic) for c in contract.CONCRETE.values()
+            self.home_prefix + c.topic for c in contract.CONCRETE.values()
             if c.spec.confirmed and service in c.publishers)
 
         # The broker uses the username as client id (use_username_as_clientid); this matches it.
@@ -197,7 +202,8 @@ class BusClient:
         c.reconnect_delay_set(min_delay=reconnect_min, max_delay=reconnect_max)
         c.max_inflight_messages_set(100)
         if tls_ca is not None:
-            c.tls_set(ca_certs=str(tls_ca))
+            c.tls_set(ca_certs=str(tls_ca), certfile=str(tls_cert[0]) if tls_cert else None,
+                      keyfile=str(tls_cert[1]) if tls_cert else None)
         c.on_socket_open = _no_delay
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
@@ -256,7 +262,8 @@ class BusClient:
                 self._retained_out[self._abs(topic)] = (data, spec.qos)
             if spec.durable:
                 try:
-                    row = self.store.add(str(payload.id), self._abs(topic), data, spec.qos, spec.retain)
+                    row = self.store.add(str(payload.id), self.home_prefix + topic, data, spec.qos,
+                                         spec.retain)
                     self.storage_problem = None
                 except (sqlite3.Error, OSError) as err:
                     # What is due must still leave (a call, a prompt): sent from memory, not kept
@@ -381,8 +388,13 @@ class BusClient:
                 else:
                     self._sub_pending.add(mid)
 
+    def _wire(self, stored: str) -> str:
+        if stored.startswith(self.home_prefix):
+            return self.prefix + stored[len(self.home_prefix):]
+        return stored
+
     def _send(self, row: OutboxRow) -> None:
-        info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+        info = self._client.publish(self._wire(row.topic), row.payload, qos=row.qos, retain=row.retain)
         if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
             # paho's queue is full (a very long outage): the row stays and goes at the next start.
             log.error("%s: send queue full; message %s stays in the outbox", self.service, row.id)

@@ -44,6 +44,9 @@ class TopicSpec:
     # An input the hub confirms on `applied/<sender>` once applied and saved; the sender keeps
     # it in its outbox until then (docs/reliability.md, "Acknowledgement").
     confirmed: bool = False
+    # Sent to a partner's wearable away from home, through the bridge to the organisation's
+    # broker (mqtt/bridge_config.py), if that wearable reads it. Only what it needs to work away.
+    away: bool = False
 
     @property
     def durable(self) -> bool:
@@ -79,7 +82,7 @@ def _roles(*names: str) -> frozenset[str]:
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("{service}/available", None, 1, True, _roles("{service}"), _roles("hub", "doctor", "bridge"),
               "`online` while connected, `offline` (last will), `stopped` on a clean exit. "
-              "Everyone may read `hub/available` (see below)."),
+              "Everyone may read `hub/available` (see below).", away=True),
     TopicSpec("{service}/health", schemas.Health, 1, True, _roles("{service}"), _roles("hub", "doctor", "bridge"),
               "A service's current faults; the hub folds them into `state.faults` (and adds "
               "`service.offline` when a service's last will arrives)."),
@@ -105,7 +108,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               confirmed=True),
     TopicSpec("partner/{partner}/prompt", schemas.PartnerPrompt, 1, False, _roles("hub"),
               _roles("hub", "wearable-{partner}", "caller"),
-              "A check-in, evaluation question or calming-task reminder for that partner only."),
+              "A check-in, evaluation question or calming-task reminder for that partner only.",
+              away=True),
     TopicSpec("panel/press", schemas.PanelPress, 1, False, _roles("panel"), _roles("hub", "doctor"),
               "The time-out button: long press (start) or short press (ignored, counted).",
               confirmed=True),
@@ -128,11 +132,19 @@ TOPICS: tuple[TopicSpec, ...] = (
               "(docs/fleet.md)."),
     TopicSpec("applied/{service}", schemas.Applied, 0, False, _roles("hub"), _roles("{service}"),
               "The ids of that service's inputs the hub has applied and saved; until then the "
-              "service keeps them and sends them again when the hub comes (back) online."),
+              "service keeps them and sends them again when the hub comes (back) online.", away=True),
 )
 
 # Every service may see whether the hub is there (the panel shows "hub offline").
 HUB_AVAILABILITY_READERS = ALL
+
+
+def away_topics(partner: str) -> list[str]:
+    """What partner p's wearable reads when it is away from home (via the organisation's broker):
+    the `away` topics it subscribes to. Never `state` (the thermometer, faults and the question
+    stay in the home), never the other partner's prompts."""
+    role = f"wearable-{partner}"
+    return sorted(c.topic for c in CONCRETE.values() if c.spec.away and role in c.subscribers)
 
 
 def check_household(household: str) -> str:

@@ -219,6 +219,9 @@ class Heartbeat(Envelope):
     battery: Annotated[int, Field(ge=0, le=100)] | None = Field(
         None, description="percent; null when the wearable cannot measure it")
     gnss: bool = Field(description="its GNSS receiver is on (during a time-out)")
+    link: Literal["home", "organisation"] | None = Field(
+        None, description="how it reaches the hub: the home broker, or the organisation's broker "
+        "when it is away from home Wi-Fi; sent on every (re)connect and switch")
 
 
 class PanelPress(Envelope):

@@ -273,8 +273,17 @@ def test_status_arrives_under_its_own_prefix_and_nothing_personal_crosses(fleet:
             c.stop()
 
     seen = audit.messages()
-    assert seen and {t for t, _ in seen} == {f"fleet/{ONE}/share/status"}, {t for t, _ in seen}
-    for _, payload in seen:
+    # out: share/status to the care organisation; to partner a's wearable away from home only its
+    # own prompt (and whether the hub is online): never state, events, calls, sound, presence,
+    # the other partner's prompts, or an SMS answer (tests/test_wearable_link.py uses them)
+    away = {f"fleet/{ONE}.wearable-a/partner/a/prompt",
+            *(f"fleet/{ONE}.wearable-{p}/hub/available" for p in "ab")}
+    topics = {t for t, _ in seen}
+    assert f"fleet/{ONE}/share/status" in topics and f"fleet/{ONE}.wearable-a/partner/a/prompt" in topics
+    assert topics <= {f"fleet/{ONE}/share/status", *away}, topics
+    for t, payload in seen:
+        if t in away:
+            continue
         body = json.loads(payload)
         assert set(body) == {"v", "id", "ts", "hub", "panel", "caller", "wearables_online", "faults"}
         assert not PHONE.search(payload)

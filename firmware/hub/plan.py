@@ -155,6 +155,11 @@ class HouseholdPlan(_Strict):
             if not pp.tags and not pp.wearable:
                 problems.append(f"partner {p} has no tag and no wearable: the hub cannot tell "
                                 "whether they left")
+            elif not pp.tags:
+                problems.append(f"partner {p} has a wearable but no tag: the wearable only says "
+                                "\"100 m from home or not\" during a time-out (its GNSS is off "
+                                "otherwise), so the hub cannot tell whether they are home before "
+                                "suggesting a break; give them a tag too")
             calls_on = self.calls.on_early_return or self.calls.on_not_calm or self.calls.on_no_answer
             if calls_on and not pp.contacts:
                 problems.append(f"partner {p} has no contact person, but the plan says contacts "

@@ -149,6 +149,11 @@ def door_publisher(hub, doors: list[Door]) -> Any:
     return DoorPublisher(hub.bus, {d.id: d.kind for d in doors})
 
 
+def _wearable_around(hub, p: str) -> bool:
+    watch = getattr(hub, "wearable_watch", None)     # set by firmware/hub/service.py
+    return watch is not None and watch.around(p)
+
+
 def start_presence(hub, plan: HouseholdPlan, cfg: Bluetooth, clock: Clock,
                    backend=None, backend_kwargs: dict | None = None, doors: list[Door] | None = None):
     """BLE tags -> home/away/unknown per partner -> hub.presence; scanner faults -> the panel;
@@ -166,8 +171,9 @@ def start_presence(hub, plan: HouseholdPlan, cfg: Bluetooth, clock: Clock,
         kw.setdefault("adapter", cfg.adapter)
     return PresenceService(tags, clock, on_presence=hub.presence,
                            on_faults=lambda fs: hub.sensor_faults("ble", fs),
-                           # the wearable saying "not apart" is evidence the partner is around
-                           expected_home=lambda p: hub.proc.apart(p) is False,
+                           # the wearable saying "not apart", or heartbeating over the home
+                           # link, is evidence the partner is around (like another tag heard)
+                           expected_home=lambda p: hub.proc.apart(p) is False or _wearable_around(hub, p),
                            backend=backend, backend_kwargs=kw,
                            doors=[BTHomeDoor(d.id, d.mac or "", bytes.fromhex(d.bind_key or ""))
                                   for d in ble_doors],

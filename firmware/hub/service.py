@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -56,6 +57,10 @@ MAX_UNSAVED = 10_000   # events kept in memory while storage fails (then the old
 CRASH_AFTER_ENV = "TIMEOUT_HUB_CRASH_AFTER"
 
 
+if TYPE_CHECKING:
+    from firmware.hub.wearable_watch import WearableWatch
+
+
 class Hub:
     def __init__(self, plan: HouseholdPlan, bus: BusClient, clock: Clock, state_dir: Path,
                  tick_seconds: float = 1.0,
@@ -63,6 +68,7 @@ class Hub:
         self.plan, self.bus, self.clock = plan, bus, clock
         self.db = HubDatabase(Path(state_dir) / "hub.sqlite3")
         self.proc = P.Procedure(plan, clock, self.db.load_snapshot())
+        self.wearable_watch: WearableWatch | None = None   # "wearable silent", its link
         self.tick_seconds = tick_seconds
         self.on_output = on_output
         self._lock = threading.Lock()
@@ -466,9 +472,10 @@ def serve(plan_path: Path, broker_dir: Path, state_dir: Path, *, host: str = "12
                     host=host, port=port, state_dir=state_dir, clock=clock.wall)
     # an accelerated clock (tests, bench) ticks as often in evening time as a real one
     hub = Hub(plan, bus, clock, state_dir, tick_seconds=min(1.0, 1.0 / speed * 20)).start()
-    running = start_all(hub, plan, sensors, clock, state_dir) if sensors else []
     from firmware.hub.wearable_watch import WearableWatch
     watch = WearableWatch(hub).start()      # "wearable silent" (docs/wearable.md)
+    hub.wearable_watch = watch              # the tag supervision asks it (firmware/hub/sensors.py)
+    running = start_all(hub, plan, sensors, clock, state_dir) if sensors else []
     # the watchdog watches the procedure only: a sensor that is down is a fault on the panel,
     # not a reason for systemd to restart the hub (and interrupt a time-out)
     run_until_stopped(hub.alive, f"hub for {plan.household} running (state in {state_dir}, "

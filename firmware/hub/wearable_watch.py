@@ -6,6 +6,13 @@ check EN 50134-2 asks of a supervised device), the hub shows the neutral fault
 `wearable.silent.<p>` (state.faults, the panel's fault light, the event log); the next heartbeat
 clears it. Counted on the hub's monotonic clock from the hub's start or the last beat, so a
 restarted hub gives every wearable a full hour before it says anything.
+
+The link each heartbeat names (home broker, or via the organisation when the wearable is away
+from home Wi-Fi) is kept as `link(p)`: "home" / "organisation" / "silent". Only "silent" needs
+someone to act, so only that reaches the panel (the fault light); the link itself stays here and
+in the hub's log, never in `state`, which the other partner's devices read (it would tell them
+whether this partner is home). A wearable heard over the home link is evidence that its partner
+is around: the tag supervision uses `around(p)` like a tag heard (firmware/hub/sensors.py).
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ class WearableWatch:
         now = hub.clock.monotonic()
         self._last = dict.fromkeys(self.partners, now)
         self.beats = dict.fromkeys(self.partners, 0)    # heartbeats heard since the start
+        self._link: dict[str, str | None] = dict.fromkeys(self.partners)
         self._silent: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -55,10 +63,29 @@ class WearableWatch:
     def _beat(self, m: Message) -> None:
         if m.partner not in self._last:     # a wearable the plan does not name: nothing to watch
             return
+        link = getattr(m.payload, "link", None)
         with self._lock:
             self._last[m.partner] = self.hub.clock.monotonic()
             self.beats[m.partner] += 1
+            if link != self._link[m.partner]:
+                log.info("wearable of partner %s: link %s", m.partner,
+                         "via the organisation" if link == "organisation" else link)
+            self._link[m.partner] = link
         self.check()
+
+    def link(self, p: str) -> str | None:
+        """"home", "organisation" or "silent"; None: not heard yet (or no wearable)."""
+        with self._lock:
+            if p in self._silent:
+                return "silent"
+            return self._link.get(p)
+
+    def around(self, p: str) -> bool:
+        """Partner p's wearable heartbeats over the home broker (not silent): p is around."""
+        now = self.hub.clock.monotonic()
+        with self._lock:
+            return (self.beats.get(p, 0) > 0 and self._link.get(p) == "home"
+                    and now - self._last[p] < self.silent_after_s)
 
     def _run(self) -> None:
         while not self._stop.wait(self.check_every_s):

@@ -30,6 +30,7 @@ from core.errors import ConfigError
 from firmware.wearable import patterns
 from firmware.wearable.geofence import Geofence, Home
 from firmware.wearable.gps import GpsdStream
+from firmware.wearable.link import OrgLogin, WearableLink, reachable
 from mqtt import schemas
 from mqtt.client import BusClient, Message
 
@@ -59,6 +60,16 @@ class BatteryConfig(StrictConfig):
                              description="about 6 hours of use left at 25 % (docs/wearable.md)")
 
 
+class AwayConfig(StrictConfig):
+    """Away from home: the care organisation's broker, bridged to the hub (docs/fleet.md)."""
+
+    org: str = Field(description="wearable-<p>.json from `timeout-hub org-broker-config`")
+    switch_after_seconds: float = Field(30.0, ge=5.0, le=600.0,
+                                        description="home broker unreachable this long: go away")
+    probe_every_seconds: float = Field(60.0, ge=5.0, le=600.0,
+                                       description="away: how often to try the home broker")
+
+
 class WearableConfig(StrictConfig):
     """The wearable's own configuration (examples/wearable.toml); the only place the home
     position is stored (R4)."""
@@ -79,6 +90,7 @@ class WearableConfig(StrictConfig):
     bounce_ms: int = Field(30, ge=5, le=200)
     pins: WearablePins = WearablePins()
     battery: BatteryConfig = BatteryConfig()
+    away: AwayConfig | None = None
 
 
 def load(path: str | Path) -> WearableConfig:
@@ -91,7 +103,7 @@ def load(path: str | Path) -> WearableConfig:
 
 
 class Wearable:
-    def __init__(self, bus: BusClient, cfg: WearableConfig, *, pin_factory=None,
+    def __init__(self, bus: BusClient | WearableLink, cfg: WearableConfig, *, pin_factory=None,
                  monotonic: Callable[[], float] = time.monotonic,
                  battery: Callable[[], int | None] | None = None):
         self.bus, self.cfg = bus, cfg
@@ -286,7 +298,8 @@ class Wearable:
     def beat(self) -> None:
         level = self.battery()
         self.bus.publish(f"partner/{self.partner}/heartbeat", self.bus.make(
-            schemas.Heartbeat, battery=level, gnss=self.gps.is_open))
+            schemas.Heartbeat, battery=level, gnss=self.gps.is_open,
+            link=getattr(self.bus, "link", "home")))
         low = level is not None and level <= self.cfg.battery.low_percent
         if low != self._battery_low:
             self._battery_low = low
@@ -307,20 +320,43 @@ class Wearable:
                 return
 
 
+def link_for(cfg: WearableConfig) -> WearableLink:
+    """The home broker, and the organisation's when `[away]` is configured (firmware/wearable/link.py)."""
+    from mqtt.broker_config import Credentials
+
+    service, state_dir = f"wearable-{cfg.partner}", Path(cfg.state_dir)
+
+    def home() -> BusClient:
+        return BusClient(service, cfg.household, Credentials.load(Path(cfg.credentials)),
+                         host=cfg.host, port=cfg.port,
+                         tls_ca=Path(cfg.tls_ca) if cfg.tls_ca else None, state_dir=state_dir)
+
+    away = None
+    if cfg.away is not None:
+        org = OrgLogin.load(Path(cfg.away.org), cfg.household, cfg.partner)
+
+        def away() -> BusClient:
+            return BusClient(service, cfg.household, Credentials(org.username, org.password or ""),
+                             host=org.host, port=org.port, tls_ca=org.cafile, tls_cert=org.cert,
+                             topic_prefix=org.topic_prefix, state_dir=state_dir)
+
+    return WearableLink(cfg.partner, home, away, lambda: reachable(cfg.host, cfg.port),
+                        switch_after_s=cfg.away.switch_after_seconds if cfg.away else 30.0,
+                        probe_every_s=cfg.away.probe_every_seconds if cfg.away else 60.0)
+
+
 def serve(config_path: str, *, mock: bool = False) -> int:
     """`timeout-hub wearable`: run until SIGTERM/SIGINT."""
     from core.sdnotify import run_until_stopped
-    from mqtt.broker_config import Credentials
 
     cfg = load(config_path)
     factory = None
     if mock:
         from gpiozero.pins.mock import MockFactory
         factory = MockFactory()
-    bus = BusClient(f"wearable-{cfg.partner}", cfg.household, Credentials.load(Path(cfg.credentials)),
-                    host=cfg.host, port=cfg.port, tls_ca=Path(cfg.tls_ca) if cfg.tls_ca else None,
-                    state_dir=Path(cfg.state_dir))
+    bus = link_for(cfg)
     w = Wearable(bus, cfg, pin_factory=factory)
+    bus.on_connected = w.beat
     bus.start()
     w.start()
     run_until_stopped(bus.alive, f"wearable of partner {cfg.partner} running")
