@@ -110,3 +110,13 @@ def test_a_plan_where_neither_partner_has_a_device_of_their_own_is_refused():
     assert any(p == "(plan)" and "neither partner answers check-ins on a device" in s
                for p, s in problems(data))
     validate_plan(_set(example(), "partners.a.sms_checkins", False), today=TODAY)   # b has the wearable
+
+
+def test_a_partner_with_a_wearable_and_no_tag_is_refused_in_one_sentence():
+    """Issue 17: the wearable's GNSS is on only during a time-out, so with no tag the hub could
+    not tell whether that partner is home before suggesting a break."""
+    data = _set(example(), "partners.b.wearable", True)
+    data = _set(data, "partners.b.tags", [])
+    found = problems(data)
+    assert any("partner b has a wearable but no tag" in sentence and "give them a tag too" in sentence
+               for _, sentence in found), found
