@@ -132,7 +132,12 @@ def test_a_full_answers_run_ends_with_doctor_passing(install, tmp_path, capsys):
         text = f.read_text()
         assert NEIGHBOUR not in text and not any(n in text for n in CONTACTS), f
     record = (install.etc / "provision-record.md").read_text()
-    assert "tag paired" in record and "NOT BUILT" in record   # steps 6-9 say so
+    assert "tag paired" in record
+    # every contact was called with a test message, pressed 1, and got a test SMS
+    for p, n in (("a", 1), ("a", 2), ("b", 1)):
+        assert f"partner {p}, contact {n}: pressed 1, test SMS sent: passed" in record
+    assert sorted(s.number for s in install.sim.sent_sms) == sorted(CONTACTS[:3])
+    assert all("Er is niets aan de hand" in s.text for s in install.sim.sent_sms)
     install.start_services()
     # doctor's modem line passes once the caller reported its modem (once a second)
     for _ in range(10):
@@ -170,6 +175,17 @@ def test_a_bad_answer_is_refused_with_its_name(install, tmp_path, capsys, change
         answers(tmp_path, install.sim.port, install.port, **change), capsys)
     assert code == 2 and f"answer {name}:" in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_contact_who_does_not_press_1_is_reported_not_passed_with_what_to_do(install, tmp_path, capsys):
+    from sim.modem import Callee
+    install.sim.expect(Callee("answer_ack"), Callee("answer_ack"), Callee("answer_no_ack"))
+    _code, out, _err = install.provision(answers(tmp_path, install.sim.port, install.port), capsys)
+    assert "partner b, contact 1: NOT passed, did not press 1 (answered_no_ack)" in out, out
+    assert "Call this contact yourself" in out
+    record = (install.etc / "provision-record.md").read_text()
+    assert "partner b, contact 1: NOT passed" in record and "partner a, contact 2: pressed 1" in record
+    assert not any(n in record for n in CONTACTS)
 
 
 def test_the_strongest_unknown_advertiser_close_to_the_hub_is_offered():

@@ -42,6 +42,23 @@ class Ctx:
         return t(self.lang, key, **kw)
 
 
+class StepFailed(Exception):
+    """A step could not be done (the modem does not answer, ...): one sentence, exit 1, the step
+    stays unrecorded so a rerun tries it again."""
+
+
+def yes_no(c: Ctx) -> Callable[[Any], bool]:
+    def parse(v: Any) -> bool:
+        if isinstance(v, bool):
+            return v
+        if str(v).strip().lower() in ("y", "yes", "j", "ja"):
+            return True
+        if str(v).strip().lower() in ("n", "no", "nee"):
+            return False
+        raise ValueError(c.tr("yes_no"))
+    return parse
+
+
 def _toml(path: Path) -> dict[str, Any]:
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
@@ -178,15 +195,7 @@ def tags(c: Ctx) -> str:
         if v.lower() in ("pair", "keep") or IRK_RE.match(v):
             return v if v.startswith("irk:") else v.lower()
         raise ValueError(c.tr("bad_tag", v=v))
-
-    def yes(v: Any) -> bool:
-        if isinstance(v, bool):
-            return v
-        if str(v).strip().lower() in ("y", "yes", "j", "ja"):
-            return True
-        if str(v).strip().lower() in ("n", "no", "nee"):
-            return False
-        raise ValueError(c.tr("yes_no"))
+    yes = yes_no(c)
     for partner in ("a", "b"):
         pp = data["partners"][partner]
         how = c.ask.ask(f"tags.{partner}", c.tr("q_tag", p=partner), choice, default="pair")
@@ -271,10 +280,39 @@ def door(c: Ctx) -> str:
     return "no door sensor" if k == "none" else f"door hub-1: {k}"
 
 
-# 6-9: not built on this branch ----------------------------------------------------------------------
 def not_built(c: Ctx) -> str:
     c.say("  " + c.tr("not_built"))
     return "NOT BUILT: do it by hand (installer guide)"
+
+
+def _in_answers(c: Ctx) -> bool:
+    return c.ask.answers is not None
+
+
+# 9 -----------------------------------------------------------------------------------------------
+def calls(c: Ctx) -> str:
+    from firmware.caller.config import load_caller_config
+    from firmware.caller.modem.errors import ModemError
+    from firmware.provision.calls import ContactTest, line, test_contacts
+    cfg = load_caller_config(c.etc / "caller.toml")
+    found: dict[tuple[str, int], ContactTest] = {}
+    only: set[tuple[str, int]] | None = None
+    while True:
+        try:
+            for r in test_contacts(cfg, c.lang, c.say, only):
+                found[(r.partner, r.position)] = r
+        except ModemError as e:
+            raise StepFailed(c.tr("modem_failed", why=e)) from None
+        only = {k for k, r in found.items() if not r.passed}
+        if not only:
+            break
+        c.say("  " + c.tr("call_what_to_do"))
+        if not c.ask.ask("calls.retry", c.tr("q_retry_calls"), yes_no(c),
+                         default=False if _in_answers(c) else None):
+            break
+    if not found:
+        return c.tr("no_contacts")
+    return "; ".join(line(found[k], c.lang) for k in sorted(found))
 
 
 # 10 ----------------------------------------------------------------------------------------------

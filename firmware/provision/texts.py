@@ -44,6 +44,27 @@ TEXTS: dict[str, dict[str, str]] = {
                             "`timeout-hub provision` again: it continues at this step."},
     "finished": {"nl": "De installatie is klaar. Het overzicht staat in {record}.",
                  "en": "The installation is finished. The summary is in {record}."},
+    "calling": {"nl": "Testoproep naar contactpersoon {n} van partner {p}…",
+                "en": "Test call to partner {p}'s contact {n}…"},
+    "call_ok": {"nl": "partner {p}, contactpersoon {n}: drukte op 1, test-sms verstuurd: geslaagd",
+                "en": "partner {p}, contact {n}: pressed 1, test SMS sent: passed"},
+    "call_not_ok": {"nl": "partner {p}, contactpersoon {n}: NIET geslaagd, niet op 1 gedrukt ({outcome})",
+                    "en": "partner {p}, contact {n}: NOT passed, did not press 1 ({outcome})"},
+    "sms_not_ok": {"nl": "partner {p}, contactpersoon {n}: drukte op 1, maar de test-sms is NIET verstuurd",
+                   "en": "partner {p}, contact {n}: pressed 1, but the test SMS was NOT sent"},
+    "call_what_to_do": {"nl": "Bel deze contactpersoon zelf, leg uit dat de hub belt en dat op 1 "
+                              "drukken betekent dat het bericht is gehoord, en probeer opnieuw; of "
+                              "kies met de partner een andere contactpersoon.",
+                        "en": "Call this contact yourself, explain that the hub will call and that "
+                              "pressing 1 means the message was heard, and try again; or choose "
+                              "another contact with the partner."},
+    "q_retry_calls": {"nl": "De niet geslaagde contactpersonen opnieuw bellen? (ja/nee)",
+                      "en": "Call the contacts that did not pass again? (yes/no)"},
+    "no_contacts": {"nl": "geen contactpersonen in het plan", "en": "no contacts in the plan"},
+    "modem_failed": {"nl": "de modem werkt niet ({why}); controleer de modem en de simkaart, stop "
+                           "de dienst timeout-hub-caller als die draait en voer de wizard opnieuw uit",
+                     "en": "the modem does not work ({why}); check the modem and its SIM, stop the "
+                           "timeout-hub-caller service if it runs, and run the wizard again"},
     # refusals: one sentence each
     "bad_household": {"nl": "{v!r} is geen huishouden-id: 2-32 tekens a-z, 0-9 en -, eerste geen -",
                       "en": "{v!r} is not a household id: 2-32 of a-z, 0-9 and -, not starting with -"},

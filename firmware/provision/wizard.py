@@ -20,7 +20,7 @@ STEPS = ("household", "plan", "contacts", "tags", "door", "microphone", "walk", 
          "summary", "doctor")
 RUN = {"household": steps.household_and_broker, "plan": steps.plan, "contacts": steps.contacts,
        "tags": steps.tags, "door": steps.door, "microphone": steps.not_built,
-       "walk": steps.not_built, "panel": steps.not_built, "calls": steps.not_built}
+       "walk": steps.not_built, "panel": steps.not_built, "calls": steps.calls}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,6 +72,9 @@ def main(argv: list[str], seams: steps.Seams | None = None) -> int:
         except BadAnswer as e:
             print(f"timeout-hub provision: {e}", file=sys.stderr)
             return 2
+        except steps.StepFailed as e:
+            print(f"timeout-hub provision: step {n} ({title}): {e}", file=sys.stderr)
+            return 1
         except EOFError:   # the terminal closed (Ctrl-D): the finished steps stay recorded
             print(f"timeout-hub provision: the input ended in step {n}; run it again to continue "
                   "there", file=sys.stderr)
