@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import tomllib
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import tomli_w
 from gpiozero.pins.mock import MockFactory
 
 from core.clock import SystemClock
+from firmware.panel.service import PanelPins
 from firmware.provision import wizard
 from firmware.provision.ask import Asker
 from firmware.provision.pairing import strongest_unknown
@@ -27,6 +29,7 @@ from tests.helpers.plans import write_plan
 TAG = "D0:0D:1E:00:00:0A"          # partner a's new tag, held against the hub
 NEIGHBOUR = "5A:11:22:33:44:55"    # a phone next door: heard, never kept (R4)
 IRK = "irk:" + "0f" * 16           # partner b's phone
+PINS = PanelPins()
 CONTACTS = ["+31600000201", "+31600000202", "+31600000301", "+31600000101"]
 
 
@@ -49,6 +52,7 @@ def answers(tmp_path: Path, modem_port: str, port: int, **changes) -> Path:
                                 "clock_flag": str(tmp_path / "clock-flag")}},
         "tags": {"a": "pair", "b": IRK, "listen_seconds": 2},
         "door": {"kind": "bthome", "mac": "A4:C1:38:00:00:01", "bind_key": "ab" * 16},
+        "panel": {"lights": True, "button_seconds": 10},
     }
     for name, value in changes.items():
         section, key = name.split("__")
@@ -61,6 +65,16 @@ def answers(tmp_path: Path, modem_port: str, port: int, **changes) -> Path:
     return path
 
 
+def press_in_turn(factory: MockFactory, pins: list[int], done: threading.Event) -> None:
+    """Whoever stands at the panel presses each working button in turn, again and again."""
+    while not done.is_set():
+        for pin in pins:
+            factory.pin(pin).drive_low()
+            done.wait(0.05)
+            factory.pin(pin).drive_high()
+            done.wait(0.05)
+
+
 class Install:
     def __init__(self, tmp_path: Path):
         from sim.modem import SimulatedSIM7600
@@ -70,14 +84,28 @@ class Install:
         self.port = free_port()
         self.source = ReplaySource(trace(), SystemClock())
         self.running: list = []
+        self.pins = MockFactory()
+        # the panel's buttons a person presses when asked (a broken one is left out)
+        self.working_buttons = [PINS.timeout_button, *PINS.mood_buttons]
 
     def provision(self, answers_file: Path, capsys) -> tuple[int, str, str]:
-        seams = Seams(ble_backend=ReplayScanner, ble_kwargs={"source": self.source})
-        code = wizard.main(["--lang", "en", "--answers", str(answers_file), "--dir", str(self.etc),
-                            "--state", str(self.state)], seams)
+        seams = Seams(ble_backend=ReplayScanner, ble_kwargs={"source": self.source},
+                      pin_factory=self.pins)
+        done = threading.Event()
+        presser = threading.Thread(target=self._press_buttons, args=(done,), daemon=True)
+        presser.start()
+        try:
+            code = wizard.main(["--lang", "en", "--answers", str(answers_file), "--dir", str(self.etc),
+                                "--state", str(self.state)], seams)
+        finally:
+            done.set()
+            presser.join()
         out = capsys.readouterr()
         assert "Traceback" not in out.err
         return code, out.out, out.err
+
+    def _press_buttons(self, done: threading.Event) -> None:
+        press_in_turn(self.pins, self.working_buttons, done)
 
     def start_services(self) -> None:
         """What `systemctl start` does after an installation: the broker from the folder step 1
@@ -137,6 +165,7 @@ def test_a_full_answers_run_ends_with_doctor_passing(install, tmp_path, capsys):
     for p, n in (("a", 1), ("a", 2), ("b", 1)):
         assert f"partner {p}, contact {n}: pressed 1, test SMS sent: passed" in record
     assert sorted(s.number for s in install.sim.sent_sms) == sorted(CONTACTS[:3])
+    assert "all 8 lights and 4 buttons work" in record
     assert all("Er is niets aan de hand" in s.text for s in install.sim.sent_sms)
     install.start_services()
     # doctor's modem line passes once the caller reported its modem (once a second)
@@ -186,6 +215,44 @@ def test_a_contact_who_does_not_press_1_is_reported_not_passed_with_what_to_do(i
     record = (install.etc / "provision-record.md").read_text()
     assert "partner b, contact 1: NOT passed" in record and "partner a, contact 2: pressed 1" in record
     assert not any(n in record for n in CONTACTS)
+
+
+def test_a_panel_button_that_is_never_pressed_is_reported_not_passed(install, tmp_path, capsys):
+    install.working_buttons.remove(PINS.mood_buttons[1])       # 'a bit tense' is not wired
+    _code, out, _err = install.provision(
+        answers(tmp_path, install.sim.port, install.port, panel__button_seconds=2), capsys)
+    assert "button 'a bit tense': no press heard" in out and "Check the wiring" in out, out
+    record = (install.etc / "provision-record.md").read_text()
+    assert "NOT passed: button 'a bit tense'" in record
+
+
+def test_each_light_is_on_while_the_installer_is_asked_about_it(tmp_path):
+    from firmware.provision.state import Progress
+    from firmware.provision.steps import Ctx, panel
+    factory, said, seen = MockFactory(), [], []
+    lights = {"Brandt nu: meet-lampje? (ja/nee): ": [PINS.sensing_led],
+              "Brandt nu: thermometer (alle lampjes na elkaar)? (ja/nee): ": list(PINS.bar),
+              "Brandt nu: storingslampje? (ja/nee): ": [PINS.fault_led]}
+
+    def read(question: str) -> str:
+        on = [n for n in lights.get(question, []) if factory.pin(n).state]
+        seen.append(question)
+        # the fault light "does not light": the installer says no
+        return "nee" if PINS.fault_led in lights.get(question, []) else (
+            "ja" if on == lights.get(question, on) else "nee")
+    c = Ctx(tmp_path, tmp_path, "nl", Asker(None, "nl", read=read, say=said.append),
+            Progress.load(tmp_path), Seams(pin_factory=factory), say=said.append)
+    done = threading.Event()
+    presser = threading.Thread(target=press_in_turn, daemon=True,
+                               args=(factory, [PINS.timeout_button, *PINS.mood_buttons], done))
+    presser.start()
+    try:
+        result = panel(c)
+    finally:
+        done.set()
+        presser.join()
+    assert len(seen) == 8 and all(not factory.pin(n).state for n in list(PINS.bar))
+    assert result == "NIET geslaagd: storingslampje", (result, said)
 
 
 def test_the_strongest_unknown_advertiser_close_to_the_hub_is_offered():

@@ -22,6 +22,7 @@ class Seams:
     """The hardware the wizard talks to, replaceable in tests by the project's own simulations."""
     ble_backend: type | None = None
     ble_kwargs: dict[str, Any] = field(default_factory=dict)
+    pin_factory: Any = None    # gpiozero's pin factory: the Pi's own by default, MockFactory in tests
 
 
 @dataclass
@@ -287,6 +288,43 @@ def not_built(c: Ctx) -> str:
 
 def _in_answers(c: Ctx) -> bool:
     return c.ask.answers is not None
+
+
+# 8 -----------------------------------------------------------------------------------------------
+def panel(c: Ctx) -> str:
+    from firmware.panel.service import PanelConfig, PanelConfigError, PanelPins
+    from firmware.provision.panel_check import button_pins, light_pins, show_light, wait_press
+    pins = PanelPins()
+    if (c.etc / "panel.toml").exists():     # the panel's own wiring, when it is not the default
+        from core.config import load_config
+        try:
+            pins = load_config(c.etc / "panel.toml", PanelConfig, PanelConfigError).pins
+        except PanelConfigError as e:
+            raise StepFailed(c.tr("bad_panel", why="; ".join(s for _, s in e.problems))) from None
+    yes = yes_no(c)
+    all_lights = c.ask.given("panel.lights") if _in_answers(c) else None
+    seconds = float(c.ask.given("panel.button_seconds") or 30) if _in_answers(c) else 30.0
+    failed: list[str] = []
+    try:
+        for key, numbers in light_pins(pins):
+            name = c.tr(f"light_{key}")
+            if not show_light(key, numbers, c.seams.pin_factory, lambda key=key, name=name: c.ask.ask(
+                    f"panel.light_{key}", c.tr("q_light", light=name), yes, default=all_lights)):
+                failed.append(name)
+        for key, pin in button_pins(pins):
+            name = c.tr(f"button_{key}")
+            c.say(c.tr("press_button", button=name, s=seconds))
+            if not wait_press(pin, c.seams.pin_factory, seconds):
+                c.say("  " + c.tr("button_not_heard", button=name))
+                failed.append(name)
+    except Exception as e:   # gpiozero: pins busy (a running panel service) or no GPIO at all
+        if isinstance(e, BadAnswer | EOFError):
+            raise
+        raise StepFailed(c.tr("gpio_failed", why=e)) from None
+    if failed:
+        c.say("  " + c.tr("panel_what_to_do"))
+        return c.tr("panel_not_ok", which=", ".join(failed))
+    return c.tr("panel_ok", lights=len(light_pins(pins)), buttons=len(button_pins(pins)))
 
 
 # 9 -----------------------------------------------------------------------------------------------

@@ -65,6 +65,33 @@ TEXTS: dict[str, dict[str, str]] = {
                            "de dienst timeout-hub-caller als die draait en voer de wizard opnieuw uit",
                      "en": "the modem does not work ({why}); check the modem and its SIM, stop the "
                            "timeout-hub-caller service if it runs, and run the wizard again"},
+    "light_sensing_led": {"nl": "meet-lampje", "en": "sensing light"},
+    "light_suggestion_led": {"nl": "voorstel-lampje (pauze)", "en": "suggestion light (break)"},
+    "light_active_led": {"nl": "time-out-lampje", "en": "time-out light"},
+    "light_fault_led": {"nl": "storingslampje", "en": "fault light"},
+    "light_question_led": {"nl": "vraag-lampje", "en": "question light"},
+    "light_timeout_led": {"nl": "lampje in de time-outknop", "en": "light in the time-out button"},
+    "light_bar": {"nl": "thermometer (alle lampjes na elkaar)", "en": "thermometer (all lights one after another)"},
+    "light_buzzer": {"nl": "zoemer", "en": "buzzer"},
+    "q_light": {"nl": "Brandt nu: {light}? (ja/nee)", "en": "Is this on now: {light}? (yes/no)"},
+    "button_timeout_button": {"nl": "time-outknop", "en": "time-out button"},
+    "button_mood_1": {"nl": "knop 'rustig'", "en": "button 'calm'"},
+    "button_mood_2": {"nl": "knop 'een beetje gespannen'", "en": "button 'a bit tense'"},
+    "button_mood_3": {"nl": "knop 'niet rustig'", "en": "button 'not calm'"},
+    "press_button": {"nl": "Druk op de {button} (binnen {s:.0f} s)…", "en": "Press the {button} (within {s:.0f} s)…"},
+    "button_not_heard": {"nl": "{button}: geen druk gehoord", "en": "{button}: no press heard"},
+    "panel_ok": {"nl": "alle {lights} lampjes en {buttons} knoppen werken",
+                 "en": "all {lights} lights and {buttons} buttons work"},
+    "panel_not_ok": {"nl": "NIET geslaagd: {which}", "en": "NOT passed: {which}"},
+    "panel_what_to_do": {"nl": "Controleer de bedrading van wat niet werkte (hardware/panel.md) en "
+                               "test het daarna met het paneel in bedrijf.",
+                         "en": "Check the wiring of what did not work (hardware/panel.md), then test "
+                               "it with the panel running."},
+    "gpio_failed": {"nl": "de pinnen van het paneel zijn niet te gebruiken ({why}); stop de dienst "
+                          "timeout-hub-panel als die draait en voer de wizard opnieuw uit",
+                    "en": "the panel's pins cannot be used ({why}); stop the timeout-hub-panel "
+                          "service if it runs, and run the wizard again"},
+    "bad_panel": {"nl": "panel.toml is niet geldig: {why}", "en": "panel.toml is not valid: {why}"},
     # refusals: one sentence each
     "bad_household": {"nl": "{v!r} is geen huishouden-id: 2-32 tekens a-z, 0-9 en -, eerste geen -",
                       "en": "{v!r} is not a household id: 2-32 of a-z, 0-9 and -, not starting with -"},

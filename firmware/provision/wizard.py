@@ -20,7 +20,7 @@ STEPS = ("household", "plan", "contacts", "tags", "door", "microphone", "walk", 
          "summary", "doctor")
 RUN = {"household": steps.household_and_broker, "plan": steps.plan, "contacts": steps.contacts,
        "tags": steps.tags, "door": steps.door, "microphone": steps.not_built,
-       "walk": steps.not_built, "panel": steps.not_built, "calls": steps.calls}
+       "walk": steps.not_built, "panel": steps.panel, "calls": steps.calls}
 
 
 def parser() -> argparse.ArgumentParser:
