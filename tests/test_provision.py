@@ -6,11 +6,13 @@ is refused with its name and nothing is recorded."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tomli_w
 from gpiozero.pins.mock import MockFactory
@@ -52,6 +54,7 @@ def answers(tmp_path: Path, modem_port: str, port: int, **changes) -> Path:
                                 "clock_flag": str(tmp_path / "clock-flag")}},
         "tags": {"a": "pair", "b": IRK, "listen_seconds": 2},
         "door": {"kind": "bthome", "mac": "A4:C1:38:00:00:01", "bind_key": "ab" * 16},
+        "microphone": {"device": "default", "calibrator": False, "talk": False},
         "panel": {"lights": True, "button_seconds": 10},
     }
     for name, value in changes.items():
@@ -145,8 +148,17 @@ def install(tmp_path):
     i.close()
 
 
-def test_a_full_answers_run_ends_with_doctor_passing(install, tmp_path, capsys):
-    code, out, err = install.provision(answers(tmp_path, install.sim.port, install.port), capsys)
+def test_a_full_answers_run_ends_with_doctor_passing(install, tmp_path, capsys, pulse_server):
+    # a 94 dB calibrator on the microphone reads as a 1 kHz sine of amplitude 0.1 (-23.0 dBFS)
+    tone = pulse_server.play(0.1 * np.sin(2 * np.pi * 1000 * np.arange(60 * 16000) / 16000), 16000,
+                             wait=False)
+    try:
+        code, out, err = install.provision(answers(tmp_path, install.sim.port, install.port,
+                                                   microphone__device="pulse",
+                                                   microphone__calibrator=True), capsys)
+    finally:
+        tone.kill()
+        tone.wait()
     # the services are not running yet: doctor fails, the steps before it are recorded
     assert code == 1 and "run `timeout-hub provision` again" in err, (out, err)
     plan = tomllib.loads((install.etc / "household.toml").read_text())
@@ -154,6 +166,9 @@ def test_a_full_answers_run_ends_with_doctor_passing(install, tmp_path, capsys):
     assert oct(os.stat(install.etc / "caller.toml").st_mode & 0o777) == "0o600"
     sensors = tomllib.loads((install.etc / "sensors.toml").read_text())
     assert sensors["doors"][0]["kind"] == "bthome"
+    # the calibrator's offset is in sensors.toml, so the hub reads dB(A)
+    assert sensors["microphone"]["calibration_offset_db"] == pytest.approx(
+        94.0 - 20 * math.log10(0.1 / math.sqrt(2)), abs=0.3)
     # nothing but the paired tag is kept, and no phone number outside caller.toml
     for f in (install.etc / "provision-state.json", install.etc / "provision-record.md",
               install.etc / "household.toml"):

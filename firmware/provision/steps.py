@@ -290,6 +290,54 @@ def _in_answers(c: Ctx) -> bool:
     return c.ask.answers is not None
 
 
+# 6 -----------------------------------------------------------------------------------------------
+def microphone(c: Ctx) -> str:
+    """The calibrate command's own functions: the 94 dB calibrator's offset into sensors.toml, and
+    a minute of the household's normal talk as the baseline (numbers only, R1)."""
+    from firmware.hub.calibrate_cli import household_baseline, reference_offset
+    from firmware.hub.sensors import SensorsError, load_sensors
+    path = c.etc / "sensors.toml"
+    data = _toml(path)
+    mic = data.setdefault("microphone", {"enabled": True})
+    yes = yes_no(c)
+    device = c.ask.ask("microphone.device", c.tr("q_mic_device"), lambda v: str(v).strip(),
+                       default=str(mic.get("device", "default")))
+    if device != "default":
+        mic["device"] = int(device) if device.isdigit() else device
+    dev = mic.get("device")
+    rate = int(mic.get("rate", 16000))
+    said = []
+    if c.ask.ask("microphone.calibrator", c.tr("q_calibrator"), yes, default=True):
+        ref = c.ask.ask("microphone.reference_db", c.tr("q_reference_db"), float, default=94.0)
+        c.say(c.tr("listening_calibrator"))
+        try:
+            offset = reference_offset(dev, rate, ref)
+            if not 60 <= offset <= 200:
+                raise ValueError(c.tr("no_tone", offset=offset))
+        except ValueError as e:
+            c.say("  " + str(e))
+            said.append(c.tr("calibrator_not_ok"))
+        else:
+            mic["calibration_offset_db"] = round(offset, 2)
+            said.append(c.tr("calibrator_ok", offset=offset, ref=ref))
+    _write_toml(path, data)
+    try:
+        load_sensors(path)
+    except SensorsError as e:
+        raise StepFailed(c.tr("bad_sensors", why="; ".join(s for _, s in e.problems))) from None
+    if c.ask.ask("microphone.talk", c.tr("q_talk"), yes, default=True):
+        def secs(v: Any) -> int:
+            if not str(v).strip().isdigit() or not 10 <= int(v) <= 600:
+                raise ValueError(c.tr("q_talk_seconds"))
+            return int(v)
+        seconds = c.ask.ask("microphone.seconds", c.tr("q_talk_seconds"), secs, default=60)
+        if household_baseline(dev, rate, mic.get("calibration_offset_db"), seconds, c.state / "hub") == 0:
+            said.append(c.tr("talk_ok"))
+        else:
+            said.append(c.tr("talk_not_ok"))
+    return "; ".join(said) or c.tr("mic_nothing")
+
+
 # 8 -----------------------------------------------------------------------------------------------
 def panel(c: Ctx) -> str:
     from firmware.panel.service import PanelConfig, PanelConfigError, PanelPins

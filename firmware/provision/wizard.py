@@ -19,7 +19,7 @@ from mqtt.errors import BrokerConfigError
 STEPS = ("household", "plan", "contacts", "tags", "door", "microphone", "walk", "panel", "calls",
          "summary", "doctor")
 RUN = {"household": steps.household_and_broker, "plan": steps.plan, "contacts": steps.contacts,
-       "tags": steps.tags, "door": steps.door, "microphone": steps.not_built,
+       "tags": steps.tags, "door": steps.door, "microphone": steps.microphone,
        "walk": steps.not_built, "panel": steps.panel, "calls": steps.calls}
 
 
