@@ -55,6 +55,7 @@ def answers(tmp_path: Path, modem_port: str, port: int, **changes) -> Path:
         "tags": {"a": "pair", "b": IRK, "listen_seconds": 2},
         "door": {"kind": "bthome", "mac": "A4:C1:38:00:00:01", "bind_key": "ab" * 16},
         "microphone": {"device": "default", "calibrator": False, "talk": False},
+        "walk": {"listen_seconds": 2},
         "panel": {"lights": True, "button_seconds": 10},
     }
     for name, value in changes.items():
@@ -90,16 +91,24 @@ class Install:
         self.pins = MockFactory()
         # the panel's buttons a person presses when asked (a broken one is left out)
         self.working_buttons = [PINS.timeout_button, *PINS.mood_buttons]
+        # the walk test: how strongly partner a's tag is heard in each place
+        self.walk_dbm = {"room": -78, "door": -84}
 
-    def provision(self, answers_file: Path, capsys) -> tuple[int, str, str]:
+    def walk_source(self, partner: str, place: str) -> dict:
+        rssi = self.walk_dbm[place]
+        return {"source": ReplaySource([(0.1 * i, TAG, rssi + (i % 3), {}, {}) for i in range(15)]
+                                       + [(0.1 * i + 0.05, NEIGHBOUR, -60, {}, {}) for i in range(15)],
+                                       SystemClock())}
+
+    def provision(self, answers_file: Path, capsys, *extra: str) -> tuple[int, str, str]:
         seams = Seams(ble_backend=ReplayScanner, ble_kwargs={"source": self.source},
-                      pin_factory=self.pins)
+                      pin_factory=self.pins, walk_kwargs=self.walk_source)
         done = threading.Event()
         presser = threading.Thread(target=self._press_buttons, args=(done,), daemon=True)
         presser.start()
         try:
             code = wizard.main(["--lang", "en", "--answers", str(answers_file), "--dir", str(self.etc),
-                                "--state", str(self.state)], seams)
+                                "--state", str(self.state), *extra], seams)
         finally:
             done.set()
             presser.join()
@@ -181,6 +190,9 @@ def test_a_full_answers_run_ends_with_doctor_passing(install, tmp_path, capsys, 
         assert f"partner {p}, contact {n}: pressed 1, test SMS sent: passed" in record
     assert sorted(s.number for s in install.sim.sent_sms) == sorted(CONTACTS[:3])
     assert "all 8 lights and 4 buttons work" in record
+    assert "partner a, the farthest room: heard well, 23 dB above the floor" in record
+    assert "partner a, the exit door (inside): heard well, 17 dB above the floor" in record
+    assert "partner b: no tag with a fixed address (a phone)" in record
     assert all("Er is niets aan de hand" in s.text for s in install.sim.sent_sms)
     install.start_services()
     # doctor's modem line passes once the caller reported its modem (once a second)
@@ -230,6 +242,23 @@ def test_a_contact_who_does_not_press_1_is_reported_not_passed_with_what_to_do(i
     record = (install.etc / "provision-record.md").read_text()
     assert "partner b, contact 1: NOT passed" in record and "partner a, contact 2: pressed 1" in record
     assert not any(n in record for n in CONTACTS)
+
+
+def test_a_tag_heard_too_weakly_in_the_farthest_room_is_reported_with_what_to_change(
+        install, tmp_path, capsys):
+    install.walk_dbm["room"] = -95            # behind two walls and the meter cupboard
+    _code, out, _err = install.provision(answers(tmp_path, install.sim.port, install.port), capsys)
+    assert "partner a, the farthest room: NOT passed, only 6 dB above the floor (needed: 8)" in out, out
+    assert "Place the hub more centrally" in out and "--again walk" in out
+    assert "partner a, the exit door (inside): heard well" in out
+    record = (install.etc / "provision-record.md").read_text()
+    assert "the farthest room: NOT passed" in record and NEIGHBOUR not in record
+    # after moving the hub, the walk test alone is done again
+    install.walk_dbm["room"] = -80
+    _code, out, _err = install.provision(answers(tmp_path, install.sim.port, install.port), capsys,
+                                         "--again", "walk")
+    assert "Step 7 of 11: walk test" in out and "Step 6 (microphone calibration) is done already" in out
+    assert "partner a, the farthest room: heard well, 21 dB above the floor" in out, out
 
 
 def test_a_panel_button_that_is_never_pressed_is_reported_not_passed(install, tmp_path, capsys):

@@ -22,6 +22,8 @@ class Seams:
     """The hardware the wizard talks to, replaceable in tests by the project's own simulations."""
     ble_backend: type | None = None
     ble_kwargs: dict[str, Any] = field(default_factory=dict)
+    # the walk test's backend kwargs per (partner, place): tests replay a trace for each place
+    walk_kwargs: Callable[[str, str], dict[str, Any]] | None = None
     pin_factory: Any = None    # gpiozero's pin factory: the Pi's own by default, MockFactory in tests
 
 
@@ -336,6 +338,50 @@ def microphone(c: Ctx) -> str:
         else:
             said.append(c.tr("talk_not_ok"))
     return "; ".join(said) or c.tr("mic_nothing")
+
+
+# 7 -----------------------------------------------------------------------------------------------
+def walk(c: Ctx) -> str:
+    from ble.presence import PresenceConfig
+    from firmware.provision.walk import PLACES, judge, tag_levels
+    cfg = PresenceConfig()      # the engine's own floor and margin
+    plan_tags = {p: list(_toml(c.plan_path)["partners"][p].get("tags", [])) for p in ("a", "b")}
+
+    def secs(v: Any) -> float:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            f = 0.0
+        if not 1 <= f <= 120:
+            raise ValueError(c.tr("bad_walk_seconds"))
+        return f
+    seconds = c.ask.ask("walk.listen_seconds", c.tr("q_walk_seconds"), secs, default=10)
+    said, weak = [], False
+    for partner in ("a", "b"):
+        tags_ = [x for x in plan_tags[partner] if not str(x).startswith("irk:")]
+        if not tags_:
+            said.append(c.tr("walk_no_tag", p=partner))
+            continue
+        for place in PLACES:
+            where = c.tr(f"place_{place}")
+            if c.ask.answers is None:
+                c.ask.read(c.tr("carry_tag", p=partner, where=where) + " ")
+            else:
+                c.say(c.tr("carry_tag", p=partner, where=where))
+            kw = c.seams.walk_kwargs(partner, place) if c.seams.walk_kwargs else c.seams.ble_kwargs
+            r = judge(partner, place, tag_levels(tags_[0], seconds, c.seams.ble_backend, kw), cfg)
+            if r.margin_db is None:
+                line = c.tr("walk_not_heard", p=partner, where=where)
+            elif r.passed(cfg):
+                line = c.tr("walk_ok", p=partner, where=where, m=r.margin_db)
+            else:
+                line = c.tr("walk_weak", p=partner, where=where, m=r.margin_db, need=cfg.margin)
+            weak = weak or not r.passed(cfg)
+            c.say("  " + line)
+            said.append(line)
+    if weak:
+        c.say("  " + c.tr("walk_what_to_do"))
+    return "; ".join(said)
 
 
 # 8 -----------------------------------------------------------------------------------------------

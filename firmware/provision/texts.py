@@ -115,6 +115,30 @@ TEXTS: dict[str, dict[str, str]] = {
                     "en": "baseline of normal talk NOT saved: run `timeout-hub calibrate` later"},
     "mic_nothing": {"nl": "niet gekalibreerd: voer later `timeout-hub calibrate` uit",
                     "en": "not calibrated: run `timeout-hub calibrate` later"},
+    "q_walk_seconds": {"nl": "Seconden luisteren per plek", "en": "Seconds to listen at each place"},
+    "bad_walk_seconds": {"nl": "geef 1 tot 120 seconden", "en": "give 1 to 120 seconds"},
+    "place_room": {"nl": "de verste kamer", "en": "the farthest room"},
+    "place_door": {"nl": "de voordeur (binnen)", "en": "the exit door (inside)"},
+    "carry_tag": {"nl": "Breng de tag van partner {p} naar {where} en druk op Enter; de hub luistert dan.",
+                  "en": "Carry partner {p}'s tag to {where} and press Enter; the hub then listens."},
+    "walk_no_tag": {"nl": "partner {p}: geen tag met vast adres (telefoon): controleer na een dag met "
+                          "`timeout-hub doctor`",
+                    "en": "partner {p}: no tag with a fixed address (a phone): check a day later with "
+                          "`timeout-hub doctor`"},
+    "walk_ok": {"nl": "partner {p}, {where}: goed gehoord, {m:.0f} dB boven de ondergrens",
+                "en": "partner {p}, {where}: heard well, {m:.0f} dB above the floor"},
+    "walk_weak": {"nl": "partner {p}, {where}: NIET geslaagd, maar {m:.0f} dB boven de ondergrens "
+                        "(nodig: {need:.0f})",
+                  "en": "partner {p}, {where}: NOT passed, only {m:.0f} dB above the floor "
+                        "(needed: {need:.0f})"},
+    "walk_not_heard": {"nl": "partner {p}, {where}: NIET geslaagd, de tag is niet gehoord",
+                       "en": "partner {p}, {where}: NOT passed, the tag was not heard"},
+    "walk_what_to_do": {"nl": "Zet de hub centraler en hoger, weg van metaal en de meterkast, of controleer "
+                              "de batterij van de tag, en doe de looptest opnieuw: "
+                              "`timeout-hub provision --again walk`.",
+                        "en": "Place the hub more centrally and higher, away from metal and the meter "
+                              "cupboard, or check the tag's battery, and do the walk test again: "
+                              "`timeout-hub provision --again walk`."},
     # refusals: one sentence each
     "bad_household": {"nl": "{v!r} is geen huishouden-id: 2-32 tekens a-z, 0-9 en -, eerste geen -",
                       "en": "{v!r} is not a household id: 2-32 of a-z, 0-9 and -, not starting with -"},

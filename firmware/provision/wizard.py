@@ -20,7 +20,7 @@ STEPS = ("household", "plan", "contacts", "tags", "door", "microphone", "walk", 
          "summary", "doctor")
 RUN = {"household": steps.household_and_broker, "plan": steps.plan, "contacts": steps.contacts,
        "tags": steps.tags, "door": steps.door, "microphone": steps.microphone,
-       "walk": steps.not_built, "panel": steps.panel, "calls": steps.calls}
+       "walk": steps.walk, "panel": steps.panel, "calls": steps.calls}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
                     help="the configuration folder (default /etc/timeout-hub)")
     ap.add_argument("--state", type=Path, default=Path("/var/lib/timeout-hub"),
                     help="the state folder (default /var/lib/timeout-hub)")
+    ap.add_argument("--again", choices=STEPS, action="append", default=[], metavar="STEP",
+                    help="do this finished step again (e.g. walk, panel, calls); may be repeated")
     return ap
 
 
@@ -52,6 +54,9 @@ def main(argv: list[str], seams: steps.Seams | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"timeout-hub provision: {e}", file=sys.stderr)
         return 2
+    for step in a.again:
+        if step in progress.done:
+            progress.done.remove(step)
     c = steps.Ctx(a.dir, a.state, a.lang, Asker(answers, a.lang), progress, seams or steps.Seams())
     titles = [(s, t(a.lang, s)) for s in STEPS]
     for n, (step, title) in enumerate(titles, 1):
