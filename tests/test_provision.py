@@ -244,6 +244,36 @@ def test_a_contact_who_does_not_press_1_is_reported_not_passed_with_what_to_do(i
     assert not any(n in record for n in CONTACTS)
 
 
+INTERVIEW = {"a_language": "nl", "a_wearable": False, "a_sms_checkins": True,
+             "a_calming_tasks": ["wandelen", "muziek"], "a_contacts": 2, "a_consent": "procedure, call",
+             "b_language": "en", "b_calming_tasks": "go for a run, shower", "b_contacts": 1,
+             "minimum_minutes": 30, "children_present": True,
+             "children_protection": "The partner who stays home stays with the children.",
+             "evaluation_dates": ["2099-01-15"]}
+
+
+def test_the_plan_interview_makes_a_plan_without_tags_that_step_4_completes(install, tmp_path, capsys):
+    from firmware.hub.plan import load_plan
+    short = dict(INTERVIEW, minimum_minutes=15)       # below the procedure's 20 minutes
+    code, _out, err = install.provision(answers(tmp_path, install.sim.port, install.port,
+                                                plan__file=None, plan__interview=short), capsys)
+    assert code == 2 and "answer plan.interview.minimum_minutes: give a number from 20 to 240" in err, err
+    # stopped in step 3: the interview's plan is written, without tags until step 4
+    code, out, err = install.provision(answers(tmp_path, install.sim.port, install.port, plan__file=None,
+                                               plan__interview=INTERVIEW, contacts__code_word=None), capsys)
+    assert code == 2 and "answer contacts.code_word: missing" in err, err
+    draft = tomllib.loads((install.etc / "household.toml").read_text())
+    assert draft["partners"]["a"]["tags"] == [] and draft["partners"]["b"]["tags"] == []
+    assert draft["timeout"]["minimum_minutes"] == 30 and draft["consent"]["a"]["call"] is True
+    assert draft["consent"]["a"]["sensing"] is False and draft["partners"]["b"]["contacts"] == 1
+    code, out, err = install.provision(answers(tmp_path, install.sim.port, install.port, plan__file=None,
+                                               plan__interview=INTERVIEW), capsys)
+    assert "Step 2 (the household plan) is done already: plan from the interview valid" in out, out
+    plan = load_plan(install.etc / "household.toml")        # complete now: every rule holds
+    assert plan.partners["a"].tags == [TAG] and plan.partners["b"].tags == [IRK]
+    assert plan.partners["b"].calming_tasks == ["go for a run", "shower"] and plan.children.present
+
+
 def test_a_tag_heard_too_weakly_in_the_farthest_room_is_reported_with_what_to_change(
         install, tmp_path, capsys):
     install.walk_dbm["room"] = -95            # behind two walls and the meter cupboard

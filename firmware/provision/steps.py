@@ -104,15 +104,19 @@ def household_and_broker(c: Ctx) -> str:
 
 # 2 -----------------------------------------------------------------------------------------------
 def plan(c: Ctx) -> str:
-    from firmware.hub.plan import date_findings, load_plan
+    """A prepared plan file, or the interview; either may leave the tags to step 4."""
+    from firmware.hub.plan import date_findings
+    from firmware.provision.interview import draft_plan, interview, load_draft
     hh = c.progress.facts["household"]
 
-    def prepared(v: Any) -> dict[str, Any]:
+    def prepared(v: Any) -> dict[str, Any] | None:
+        if str(v).strip().lower() == "interview":
+            return None
         path = Path(str(v)).expanduser()
         if not path.is_file():
             raise ValueError(c.tr("no_file", v=path))
         try:
-            p = load_plan(path)
+            p = load_draft(path)
         except ConfigError as e:
             raise ValueError(c.tr("bad_plan", why="; ".join(f"{w}: {s}" for w, s in e.problems))) from None
         refused = [f.sentence for f in date_findings(p, dt.date.today()) if f.install]
@@ -121,11 +125,26 @@ def plan(c: Ctx) -> str:
         if p.household != hh:
             raise ValueError(c.tr("other_household", plan=p.household, hh=hh))
         return _toml(path)
-    data = c.ask.ask("plan.file", c.tr("q_plan"), prepared)
+    if _in_answers(c) and c.ask.given("plan.file") is None and c.ask.given("plan.interview") is not None:
+        data = None
+    else:
+        data = c.ask.ask("plan.file", c.tr("q_plan"), prepared)
+    how = "prepared plan"
+    if data is None:
+        c.say(c.tr("interview_start"))
+        data = interview(c.ask, c.lang, hh, dt.date.today())
+        try:
+            draft_plan(data)
+        except ConfigError as e:
+            raise BadAnswer("plan.interview", c.tr("bad_plan", why="; ".join(
+                s for _, s in e.problems))) from None
+        how = "plan from the interview"
     _write_toml(c.plan_path, data)
-    p = load_plan(c.plan_path)
-    return (f"plan valid: at least {p.timeout.minimum_minutes} min, contacts a "
-            f"{p.partners['a'].contacts}, b {p.partners['b'].contacts}")
+    p = load_draft(c.plan_path)
+    tags_later = [q for q in ("a", "b") if not p.partners[q].tags]   # type: ignore[index]
+    return (f"{how} valid: at least {p.timeout.minimum_minutes} min, contacts a "
+            f"{p.partners['a'].contacts}, b {p.partners['b'].contacts}"
+            + (f"; tags of {' and '.join(tags_later)} in step 4" if tags_later else ""))
 
 
 # 3 -----------------------------------------------------------------------------------------------
@@ -135,8 +154,8 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 def contacts(c: Ctx) -> str:
     from firmware.caller.config import load_caller_file, write_caller_config
     from firmware.config_check import mismatches
-    from firmware.hub.plan import load_plan
-    p = load_plan(c.plan_path)
+    from firmware.provision.interview import load_draft
+    p = load_draft(c.plan_path)   # the tags may come only in step 4
 
     def numbers(partner: str, want: int) -> Callable[[Any], list[str]]:
         def parse(v: Any) -> list[str]:
