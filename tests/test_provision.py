@@ -329,6 +329,32 @@ def test_each_light_is_on_while_the_installer_is_asked_about_it(tmp_path):
     assert result == "NIET geslaagd: storingslampje", (result, said)
 
 
+def test_normal_talk_at_the_microphone_seeds_the_households_baseline(tmp_path, pulse_server):
+    import soundfile as sf
+
+    from firmware.hub.sensors import BASELINE_FILE
+    from firmware.provision.state import Progress
+    from firmware.provision.steps import Ctx, microphone
+    from sim import evalset
+    speech = next(p for p in sorted(evalset.sources()["pocketsphinx-en"]) if "librivox" in str(p))
+    x, fs = sf.read(str(speech))
+    (tmp_path / "sensors.toml").write_text(tomli_w.dumps({"microphone": {"enabled": True}}))
+    said: list[str] = []
+    asker = Asker({"microphone": {"device": "pulse", "calibrator": False, "talk": True, "seconds": 10}},
+                  "en", say=said.append)
+    c = Ctx(tmp_path, tmp_path / "var", "en", asker, Progress.load(tmp_path), Seams(), say=said.append)
+    player = pulse_server.play(np.tile(x, int(30 * fs // len(x)) + 1), fs, wait=False)
+    try:
+        result = microphone(c)
+    finally:
+        player.kill()
+        player.wait()
+    assert result == "baseline of normal talk saved (numbers only)", said
+    saved = json.loads((tmp_path / "var" / "hub" / BASELINE_FILE).read_text())
+    assert saved["calibrated"]
+    assert tomllib.loads((tmp_path / "sensors.toml").read_text())["microphone"]["device"] == "pulse"
+
+
 def test_the_strongest_unknown_advertiser_close_to_the_hub_is_offered():
     heard = {TAG: -40, NEIGHBOUR: -70, "AA:AA:AA:AA:AA:AA": -30}
     assert strongest_unknown(heard, {"AA:AA:AA:AA:AA:AA"}) == (TAG, -40)
