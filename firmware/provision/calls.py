@@ -44,7 +44,7 @@ def test_contacts(cfg: CallerConfig, lang: str, say: Callable[[str], None],
         modem.init()
         out = []
         for partner in ("a", "b"):
-            for pos, contact in enumerate(cfg.contacts.get(partner, []), 1):   # type: ignore[call-overload]
+            for pos, contact in enumerate(cfg.contacts.get(partner, []), 1):
                 if only is not None and (partner, pos) not in only:
                     continue
                 say("  " + t(lang, "calling", p=partner, n=pos))

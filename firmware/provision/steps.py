@@ -141,7 +141,7 @@ def plan(c: Ctx) -> str:
         how = "plan from the interview"
     _write_toml(c.plan_path, data)
     p = load_draft(c.plan_path)
-    tags_later = [q for q in ("a", "b") if not p.partners[q].tags]   # type: ignore[index]
+    tags_later = [q for q, pp in p.partners.items() if not pp.tags]
     return (f"{how} valid: at least {p.timeout.minimum_minutes} min, contacts a "
             f"{p.partners['a'].contacts}, b {p.partners['b'].contacts}"
             + (f"; tags of {' and '.join(tags_later)} in step 4" if tags_later else ""))
@@ -421,8 +421,11 @@ def panel(c: Ctx) -> str:
     try:
         for key, numbers in light_pins(pins):
             name = c.tr(f"light_{key}")
-            if not show_light(key, numbers, c.seams.pin_factory, lambda key=key, name=name: c.ask.ask(
-                    f"panel.light_{key}", c.tr("q_light", light=name), yes, default=all_lights)):
+
+            def confirm(key: str = key, name: str = name) -> bool:
+                return c.ask.ask(f"panel.light_{key}", c.tr("q_light", light=name), yes,
+                                 default=all_lights)
+            if not show_light(key, numbers, c.seams.pin_factory, confirm):
                 failed.append(name)
         for key, pin in button_pins(pins):
             name = c.tr(f"button_{key}")
