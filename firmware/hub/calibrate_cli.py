@@ -43,10 +43,27 @@ def main(argv: list[str]) -> int:
     if not 10 <= a.seconds <= 600:
         print("calibrate: --seconds must be 10 to 600", file=sys.stderr)
         return 2
-    return _baseline(device, rate, offset, a.seconds, a.state_dir)
+    return household_baseline(device, rate, offset, a.seconds, a.state_dir)
 
 
-def _baseline(device, rate: int, offset, seconds: int, state_dir: Path) -> int:
+def reference_offset(device, rate: int, reference_db: float, seconds: float = 5.0) -> float:
+    """The calibration offset (dB SPL minus dBFS) from a calibrator of `reference_db` on the
+    microphone; ValueError with one sentence when there is no microphone or no tone. The
+    provision wizard's step 6 writes it into sensors.toml; the samples stay in memory."""
+    import numpy as np
+
+    from dsp.capture import listen
+    from dsp.levels import calibration_offset
+    kept: list[np.ndarray] = []
+    fault = listen(device, rate, seconds, kept.append)
+    if fault:
+        raise ValueError(fault)
+    if not kept:
+        raise ValueError("the microphone gave no sound")
+    return calibration_offset(np.concatenate(kept)[rate // 2:], reference_db)  # skip filters settling
+
+
+def household_baseline(device, rate: int, offset, seconds: int, state_dir: Path) -> int:
     from dsp.capture import listen
     from dsp.pipeline import SoundPipeline
     from dsp.service import save_baseline

@@ -19,7 +19,10 @@ TEXTS: dict[str, dict[str, str]] = {
                   "en": "not built yet: do this by hand (docs/guides/installer.en.md)"},
     "q_household": {"nl": "Huishouden-id (2-32 tekens a-z, 0-9, -)", "en": "Household id (2-32 of a-z, 0-9, -)"},
     "q_port": {"nl": "Poort van de broker", "en": "Broker port"},
-    "q_plan": {"nl": "Pad van het voorbereide huishoudplan (TOML)", "en": "Path of the prepared household plan (TOML)"},
+    "q_plan": {"nl": "Pad van het voorbereide huishoudplan (TOML), of 'interview' om het nu samen op te stellen",
+               "en": "Path of the prepared household plan (TOML), or 'interview' to make it now together"},
+    "interview_start": {"nl": "Het plan wordt nu met beide partners opgesteld; de tags volgen in stap 4.",
+                        "en": "The plan is now made with both partners; the tags follow in step 4."},
     "q_code_word": {"nl": "Codewoord waaraan contactpersonen het huishouden herkennen (geen naam)",
                     "en": "Code word the contacts know the household by (not a name)"},
     "q_modem": {"nl": "Poort van de modem (AT)", "en": "The modem's AT port"},
@@ -44,6 +47,101 @@ TEXTS: dict[str, dict[str, str]] = {
                             "`timeout-hub provision` again: it continues at this step."},
     "finished": {"nl": "De installatie is klaar. Het overzicht staat in {record}.",
                  "en": "The installation is finished. The summary is in {record}."},
+    "calling": {"nl": "Testoproep naar contactpersoon {n} van partner {p}…",
+                "en": "Test call to partner {p}'s contact {n}…"},
+    "call_ok": {"nl": "partner {p}, contactpersoon {n}: drukte op 1, test-sms verstuurd: geslaagd",
+                "en": "partner {p}, contact {n}: pressed 1, test SMS sent: passed"},
+    "call_not_ok": {"nl": "partner {p}, contactpersoon {n}: NIET geslaagd, niet op 1 gedrukt ({outcome})",
+                    "en": "partner {p}, contact {n}: NOT passed, did not press 1 ({outcome})"},
+    "sms_not_ok": {"nl": "partner {p}, contactpersoon {n}: drukte op 1, maar de test-sms is NIET verstuurd",
+                   "en": "partner {p}, contact {n}: pressed 1, but the test SMS was NOT sent"},
+    "call_what_to_do": {"nl": "Bel deze contactpersoon zelf, leg uit dat de hub belt en dat op 1 "
+                              "drukken betekent dat het bericht is gehoord, en probeer opnieuw; of "
+                              "kies met de partner een andere contactpersoon.",
+                        "en": "Call this contact yourself, explain that the hub will call and that "
+                              "pressing 1 means the message was heard, and try again; or choose "
+                              "another contact with the partner."},
+    "q_retry_calls": {"nl": "De niet geslaagde contactpersonen opnieuw bellen? (ja/nee)",
+                      "en": "Call the contacts that did not pass again? (yes/no)"},
+    "no_contacts": {"nl": "geen contactpersonen in het plan", "en": "no contacts in the plan"},
+    "modem_failed": {"nl": "de modem werkt niet ({why}); controleer de modem en de simkaart, stop "
+                           "de dienst timeout-hub-caller als die draait en voer de wizard opnieuw uit",
+                     "en": "the modem does not work ({why}); check the modem and its SIM, stop the "
+                           "timeout-hub-caller service if it runs, and run the wizard again"},
+    "light_sensing_led": {"nl": "meet-lampje", "en": "sensing light"},
+    "light_suggestion_led": {"nl": "voorstel-lampje (pauze)", "en": "suggestion light (break)"},
+    "light_active_led": {"nl": "time-out-lampje", "en": "time-out light"},
+    "light_fault_led": {"nl": "storingslampje", "en": "fault light"},
+    "light_question_led": {"nl": "vraag-lampje", "en": "question light"},
+    "light_timeout_led": {"nl": "lampje in de time-outknop", "en": "light in the time-out button"},
+    "light_bar": {"nl": "thermometer (alle lampjes na elkaar)", "en": "thermometer (all lights one after another)"},
+    "light_buzzer": {"nl": "zoemer", "en": "buzzer"},
+    "q_light": {"nl": "Brandt nu: {light}? (ja/nee)", "en": "Is this on now: {light}? (yes/no)"},
+    "button_timeout_button": {"nl": "time-outknop", "en": "time-out button"},
+    "button_mood_1": {"nl": "knop 'rustig'", "en": "button 'calm'"},
+    "button_mood_2": {"nl": "knop 'een beetje gespannen'", "en": "button 'a bit tense'"},
+    "button_mood_3": {"nl": "knop 'niet rustig'", "en": "button 'not calm'"},
+    "press_button": {"nl": "Druk op de {button} (binnen {s:.0f} s)…", "en": "Press the {button} (within {s:.0f} s)…"},
+    "button_not_heard": {"nl": "{button}: geen druk gehoord", "en": "{button}: no press heard"},
+    "panel_ok": {"nl": "alle {lights} lampjes en {buttons} knoppen werken",
+                 "en": "all {lights} lights and {buttons} buttons work"},
+    "panel_not_ok": {"nl": "NIET geslaagd: {which}", "en": "NOT passed: {which}"},
+    "panel_what_to_do": {"nl": "Controleer de bedrading van wat niet werkte (hardware/panel.md) en "
+                               "test het daarna met het paneel in bedrijf.",
+                         "en": "Check the wiring of what did not work (hardware/panel.md), then test "
+                               "it with the panel running."},
+    "gpio_failed": {"nl": "de pinnen van het paneel zijn niet te gebruiken ({why}); stop de dienst "
+                          "timeout-hub-panel als die draait en voer de wizard opnieuw uit",
+                    "en": "the panel's pins cannot be used ({why}); stop the timeout-hub-panel "
+                          "service if it runs, and run the wizard again"},
+    "bad_panel": {"nl": "panel.toml is niet geldig: {why}", "en": "panel.toml is not valid: {why}"},
+    "q_mic_device": {"nl": "Microfoon (deel van de naam of nummer; 'default': die van het systeem)",
+                     "en": "Microphone (part of its name or its number; 'default': the system's)"},
+    "q_calibrator": {"nl": "Staat er een geluidskalibrator (1 kHz) op de microfoon? (ja/nee)",
+                     "en": "Is a sound calibrator (1 kHz) on the microphone? (yes/no)"},
+    "q_reference_db": {"nl": "Niveau van de kalibrator in dB", "en": "The calibrator's level in dB"},
+    "listening_calibrator": {"nl": "Luisteren naar de kalibrator (5 s)…", "en": "Listening to the calibrator (5 s)…"},
+    "no_tone": {"nl": "geen kalibratortoon gehoord (afwijking {offset:.0f} dB)",
+                "en": "no calibrator tone heard (offset {offset:.0f} dB)"},
+    "calibrator_ok": {"nl": "gekalibreerd met {ref:.0f} dB: afwijking {offset:.1f} dB in sensors.toml",
+                      "en": "calibrated with {ref:.0f} dB: offset {offset:.1f} dB in sensors.toml"},
+    "calibrator_not_ok": {"nl": "kalibratie NIET geslaagd: zet de kalibrator goed op de microfoon en voer "
+                                "`timeout-hub calibrate --reference-db 94` uit",
+                          "en": "calibration NOT passed: seat the calibrator on the microphone and run "
+                                "`timeout-hub calibrate --reference-db 94`"},
+    "q_talk": {"nl": "Nu een minuut gewoon praten (beide partners, bij de hub)? (ja/nee)",
+               "en": "Now a minute of normal talk (both partners, near the hub)? (yes/no)"},
+    "q_talk_seconds": {"nl": "Hoeveel seconden luisteren (10-600)", "en": "How many seconds to listen (10-600)"},
+    "talk_ok": {"nl": "basis van gewoon praten opgeslagen (alleen getallen)",
+                "en": "baseline of normal talk saved (numbers only)"},
+    "talk_not_ok": {"nl": "basis van gewoon praten NIET opgeslagen: voer later `timeout-hub calibrate` uit",
+                    "en": "baseline of normal talk NOT saved: run `timeout-hub calibrate` later"},
+    "mic_nothing": {"nl": "niet gekalibreerd: voer later `timeout-hub calibrate` uit",
+                    "en": "not calibrated: run `timeout-hub calibrate` later"},
+    "q_walk_seconds": {"nl": "Seconden luisteren per plek", "en": "Seconds to listen at each place"},
+    "bad_walk_seconds": {"nl": "geef 1 tot 120 seconden", "en": "give 1 to 120 seconds"},
+    "place_room": {"nl": "de verste kamer", "en": "the farthest room"},
+    "place_door": {"nl": "de voordeur (binnen)", "en": "the exit door (inside)"},
+    "carry_tag": {"nl": "Breng de tag van partner {p} naar {where} en druk op Enter; de hub luistert dan.",
+                  "en": "Carry partner {p}'s tag to {where} and press Enter; the hub then listens."},
+    "walk_no_tag": {"nl": "partner {p}: geen tag met vast adres (telefoon): controleer na een dag met "
+                          "`timeout-hub doctor`",
+                    "en": "partner {p}: no tag with a fixed address (a phone): check a day later with "
+                          "`timeout-hub doctor`"},
+    "walk_ok": {"nl": "partner {p}, {where}: goed gehoord, {m:.0f} dB boven de ondergrens",
+                "en": "partner {p}, {where}: heard well, {m:.0f} dB above the floor"},
+    "walk_weak": {"nl": "partner {p}, {where}: NIET geslaagd, maar {m:.0f} dB boven de ondergrens "
+                        "(nodig: {need:.0f})",
+                  "en": "partner {p}, {where}: NOT passed, only {m:.0f} dB above the floor "
+                        "(needed: {need:.0f})"},
+    "walk_not_heard": {"nl": "partner {p}, {where}: NIET geslaagd, de tag is niet gehoord",
+                       "en": "partner {p}, {where}: NOT passed, the tag was not heard"},
+    "walk_what_to_do": {"nl": "Zet de hub centraler en hoger, weg van metaal en de meterkast, of controleer "
+                              "de batterij van de tag, en doe de looptest opnieuw: "
+                              "`timeout-hub provision --again walk`.",
+                        "en": "Place the hub more centrally and higher, away from metal and the meter "
+                              "cupboard, or check the tag's battery, and do the walk test again: "
+                              "`timeout-hub provision --again walk`."},
     # refusals: one sentence each
     "bad_household": {"nl": "{v!r} is geen huishouden-id: 2-32 tekens a-z, 0-9 en -, eerste geen -",
                       "en": "{v!r} is not a household id: 2-32 of a-z, 0-9 and -, not starting with -"},

@@ -19,8 +19,8 @@ from mqtt.errors import BrokerConfigError
 STEPS = ("household", "plan", "contacts", "tags", "door", "microphone", "walk", "panel", "calls",
          "summary", "doctor")
 RUN = {"household": steps.household_and_broker, "plan": steps.plan, "contacts": steps.contacts,
-       "tags": steps.tags, "door": steps.door, "microphone": steps.not_built,
-       "walk": steps.not_built, "panel": steps.not_built, "calls": steps.not_built}
+       "tags": steps.tags, "door": steps.door, "microphone": steps.microphone,
+       "walk": steps.walk, "panel": steps.panel, "calls": steps.calls}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
                     help="the configuration folder (default /etc/timeout-hub)")
     ap.add_argument("--state", type=Path, default=Path("/var/lib/timeout-hub"),
                     help="the state folder (default /var/lib/timeout-hub)")
+    ap.add_argument("--again", choices=STEPS, action="append", default=[], metavar="STEP",
+                    help="do this finished step again (e.g. walk, panel, calls); may be repeated")
     return ap
 
 
@@ -52,6 +54,9 @@ def main(argv: list[str], seams: steps.Seams | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"timeout-hub provision: {e}", file=sys.stderr)
         return 2
+    for step in a.again:
+        if step in progress.done:
+            progress.done.remove(step)
     c = steps.Ctx(a.dir, a.state, a.lang, Asker(answers, a.lang), progress, seams or steps.Seams())
     titles = [(s, t(a.lang, s)) for s in STEPS]
     for n, (step, title) in enumerate(titles, 1):
@@ -72,6 +77,9 @@ def main(argv: list[str], seams: steps.Seams | None = None) -> int:
         except BadAnswer as e:
             print(f"timeout-hub provision: {e}", file=sys.stderr)
             return 2
+        except steps.StepFailed as e:
+            print(f"timeout-hub provision: step {n} ({title}): {e}", file=sys.stderr)
+            return 1
         except EOFError:   # the terminal closed (Ctrl-D): the finished steps stay recorded
             print(f"timeout-hub provision: the input ended in step {n}; run it again to continue "
                   "there", file=sys.stderr)
