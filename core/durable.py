@@ -48,3 +48,18 @@ def open_durable(path: Path | str, *, synchronous: Synchronous = "FULL",
         raise
     except OSError as e:      # a read-only or full SD card, a folder that is a file
         raise StorageError(f"{path}: cannot open the database: {e.strerror or e}") from e
+
+
+def write_atomic(path: Path, data: str | bytes, mode: int) -> None:
+    """Write a whole file so that a power cut leaves the old one or the new one, never half:
+    a temporary file beside it, with its mode from the start (a secret is never readable by
+    others, not even for a moment), flushed to the disk, then renamed over the old one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    raw = data.encode() if isinstance(data, str) else data
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

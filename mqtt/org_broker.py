@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.durable import write_atomic
 from mqtt import contract, schemas
 from mqtt.broker_config import Credentials, _broker_uid_gid, hash_password
 from mqtt.errors import BrokerConfigError, BrokerStartError, ContractError
@@ -88,16 +89,6 @@ class OrgConfig:
     households: list[str] = field(default_factory=list)
 
 
-def _write(path: Path, text: str | bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    data = text.encode() if isinstance(text, str) else text
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def _make_ca_and_server(tls_dir: Path, names: tuple[str, ...],
@@ -133,12 +124,12 @@ def _make_ca_and_server(tls_dir: Path, names: tuple[str, ...],
             .add_extension(x509.SubjectAlternativeName(alt), critical=False)
             .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
-    _write(ca_crt, ca.public_bytes(pem), 0o644)
-    _write(srv_crt, cert.public_bytes(pem), 0o644)
-    _write(srv_key, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+    write_atomic(ca_crt, ca.public_bytes(pem), 0o644)
+    write_atomic(srv_crt, cert.public_bytes(pem), 0o644)
+    write_atomic(srv_key, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()), 0o600)
     if keep_ca_key:   # it signs the client certificates (mqtt/org_pki.py)
-        _write(tls_dir / "ca.key", ca_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+        write_atomic(tls_dir / "ca.key", ca_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                         serialization.NoEncryption()), 0o600)
     # Otherwise the CA key is not kept: the CA signs only the server; clients use passwords.
     return ca_crt, srv_crt, srv_key
@@ -215,7 +206,7 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
             creds[user] = Credentials.load(path)
         else:
             creds[user] = Credentials(user, secrets.token_urlsafe(24))
-            _write(path, json.dumps({"username": user, "password": creds[user].password}) + "\n", 0o600)
+            write_atomic(path, json.dumps({"username": user, "password": creds[user].password}) + "\n", 0o600)
     pki = None
     if client_certificates:
         from mqtt.org_pki import ClientCA
@@ -230,10 +221,10 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
         shutil.rmtree(out / "households" / h, ignore_errors=True)
     crlfile = pki.write_crl() if pki else None
 
-    _write(out / "passwd", "".join(f"{c.username}:{hash_password(c.password)}\n"
+    write_atomic(out / "passwd", "".join(f"{c.username}:{hash_password(c.password)}\n"
                                    for c in creds.values()), 0o600)
-    _write(out / "acl", acl_text(), 0o600)
-    _write(out / "households.json", json.dumps({"households": households,
+    write_atomic(out / "acl", acl_text(), 0o600)
+    write_atomic(out / "households.json", json.dumps({"households": households,
                                                 "client_certificates": client_certificates},
                                                indent=1) + "\n", 0o600)
     host = host or socket.gethostname()
@@ -252,7 +243,7 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
                 login[u] = {"certfile": f"{name}.crt", "keyfile": f"{name}.key"}
             else:
                 login[u] = {"password": creds[u].password}
-        _write(hdir / "org.toml", "\n".join([
+        write_atomic(hdir / "org.toml", "\n".join([
             f"# The care organisation's broker for household {h}; give it to",
             "# `timeout-hub broker-config --bridge org.toml` on that household's hub.",
             f'household = "{h}"', f'host = "{host}"', f"port = {port}", f'prefix = "{ROOT}"',
@@ -260,7 +251,7 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
             *(f'{k} = "{v}"' for k, v in login[h].items()), ""]), 0o600)
         for p in schemas.PARTNERS:
             u = wearable_user(h, p)
-            _write(hdir / f"wearable-{p}.json", json.dumps({
+            write_atomic(hdir / f"wearable-{p}.json", json.dumps({
                 "host": host, "port": port, "username": u, **login[u], "cafile": "ca.crt",
                 "topic_prefix": f"{ROOT}/{u}/"}, indent=1) + "\n", 0o600)
 
@@ -291,7 +282,7 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
           if crlfile else []),
         "",
     ]
-    _write(out / "mosquitto.conf", "\n".join(conf), 0o600)
+    write_atomic(out / "mosquitto.conf", "\n".join(conf), 0o600)
     owner = _broker_uid_gid(run_as)
     if owner:   # Mosquitto rereads these as its own user on a reload (SIGHUP)
         for path in (out / "mosquitto.conf", out / "passwd", out / "acl", out / "data", keyfile):

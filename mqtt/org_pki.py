@@ -7,23 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
+from core.durable import write_atomic
 from mqtt.errors import BrokerConfigError
 
 CLIENT_DAYS = 825
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 class ClientCA:
@@ -69,9 +60,9 @@ class ClientCA:
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
                 .sign(self.key, hashes.SHA256()))  # type: ignore[arg-type]
         pem = serialization.Encoding.PEM
-        _write(key_path, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+        write_atomic(key_path, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()), 0o600)
-        _write(crt, cert.public_bytes(pem), 0o600)
+        write_atomic(crt, cert.public_bytes(pem), 0o600)
         return crt, key_path
 
     def revoke(self, user: str) -> None:
@@ -94,6 +85,6 @@ class ClientCA:
                 x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
         crl = builder.sign(self.key, hashes.SHA256())  # type: ignore[arg-type]
         path = self.out / "tls" / "crl.pem"
-        _write(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
-        _write(self.revoked_path, json.dumps({"serials": sorted(set(self.revoked))}).encode(), 0o600)
+        write_atomic(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_atomic(self.revoked_path, json.dumps({"serials": sorted(set(self.revoked))}).encode(), 0o600)
         return path
