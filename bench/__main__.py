@@ -3,7 +3,17 @@ from __future__ import annotations
 import logging
 import sys
 
-from bench import ble_bench, caller_bench, dsp_bench, fleet_bench, hub_bench, mqtt_bench, panel_bench, soak_bench
+from bench import (
+    ble_bench,
+    caller_bench,
+    dsp_bench,
+    fleet_bench,
+    hub_bench,
+    mqtt_bench,
+    panel_bench,
+    soak_bench,
+    wearable_bench,
+)
 
 
 def main() -> int:
@@ -16,6 +26,7 @@ def main() -> int:
     ok = dsp_bench.run() and ok
     ok = ble_bench.run() and ok
     ok = fleet_bench.run() and ok
+    ok = wearable_bench.run() and ok
     ok = soak_bench.run(300.0) and ok   # 5 minutes; `make soak` runs it for an hour
     print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
     return 0 if ok else 1

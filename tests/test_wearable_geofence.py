@@ -232,3 +232,23 @@ def test_the_installer_gets_the_home_position_from_averaged_fixes(tmp_path):
     assert r.returncode == 0, r.stderr
     lat, lon = (float(x) for x in r.stdout.split("[")[1].split("]")[0].split(","))
     assert distance_m(lat, lon, HOME.lat, HOME.lon) < 1.0, r.stdout
+
+
+def _north(metres: float, error_m: float = 5.0) -> Fix:
+    return Fix(HOME.lat + metres / 111_320.0, HOME.lon, error_m)
+
+
+def test_a_reflection_of_110_m_lasting_6_s_is_no_departure_but_a_car_is():
+    """Found by bench/wearable_bench.py: a multipath jump to 110 m held for 6 fixes with a good
+    error estimate said "yes" at home (three agreeing fixes). Nobody moves 110 m in a second: the
+    jump counts for nothing. A partner driving off at 50 km/h is still seen."""
+    g = Geofence(HOME)
+    seen = [g.observe(float(t), _north(0.0)) for t in range(20)]
+    seen += [g.observe(float(t), _north(110.0)) for t in range(20, 26)]
+    seen += [g.observe(float(t), _north(0.0)) for t in range(26, 40)]
+    assert "yes" not in seen and g.verdict == "no"
+    car = Geofence(HOME)
+    for t in range(20):
+        car.observe(float(t), _north(0.0))
+    said = [(t, car.observe(float(t), _north(14.0 * (t - 20)))) for t in range(20, 40)]
+    assert next(t for t, v in said if v == "yes") <= 20 + 12

@@ -9,6 +9,11 @@ A fix counts with its own error (gpsd's 95 % horizontal estimate, the larger of 
 The verdict changes only when the last `CONFIRM` fixes agree: far -> yes, near -> no, unsure ->
 unknown; a mixture keeps the verdict (a single multipath jump at home changes nothing). Without a
 fix for `NO_FIX_S` seconds (indoors, a cold start, the receiver off) the verdict is unknown.
+A fix whose distance from home moved faster than anyone travels (`MAX_SPEED_M_S`, beyond the two
+fixes' errors) since the last believed one is a reflection, not a step: it counts for nothing
+(found by bench/wearable_bench.py: 80-110 m jumps of a few seconds with a good error estimate
+said "yes" at home); `REANCHOR` such fixes in a row are believed after all (a cold start's first
+fix may have been the wrong one). Only the last believed distance is kept, never a position.
 Nothing here keeps a fix after it has been classified (the newest one waits one second for the
 next, see `observe`): no track exists, not even in memory.
 """
@@ -27,6 +32,9 @@ CONFIRM = 3              # consecutive fixes that must agree (3 s at gpsd's 1 Hz
 NO_FIX_S = 60.0          # this long without a fix: unknown
 # A fix without an error estimate (no DOP from the receiver) is trusted this much, no more.
 DEFAULT_ERROR_M = 50.0
+MAX_SPEED_M_S = 40.0     # a car at 144 km/h: faster than this is a reflection
+REANCHOR = 10            # implausible fixes in a row that are believed after all
+STEP_S = 2.0             # at most this much time counts towards a plausible step
 EARTH_RADIUS_M = 6_371_008.8
 
 
@@ -105,6 +113,9 @@ class Geofence:
         self._started_at: float | None = None
         self._epoch: object = None
         self._pending: Fix | None = None      # the newest epoch's fix, until the next one
+        # the last believed distance from home (a number, never a position), for the speed check
+        self._last_d: tuple[float, float, float] | None = None   # (seconds, metres, error)
+        self._implausible = 0
 
     def observe(self, now: float, fix: Fix | None, epoch: object = None) -> Verdict | None:
         """One report from gpsd: a fix, or None (no fix: mode 0/1). `epoch`: the receiver's time
@@ -119,6 +130,8 @@ class Geofence:
             self._pending = None
             return self.tick(now)
         self._last_fix_at = now
+        if not self._plausible(now, fix):
+            return None
         if self._pending is not None and (epoch is None or epoch != self._epoch):
             held = self._pending
             err = max(_error(held), _error(fix))
@@ -127,6 +140,20 @@ class Geofence:
         if len(self._recent) == self.confirm and len(set(self._recent)) == 1:
             return self._set(_VERDICT[self._recent[0]], True)
         return None
+
+    def _plausible(self, now: float, fix: Fix) -> bool:
+        d, err = distance_m(self.home.lat, self.home.lon, fix.lat, fix.lon), _error(fix)
+        if self._last_d is not None:
+            then, last_d, last_err = self._last_d
+            # the time counted is capped: while fixes are refused, the last believed one ages, and
+            # a reflection that lasts a few seconds must not become plausible by waiting
+            if (abs(d - last_d) > MAX_SPEED_M_S * min(STEP_S, max(0.0, now - then)) + err + last_err
+                    and self._implausible + 1 < REANCHOR):
+                self._implausible += 1
+                return False
+        self._implausible = 0
+        self._last_d = (now, d, err)
+        return True
 
     def tick(self, now: float) -> Verdict | None:
         """Time passes without a fix: after `no_fix_s` the verdict is unknown."""
@@ -140,6 +167,7 @@ class Geofence:
         """The receiver is switched off: nothing is known any more."""
         self._recent, self._last_fix_at, self._started_at = [], None, None
         self._pending, self._epoch = None, None
+        self._last_d, self._implausible = None, 0
         return self._set("unknown", False)
 
     def _set(self, verdict: Verdict, based_on_fix: bool) -> Verdict | None:
