@@ -65,6 +65,7 @@ def test_a_hub_whose_plan_date_has_passed_starts_and_warns(broker, bus, tmp_path
 def test_a_date_that_passes_during_the_run_does_not_stop_the_next_start(tmp_path, broker):
     """The installer checked the plan with its evaluation on the day itself; the day after, the
     hub restarts (a power cut) with the same plan and the same saved state."""
+    TODAY = dt.date.today()     # now, not at import: `check-config` asks the clock (a suite can cross midnight)
     path = plan_file(tmp_path, [TODAY], household=broker.household)
     assert date_findings(load_plan(path, today=TODAY), TODAY) == []
     assert cli("check-config", str(path)).returncode == 0
