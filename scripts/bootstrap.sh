@@ -13,6 +13,7 @@ APT_PACKAGES=(
   espeak-ng pocketsphinx-testdata fillets-ng-data-nl   # speech: make demo's voices, the evaluation set
   python3-venv python3-dev build-essential      # venv and compiling pyaudio
   sqlite3 openssl iproute2
+  chromium                             # headless: tests look at the reports as a person sees them
 )
 
 fail() { echo "bootstrap: $*" >&2; exit 1; }
@@ -44,7 +45,7 @@ PY=${PYTHON:-python3}
 # Python dependencies: exactly the versions and hashes in uv.lock (never a fresh resolve: a new
 # numpy or scipy has changed results before). uv lives in its own small venv, .tools/, so that
 # `uv sync` (which removes what the lock does not list) never removes itself.
-# EXTRAS picks the services to install: "hub panel caller sim" and the dev group by default;
+# EXTRAS picks the services to install: "hub panel caller sim org" and the dev group by default;
 # a panel-only Pi: EXTRAS=panel NO_DEV=1 bash scripts/bootstrap.sh
 uv_want=$(sha256sum scripts/uv-requirements.txt | cut -d' ' -f1)
 if [ ! -x .tools/bin/uv ] || [ "$(cat .tools/.installed 2>/dev/null)" != "$uv_want" ]; then
@@ -56,7 +57,7 @@ if [ ! -x .tools/bin/uv ] || [ "$(cat .tools/.installed 2>/dev/null)" != "$uv_wa
 fi
 [ -n "${UV_ONLY:-}" ] && exit 0   # `make lock`: only uv is needed
 sync_args=(--frozen)
-for e in ${EXTRAS:-hub panel caller sim}; do sync_args+=(--extra "$e"); done
+for e in ${EXTRAS:-hub panel caller sim org}; do sync_args+=(--extra "$e"); done
 [ -n "${NO_DEV:-}" ] && sync_args+=(--no-dev)
 # never let uv download a Python of its own: the hub runs on the system's
 UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=.venv .tools/bin/uv sync -q "${sync_args[@]}" \
