@@ -32,8 +32,13 @@ ContactIndex = Annotated[int, Field(ge=1, le=3, description="contact 1..3 of tha
 _PHONE_LIKE = re.compile(r"(?:\+|\b)\d(?:[\s().\-/]*\d){7,}")
 
 
+# An ISO date or time ("2027-01-15", "20:05:00") is not a number to call: the procedure's
+# evaluation outcome carries the next therapy session's date.
+_ISO_DATE_TIME = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?\b")
+
+
 def _looks_like_phone_number(text: str) -> bool:
-    return bool(_PHONE_LIKE.search(text))
+    return bool(_PHONE_LIKE.search(_ISO_DATE_TIME.sub(" ", text)))
 
 
 def now_utc() -> datetime:

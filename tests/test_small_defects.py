@@ -296,3 +296,21 @@ def test_a_handler_given_the_wrong_payload_raises_a_type_error(tmp_path):
                                  retained=False))
     finally:
         c.queue.close()
+
+
+def test_an_evaluation_that_keeps_a_topic_for_the_session_date_reaches_the_bus():
+    """The evaluation outcome carries the next session's date ("2027-01-15"); the contract's
+    phone-number guard took its eight digits for a number, so the hub's step raised and the
+    outcome (and everything after it in that step) never left."""
+    from firmware.hub import procedure as P
+    from firmware.hub.service import Hub
+    out = P.EventOut(str(uuid.uuid4()), "evaluation_outcome", "evaluation",
+                     timeout_id=str(uuid.uuid4()),
+                     data={"discuss": "next_session", "decided_by": "agreed",
+                           "topics_for_session": 1, "session_date": "2027-01-15"})
+    topic, message = Hub._message(out, datetime(2027, 1, 2, 20, tzinfo=UTC))
+    assert topic == "events"
+    again = schemas.Event.model_validate_json(message.model_dump_json())
+    assert again.data["session_date"] == "2027-01-15"
+    with pytest.raises(ValueError, match="phone number"):   # a real number is still refused
+        schemas.Event(type="evaluation", category="evaluation", data={"code": "0612345678"})
