@@ -127,9 +127,15 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("door/{door}/event", schemas.DoorEvent, 1, False, _roles("{owner}"), _roles("hub"),
               "The door opened or closed; with the tags it tells a departure or a return."),
     TopicSpec("share/status", schemas.ShareStatus, 1, True, _roles("bridge"), _roles("bridge"),
-              "The equipment status the care organisation sees (the only `share/` topic until the "
-              "consent filter exists); the bridge to the organisation sends out only `share/` "
+              "The equipment status the care organisation sees; the bridge to the organisation "
+              "sends out only `share/` "
               "(docs/fleet.md)."),
+    TopicSpec("share/summary", schemas.Sealed, 1, False, _roles("bridge"), _roles("bridge"),
+              "A consented summary (a time-out, topics kept) or a consent change, sealed to the care "
+              "organisation's age key by the consent filter; the bridge forwards it (R9, R11)."),
+    TopicSpec("org/access", schemas.AccessNotice, 1, False, _roles("bridge"), _roles("bridge"),
+              "The organisation read or changed this household's data: into the household's "
+              "access log, which both partners can see (R6)."),
     TopicSpec("applied/{service}", schemas.Applied, 0, False, _roles("hub"), _roles("{service}"),
               "The ids of that service's inputs the hub has applied and saved; until then the "
               "service keeps them and sends them again when the hub comes (back) online.", away=True),

@@ -319,3 +319,22 @@ class ShareStatus(Envelope):
 
 
 AVAILABILITY = ("online", "offline", "stopped")
+
+
+class Sealed(Envelope):
+    """What travels on `share/summary`: an age ciphertext only the care organisation opens
+    (mqtt/seal.py, R11); the broker and the bridge see the household and the kind, nothing else."""
+
+    household: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")
+    kind: Literal["timeout", "topics", "consent", "wipe", "access"]
+    age: str = Field(min_length=1, max_length=65536, description="base64 of the age ciphertext")
+
+
+class AccessNotice(Envelope):
+    """The organisation read or changed something of this household (R6): who (a care worker's
+    account id, never a partner), what and whether it was allowed. Mirrored into the household's
+    access log, which both partners can see."""
+
+    worker: Code = Field(description="the care worker's account id at the organisation")
+    action: Literal["report", "export", "list", "wipe", "consent", "bridge"]
+    allowed: bool

@@ -11,25 +11,18 @@ import base64
 from typing import Literal, TypeVar
 
 import pyrage
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from core.errors import HubError
-from mqtt.schemas import Envelope
+from mqtt.schemas import Sealed
 
 Kind = Literal["timeout", "topics", "consent", "wipe", "access"]
+__all__ = ["Kind", "SealError", "Sealed", "identity", "recipient", "seal", "unseal"]
 M = TypeVar("M", bound=BaseModel)
 
 
 class SealError(HubError, ValueError):
     """A key that is not an age key, or a sealed message that does not open."""
-
-
-class Sealed(Envelope):
-    """What travels on `share/...`: readable only with the organisation's identity."""
-
-    household: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")
-    kind: Kind
-    age: str = Field(min_length=1, max_length=65536, description="base64 of the age ciphertext")
 
 
 def recipient(text: str) -> pyrage.x25519.Recipient:
