@@ -35,6 +35,10 @@ STALL_SECONDS = 2.0
 # A stream may take a while to deliver its first block (a PulseAudio null sink with nothing
 # playing renders in 2 s chunks); after that, a gap of STALL_SECONDS means the device is gone.
 FIRST_BLOCK_SECONDS = 5.0
+# Closing a stream whose sound server vanished mid-read can block inside ALSA's pulse plugin
+# (seen under load: the supervisor then never retried). The supervisor waits this long for a
+# close, then leaves it to finish on its own and opens a new stream.
+CLOSE_SECONDS = 3.0
 _POLL = 0.2
 
 FaultCallback = Callable[[str | None, str], None]
@@ -147,6 +151,8 @@ class AudioCapture:
         self.device_name: str | None = None
         self.overflows = 0         # blocks dropped because the queue was full
         self.input_overflows = 0   # portaudio said the device overran its own buffer
+        self.retries = 0           # times the microphone was opened again after a fault
+        self.abandoned_closes = 0  # closes that had not finished after CLOSE_SECONDS
 
     # -- the audio thread -------------------------------------------------------------------
     def _callback(self, data, frame_count, time_info, status):
@@ -236,6 +242,7 @@ class AudioCapture:
             if self._stop.wait(delay):
                 break
             log.info("retrying the microphone %r", self.device_name or self.device)
+            self.retries += 1
             delay = min(delay * 2.0, self.retry_max)
 
     def _open(self, pa):
@@ -281,14 +288,29 @@ class AudioCapture:
         return self._last_block > 0
 
     def _close(self, pa, stream) -> None:
-        for step in (getattr(stream, "stop_stream", None), getattr(stream, "close", None),
-                     getattr(pa, "terminate", None)):
-            if step is None:
-                continue
-            try:
-                step()
-            except Exception as e:
-                log.debug("closing the microphone: %s", e)
+        """Close without waiting on a dead device: close() on a running stream aborts it
+        (portaudio cancels its audio thread) where stop_stream() would wait for it to drain;
+        the sound is dropped anyway (R1). A close that still blocks is left behind."""
+        if pa is None and stream is None:
+            return
+
+        def close() -> None:
+            for step in (getattr(stream, "close", None), getattr(pa, "terminate", None)):
+                if step is None:
+                    continue
+                try:
+                    step()
+                except Exception as e:
+                    log.debug("closing the microphone: %s", e)
+
+        closer = threading.Thread(target=close, name="audio-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_SECONDS)
+        if closer.is_alive():
+            self.abandoned_closes += 1
+            log.warning("the microphone %r did not close within %.0f s (its sound server is "
+                        "gone?); opening it again without waiting", self.device_name,
+                        CLOSE_SECONDS)
 
 
 def listen(device: str | int | None, rate: int, seconds: float,

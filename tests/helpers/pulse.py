@@ -82,9 +82,14 @@ class PulseServer:
     def kill(self) -> None:
         """SIGKILL, as when a USB microphone and its server vanish at once."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            self.proc.send_signal(signal.SIGKILL)   # a stopped (hung) process dies of it too
             self.proc.wait(10)
         self.proc = None
+
+    def hang(self) -> None:
+        """SIGSTOP: a sound server that still holds its socket but answers nothing."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
 
     def restart(self) -> PulseServer:
         self.kill()
