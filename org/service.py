@@ -266,6 +266,7 @@ class OrgService:
         link = self.link
         if link is None:
             raise ServiceConfigError("the service needs its broker link (service.toml) to start")
+        self._stop.clear()
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=link.username,
                         protocol=paho.MQTTv5, manual_ack=True)
         if link.certfile is not None:
@@ -278,6 +279,7 @@ class OrgService:
         c.on_connect = self._on_connect
         c.on_disconnect = lambda *a: self.connected.clear()
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         c.connect_async(link.host, link.port, 30, clean_start=False, properties=props)
@@ -309,7 +311,13 @@ class OrgService:
             log.error("the organisation's broker refused the service: %s", reason_code)
             return
         client.subscribe(f"{self.prefix}/+/{SUMMARY}", qos=1)
-        self.connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("the organisation's broker refused the service's subscription: %s",
+                      reason_codes)
+            return
+        self.connected.set()   # ready: connected and reading every household's summaries
 
     def _on_message(self, client, userdata, msg: paho.MQTTMessage) -> None:
         try:
