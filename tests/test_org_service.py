@@ -19,7 +19,8 @@ import pytest
 
 from mqtt import schemas
 from mqtt.broker_process import PrivateBroker
-from mqtt.org_broker import OrgBrokerProcess
+from mqtt.errors import BrokerConfigError
+from mqtt.org_broker import OrgBrokerProcess, write_org_broker_config
 from mqtt.seal import recipient, seal
 from mqtt.shared import CATEGORIES, ConsentChange, ConsentSet, SharedCall, SharedTimeout, SharedTopics, Wipe
 from org.keys import KeyFileError, create_key, load_key
@@ -244,3 +245,9 @@ def test_the_organisations_key_is_private_and_made_once(tmp_path: Path):
     key.chmod(0o644)
     with pytest.raises(KeyFileError, match="may be read by others"):
         load_key(key)
+
+
+def test_care_is_refused_as_a_household_id(tmp_path: Path):
+    """`care` is the organisation's service's account: as a household it would get its ACL."""
+    with pytest.raises(BrokerConfigError, match="organisation's service's account"):
+        write_org_broker_config(tmp_path / "org", add=("care",), host="127.0.0.1")
