@@ -22,6 +22,7 @@ import sqlite3
 import sys
 import threading
 import tomllib
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ log = logging.getLogger("org.service")
 
 SUMMARY = "share/summary"
 SESSION_EXPIRY_S = 14 * 24 * 3600   # what households sent while the service was down waits
+_NOTICE_IDS = uuid.UUID("5d1c3f0e-18a0-4c1e-9a18-0a9c0ce55018")   # namespace of notice ids
 SERVICE_WORKER = "org.service"       # the account id in the access log for the service's own acts
 _PLAIN: dict[str, type[BaseModel]] = {"timeout": SharedTimeout, "topics": SharedTopics,
                                        "consent": ConsentChange, "wipe": Wipe}
@@ -136,6 +138,7 @@ class OrgService:
         self._pruned_on: date | None = None
         self._stop = threading.Event()
         self._client: paho.Client | None = None
+        self._nudge = threading.Event()      # an access-log entry to tell
         self.connected = threading.Event()
 
     # -- one message ----------------------------------------------------------------------------
@@ -196,15 +199,15 @@ class OrgService:
             log.info("%s: consent changed (%s withdrew %s); %d summaries kept", household,
                      plain.partner or "the installer", ", ".join(plain.withdrawn) or "nothing",
                      len(items))
-            self.mirror_access(self.store.log_access(SERVICE_WORKER, household, "consent", True,
-                                                     self.clock()))
+            self.store.log_access(SERVICE_WORKER, household, "consent", True, self.clock())
+            self._nudge.set()
             return "consent"
         assert isinstance(plain, Wipe)
         n = self.store.wipe(household)
         self.counts["wipe"] += 1
         log.info("%s: the household's shared data wiped (%d summaries)", household, n)
-        self.mirror_access(self.store.log_access(SERVICE_WORKER, household, "wipe", True,
-                                                 self.clock()))
+        self.store.log_access(SERVICE_WORKER, household, "wipe", True, self.clock())
+        self._nudge.set()
         return "wipe"
 
     def _refuse(self, what: str, reason: str) -> str:
@@ -231,34 +234,59 @@ class OrgService:
         return dropped
 
     # -- the access mirror (R6) -----------------------------------------------------------------
-    def mirror_access(self, entry: Access) -> bool:
-        """Tell the household what the organisation read or changed of it: an AccessNotice on its
-        `org/access`, which its bridge brings into the household's access log. QoS 1 with a
-        persistent session: a household whose bridge is down gets it when it is back. False
-        (logged) when the entry cannot be told or the service is not connected to a broker."""
+    def mirror_access(self, entry: Access | None = None) -> None:
+        """The hook for the care worker's web page: an entry was written to the access log
+        (`OrgStore.log_access`); tell its household now instead of within a second."""
+        self._nudge.set()
+
+    def mirror_pending(self) -> int:
+        """Tell each household, in order, the access-log entries about it not told yet: an
+        AccessNotice on its `org/access`, which its bridge brings into the household's access log.
+        The log in the store is the outbox (whichever process wrote it): an entry counts as told
+        once the broker acknowledged it (QoS 1; a household whose bridge is down gets it when it
+        is back). Returns how many were told now; stops at the first the broker did not take."""
+        told = 0
+        for seq, entry in self.store.unmirrored():
+            sent = self._tell(seq, entry)
+            if sent is False:
+                break
+            self.store.mark_mirrored(seq)
+            told += bool(sent)
+        return told
+
+    def _tell(self, seq: int, entry: Access) -> bool | None:
+        """True: acknowledged; False: not now (retry later); None: can never be told (logged)."""
         try:
             contract.check_household(entry.household)
-            notice = AccessNotice(ts=entry.ts, worker=entry.worker, action=entry.action,
+            # the same id when told again after a crash: the household drops the repeat
+            notice = AccessNotice(id=uuid.uuid5(_NOTICE_IDS, f"{entry.household}/{seq}/{entry.ts}"),
+                                  ts=entry.ts, worker=entry.worker, action=entry.action,
                                   allowed=entry.allowed)
         except (ValidationError, ContractError) as e:
             self.counts["mirror_refused"] += 1
-            log.error("an access entry for %r cannot be mirrored: %s", entry.household, e)
-            return False
+            log.error("an access entry for %r cannot be told to a household: %s",
+                      entry.household, e)
+            return None
         if not self.known(entry.household):
             self.counts["mirror_refused"] += 1
-            log.error("an access entry for %r is not mirrored: the organisation does not know "
-                      "that household", entry.household)
-            return False
+            log.error("an access entry for %r is not told: the organisation does not know that "
+                      "household", entry.household)
+            return None
         client = self._client
-        if client is None:
-            self.counts["mirror_unsent"] += 1
-            log.error("an access entry for %s is not mirrored: the service is not running",
-                      entry.household)
+        if client is None or not self.connected.is_set():
             return False
-        client.publish(f"{self.prefix}/{entry.household}/{ORG_ACCESS}",
-                       notice.model_dump_json().encode(), qos=1)
-        self.counts["mirrored"] += 1
-        return True
+        info = client.publish(f"{self.prefix}/{entry.household}/{ORG_ACCESS}",
+                              notice.model_dump_json().encode(), qos=1)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            return False
+        try:
+            info.wait_for_publish(10)
+        except (RuntimeError, ValueError):
+            return False
+        if info.is_published():
+            self.counts["mirrored"] += 1
+            return True
+        return False
 
     # -- the broker link ------------------------------------------------------------------------
     def start(self) -> OrgService:
@@ -287,11 +315,13 @@ class OrgService:
         self._client = c
         _running = self
         threading.Thread(target=self._daily, name="org-retention", daemon=True).start()
+        threading.Thread(target=self._mirror, name="org-access-mirror", daemon=True).start()
         return self
 
     def stop(self) -> None:
         global _running
         self._stop.set()
+        self._nudge.set()
         if _running is self:
             _running = None
         if self._client is not None:
@@ -305,6 +335,15 @@ class OrgService:
                 self.prune_due()
             except (sqlite3.Error, OSError) as e:
                 log.error("retention not applied now: %s", e)
+
+    def _mirror(self) -> None:
+        while not self._stop.is_set():
+            self._nudge.wait(1.0)   # the web page may write from another process: poll as well
+            self._nudge.clear()
+            try:
+                self.mirror_pending()
+            except (sqlite3.Error, OSError) as e:
+                log.error("the access log cannot be read to tell the households: %s", e)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -334,15 +373,13 @@ class OrgService:
 _running: OrgService | None = None
 
 
-def mirror_access(entry: Access) -> bool:
-    """The hook for the care worker's web page (org/web.py): mirror one access entry into its
-    household through the running service; False (logged) when none runs in this process."""
+def mirror_access(entry: Access | None = None) -> None:
+    """The hook for the care worker's web page (org/web.py), called after each
+    `OrgStore.log_access`: a service running in this process tells the household at once. Any
+    other running service tells it within a second anyway: it reads the same store's access log."""
     service = _running
-    if service is None:
-        log.error("an access entry for %s is not mirrored: no organisation service runs",
-                  entry.household)
-        return False
-    return service.mirror_access(entry)
+    if service is not None:
+        service.mirror_access(entry)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS consent (
     retention_days INTEGER NOT NULL,
     ts TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS mirrored (   -- how far the access log was told to the households
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    seq INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS assignments (
     worker TEXT NOT NULL,
     household TEXT NOT NULL,
@@ -103,6 +107,7 @@ class OrgStore:
         """Drop every shared summary of a household and its consent record; returns how many
         summaries were dropped. The access log stays: it records who read, not what."""
         with self._lock, self._c:
+            self._c.execute("BEGIN")
             self._c.execute("DELETE FROM consent WHERE household = ?", (household,))
             return self._c.execute("DELETE FROM summaries WHERE household = ?",
                                    (household,)).rowcount
@@ -113,6 +118,7 @@ class OrgStore:
         rows = [(household, _key(i), i.ts.astimezone(UTC).isoformat(), i.model_dump_json())
                 for i in items]
         with self._lock, self._c:
+            self._c.execute("BEGIN")
             self._c.execute("DELETE FROM summaries WHERE household = ?", (household,))
             self._c.executemany("INSERT OR REPLACE INTO summaries (household, key, ts, body) "
                                 "VALUES (?, ?, ?, ?)", rows)
@@ -174,6 +180,22 @@ class OrgStore:
             rows = self._c.execute("SELECT ts, worker, household, action, allowed FROM access "
                                    "WHERE household = ? ORDER BY seq", (household,)).fetchall()
         return [Access(datetime.fromisoformat(ts), w, h, a, bool(ok)) for ts, w, h, a, ok in rows]
+
+
+    def unmirrored(self, limit: int = 100) -> list[tuple[int, Access]]:
+        """Access-log entries not yet told to their household (org/service.py), oldest first;
+        whichever process wrote them (the web page, the service)."""
+        with self._lock:
+            row = self._c.execute("SELECT seq FROM mirrored").fetchone()
+            rows = self._c.execute("SELECT seq, ts, worker, household, action, allowed FROM access "
+                                   "WHERE seq > ? ORDER BY seq LIMIT ?",
+                                   (row[0] if row else 0, limit)).fetchall()
+        return [(seq, Access(datetime.fromisoformat(ts), w, h, a, bool(ok)))
+                for seq, ts, w, h, a, ok in rows]
+
+    def mark_mirrored(self, seq: int) -> None:
+        with self._lock, self._c:
+            self._c.execute("INSERT OR REPLACE INTO mirrored VALUES (1, ?)", (seq,))
 
 
 __all__ = ["Access", "OrgStore", "Summary"]
