@@ -6,6 +6,7 @@ import sys
 from bench import (
     ble_bench,
     caller_bench,
+    care_bench,
     dsp_bench,
     fleet_bench,
     hub_bench,
@@ -26,6 +27,7 @@ def main() -> int:
     ok = dsp_bench.run() and ok
     ok = ble_bench.run() and ok
     ok = fleet_bench.run() and ok
+    ok = care_bench.run() and ok
     ok = wearable_bench.run() and ok
     ok = soak_bench.run(300.0) and ok   # 5 minutes; `make soak` runs it for an hour
     print("\nall targets met" if ok else "\nSOME TARGETS MISSED")

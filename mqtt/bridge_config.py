@@ -6,6 +6,8 @@ What crosses is fixed here, not in the organisation's file:
   equipment status of mqtt.share_status, which has no partner data);
 - in: only what a partner's own wearable publishes under `partner/<p>/` (its apart verdict, its
   button and answers, its heartbeat), from that wearable's own prefix on the organisation's broker;
+- in: `org/access`, what the organisation's service read of this household (R6), from the
+  household's own prefix; it is published on the household's broker by the bridge itself;
 - out to a wearable away from home: only the contract's `away` topics it reads (its own prompts,
   the hub's confirmations of its own inputs, whether the hub is online), under its own prefix.
 State, events, sound, presence, doors, calls and the other partner's prompts never cross.
@@ -24,6 +26,8 @@ from mqtt.errors import BrokerConfigError, ContractError
 CONF_DIR = "conf.d"          # write_broker_config includes DIR/conf.d/*.conf
 BRIDGE_FILE = "bridge.conf"
 OUT_SUBTREE = "share/#"
+IN_FROM_ORG = "org/access"   # the contract's `bridge`-published topic the organisation writes
+assert contract.CONCRETE[IN_FROM_ORG].publishers == {"bridge"}, "org/access is the bridge's own"
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,8 @@ def bridge_text(link: OrgLink, files: dict[str, Path]) -> str:
         "",
         "# out: only the household's share/ subtree",
         f"topic {OUT_SUBTREE} out 1 {local} {link.prefix}/{h}/",
+        "# in: what the organisation read of this household (R6), from the household's own prefix",
+        f"topic {IN_FROM_ORG} in 1 {local} {link.prefix}/{h}/",
         "# in: only what a partner's own wearable publishes, from that wearable's own prefix",
     ]
     for topic, role in inbound_topics():

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from core.durable import open_durable
-from mqtt.shared import SharedTimeout, SharedTopics
+from mqtt.shared import RETENTION_DAYS, ConsentSet, SharedTimeout, SharedTopics
 
 Summary = SharedTimeout | SharedTopics
 _SUMMARY: TypeAdapter[Summary] = TypeAdapter(Summary)
@@ -29,6 +29,16 @@ CREATE TABLE IF NOT EXISTS summaries (
     ts TEXT NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (household, key)
+);
+CREATE TABLE IF NOT EXISTS consent (
+    household TEXT PRIMARY KEY,
+    consent TEXT NOT NULL,      -- the household's last ConsentSet (JSON)
+    retention_days INTEGER NOT NULL,
+    ts TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mirrored (   -- how far the access log was told to the households
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    seq INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS assignments (
     worker TEXT NOT NULL,
@@ -44,6 +54,10 @@ CREATE TABLE IF NOT EXISTS access (
     allowed INTEGER NOT NULL
 );
 """
+
+
+def _key(item: Summary) -> str:
+    return str(item.timeout_id) if isinstance(item, SharedTimeout) else f"topics:{item.ts.isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -68,11 +82,10 @@ class OrgStore:
 
     # -- summaries --------------------------------------------------------------------------
     def put(self, item: Summary) -> None:
-        key = str(item.timeout_id) if isinstance(item, SharedTimeout) else f"topics:{item.ts.isoformat()}"
         with self._lock, self._c:
             self._c.execute("INSERT OR REPLACE INTO summaries (household, key, ts, body) "
                             "VALUES (?, ?, ?, ?)",
-                            (item.household, key, item.ts.astimezone(UTC).isoformat(),
+                            (item.household, _key(item), item.ts.astimezone(UTC).isoformat(),
                              item.model_dump_json()))
 
     def summaries(self, household: str, since: datetime | None = None) -> list[Summary]:
@@ -91,10 +104,41 @@ class OrgStore:
         return [h for (h,) in rows]
 
     def wipe(self, household: str) -> int:
-        """Drop every shared summary of a household; returns how many were dropped."""
+        """Drop every shared summary of a household and its consent record; returns how many
+        summaries were dropped. The access log stays: it records who read, not what."""
         with self._lock, self._c:
+            self._c.execute("BEGIN")
+            self._c.execute("DELETE FROM consent WHERE household = ?", (household,))
             return self._c.execute("DELETE FROM summaries WHERE household = ?",
                                    (household,)).rowcount
+
+    def replace_all(self, household: str, items: list[Summary]) -> None:
+        """Replace what is held of a household by `items` in one transaction (a consent change
+        re-filters everything at once: never half old, half new)."""
+        rows = [(household, _key(i), i.ts.astimezone(UTC).isoformat(), i.model_dump_json())
+                for i in items]
+        with self._lock, self._c:
+            self._c.execute("BEGIN")
+            self._c.execute("DELETE FROM summaries WHERE household = ?", (household,))
+            self._c.executemany("INSERT OR REPLACE INTO summaries (household, key, ts, body) "
+                                "VALUES (?, ?, ?, ?)", rows)
+
+    # -- the household's consent and retention (from its sealed consent messages) -------------
+    def set_consent(self, household: str, consent: ConsentSet, retention_days: int,
+                    now: datetime) -> None:
+        with self._lock, self._c:
+            self._c.execute("INSERT OR REPLACE INTO consent VALUES (?, ?, ?, ?)",
+                            (household, consent.model_dump_json(), retention_days,
+                             now.astimezone(UTC).isoformat()))
+
+    def consent_of(self, household: str) -> tuple[ConsentSet | None, int]:
+        """The household's last consent (None: none received yet) and its retention days."""
+        with self._lock:
+            row = self._c.execute("SELECT consent, retention_days FROM consent WHERE household = ?",
+                                  (household,)).fetchone()
+        if row is None:
+            return None, RETENTION_DAYS
+        return ConsentSet.model_validate_json(row[0]), int(row[1])
 
     def prune(self, household: str, retention_days: int, now: datetime) -> int:
         cutoff = (now - timedelta(days=retention_days)).astimezone(UTC).isoformat()
@@ -136,6 +180,22 @@ class OrgStore:
             rows = self._c.execute("SELECT ts, worker, household, action, allowed FROM access "
                                    "WHERE household = ? ORDER BY seq", (household,)).fetchall()
         return [Access(datetime.fromisoformat(ts), w, h, a, bool(ok)) for ts, w, h, a, ok in rows]
+
+
+    def unmirrored(self, limit: int = 100) -> list[tuple[int, Access]]:
+        """Access-log entries not yet told to their household (org/service.py), oldest first;
+        whichever process wrote them (the web page, the service)."""
+        with self._lock:
+            row = self._c.execute("SELECT seq FROM mirrored").fetchone()
+            rows = self._c.execute("SELECT seq, ts, worker, household, action, allowed FROM access "
+                                   "WHERE seq > ? ORDER BY seq LIMIT ?",
+                                   (row[0] if row else 0, limit)).fetchall()
+        return [(seq, Access(datetime.fromisoformat(ts), w, h, a, bool(ok)))
+                for seq, ts, w, h, a, ok in rows]
+
+    def mark_mirrored(self, seq: int) -> None:
+        with self._lock, self._c:
+            self._c.execute("INSERT OR REPLACE INTO mirrored VALUES (1, ?)", (seq,))
 
 
 __all__ = ["Access", "OrgStore", "Summary"]
