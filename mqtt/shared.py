@@ -59,6 +59,30 @@ class ConsentSet(BaseModel):
 
 
 Minutes = Annotated[float, Field(ge=0, le=24 * 60)]
+Household = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]
+RETENTION_DAYS: Final = 90      # the plan's default (firmware/hub/plan.py), also the organisation's
+
+
+class ConsentChange(Envelope):
+    """Sealed kind "consent": the household's consent now, and what a partner just withdrew.
+    The organisation re-filters what it holds of the household with `restrict()` (R9) and keeps
+    it for `retention_days` (R11). Giving consent again goes through the installer and does
+    not bring back what was removed."""
+
+    kind: Literal["consent"] = "consent"
+    household: Household
+    partner: Partner | None = Field(None, description="who withdrew; None: the installer set it")
+    withdrawn: list[Category] = Field(default_factory=list, max_length=len(CATEGORIES))
+    consent: ConsentSet
+    retention_days: int = Field(RETENTION_DAYS, ge=7, le=730)
+
+
+class Wipe(Envelope):
+    """Sealed kind "wipe": the household leaves (or withdrew everything); the organisation drops
+    all it holds of it (R11)."""
+
+    kind: Literal["wipe"] = "wipe"
+    household: Household
 
 
 class SharedCall(BaseModel):
@@ -181,3 +205,28 @@ def summarise(household: str, events: Iterable[Event], consent: ConsentSet,
         ))
     out.sort(key=lambda s: s.ts)
     return out
+
+
+def restrict(summary: SharedTimeout | SharedTopics, consent: ConsentSet,
+             ) -> SharedTimeout | SharedTopics | None:
+    """`summary` as `summarise()` would have made it under the narrower `consent`: a field whose
+    consent no longer holds becomes None ("not shared"); topics without both partners'
+    `evaluation` consent are dropped (None). For consent given again it adds nothing back."""
+    if isinstance(summary, SharedTopics):
+        return summary if consent.allows("evaluation", None) else None
+    both = consent.allows("procedure", None)
+    early = {p: n for p, n in (summary.early_returns or {}).items() if consent.allows("presence", p)}
+    calls = summary.calls
+    if calls is not None:
+        calls = ([c for c in calls if consent.allows("call", c.partner)]
+                 if any(consent.allows("call", p) for p in ("a", "b")) else None)
+    return summary.model_copy(update={
+        "started": summary.started if both else None,
+        "minutes": summary.minutes if both else None,
+        "rounds": summary.rounds if both else None,
+        "outcome": summary.outcome if both else None,
+        "early_returns": early or None,
+        "calls": calls,
+        "evaluation": summary.evaluation if consent.allows("evaluation", None) else None,
+        "thermometer": summary.thermometer if consent.allows("sensing", None) else None,
+    })
