@@ -16,7 +16,7 @@ def current(conn: sqlite3.Connection, base: ConsentSet) -> ConsentSet:
     for partner, category, allowed in conn.execute(
             "SELECT partner, category, allowed FROM consent_change ORDER BY seq"):
         (sets[partner].add if allowed else sets[partner].discard)(category)
-    return ConsentSet(a=frozenset(sets["a"]), b=frozenset(sets["b"]))   # type: ignore[arg-type]
+    return ConsentSet.model_validate({"a": sets["a"], "b": sets["b"]})
 
 
 def change(conn: sqlite3.Connection, partner: Partner, categories: Iterable[str], *,

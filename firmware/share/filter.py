@@ -174,8 +174,9 @@ class ConsentFilter:
         self._wake.set()
 
     def _on_request(self, m: Message) -> None:
-        req, partner = m.payload, m.partner
-        if not isinstance(req, schemas.ShareRequest) or partner not in schemas.PARTNERS:
+        req = m.payload
+        partner: Partner = "a" if m.partner == "a" else "b"    # the topic names it (contract)
+        if not isinstance(req, schemas.ShareRequest) or m.partner not in schemas.PARTNERS:
             raise TypeError("a share request carries a ShareRequest on a partner's topic")
         if req.kind == "withdraw":
             cats = self.withdraw(partner, req.categories or list(CATEGORIES), who=partner)
