@@ -351,7 +351,7 @@ class AccessEntry(BaseModel):
     ts: AwareDatetime
     who: Code
     action: Code
-    detail: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.,-]{0,64}$")] = ""
+    detail: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.,:-]{0,64}$")] = ""
     allowed: bool = True
 
 

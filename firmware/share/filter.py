@@ -200,11 +200,13 @@ class ConsentFilter:
     def withdraw(self, partner: Partner, categories: Iterable[str], *, who: str) -> list[Category]:
         """At once: the consent, the log and a sealed notice to the organisation; what waits in
         the queue is summarised under the new consent when it is sent (or not at all)."""
+        wanted = set(categories)
+        cats = [c for c in CATEGORIES if c in wanted]
         with self._lock:
-            cats = consent_state.change(self._db, partner, categories,
-                                        allowed=False, who=who, at=self.clock())
+            # the log line first: a change that is not in the log must not happen (R6)
             access_log.record(self._db, who, "consent.withdraw", f"{partner}:" + ",".join(cats),
                               at=self.clock())
+            consent_state.change(self._db, partner, cats, allowed=False, who=who, at=self.clock())
             outbox.add_consent(self._db, ConsentChange(
                 ts=self.clock(), household=self.household, partner=partner,
                 withdrawn=cats, consent=consent_state.current(self._db, self.base),
