@@ -109,6 +109,7 @@ ACCESS_ACTIONS: dict[str, dict[str, str]] = {
     "org.bridge": {"nl": "koppeling", "en": "link"},
 }
 ACCESS_REFUSED = {"nl": "geweigerd", "en": "refused"}
+SHARE_ALL = {"nl": "alles", "en": "all"}     # every category, in a line of the access log
 
 # What a contact person hears and reads (R8, R14): which household, that a time-out escalated,
 # please get in touch. No names, no details of the conflict.

@@ -14,6 +14,7 @@ from core.texts import (
     ACCESS_ACTIONS,
     ACCESS_REFUSED,
     ACCESS_WHO,
+    SHARE_ALL,
     SHARE_CATEGORY_WORDS,
     say,
 )
@@ -86,6 +87,8 @@ def entry_text(e: AccessEntry, lang: str) -> str:
     if e.action.startswith("consent.") and ":" in e.detail:
         partner, cats = e.detail.split(":", 1)
         named = ", ".join(category_word(c, lang) for c in cats.split(",") if c in SHARE_CATEGORY_WORDS)
+        if set(cats.split(",")) == set(SHARE_CATEGORY_WORDS):
+            named = SHARE_ALL.get(lang, SHARE_ALL["en"])
         whose = "" if partner == e.who else f"{ACCESS_WHO.get(partner, {}).get(lang, '')} "
         what = f"{what} ({whose}{named})"
     if not e.allowed:
