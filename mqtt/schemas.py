@@ -349,7 +349,8 @@ class AccessEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ts: AwareDatetime
-    who: Code
+    who: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,63}$")] = Field(
+        description="installer, a, b or worker.<the care worker's account id>")
     action: Code
     detail: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.,:-]{0,64}$")] = ""
     allowed: bool = True

@@ -193,7 +193,7 @@ class ConsentFilter:
         if not isinstance(n, schemas.AccessNotice):
             raise TypeError("org/access carries an AccessNotice")
         with self._lock:
-            access_log.record(self._db, f"worker.{n.worker}"[:48], f"org.{n.action}",
+            access_log.record(self._db, f"worker.{n.worker}", f"org.{n.action}",
                               allowed=n.allowed, at=n.ts)
 
     # -- consent -------------------------------------------------------------------------------
