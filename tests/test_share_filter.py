@@ -120,6 +120,11 @@ def test_a_timeouts_summary_leaves_sealed_and_opens_only_with_the_organisations_
             "v", "id", "ts", "household", "kind", "age"}
         with pytest.raises(SealError, match="does not open"):
             unseal(link.sealed()[0], pyrage.x25519.Identity.generate(), SharedTimeout)
+        # a later event of the ended time-out (a call result after its end) sends it again
+        hub.publish("events", schemas.Event(type="call_result", category="call", partner="a",
+                                            timeout_id=tid, data={"outcome": "no_answer"}))
+        assert wait_until(lambda: len(link.opened("timeout")) == 2, 20), "no renewed summary"
+        assert [c.partner for c in link.opened("timeout")[1].calls or []] == ["b", "a"]
         # the household's private traffic did not cross: no events, no link notice
         assert {t for t, _ in link.audit.messages(f"fleet/{HOME}/")} == {
             f"fleet/{HOME}/share/summary"}
