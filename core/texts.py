@@ -62,7 +62,54 @@ TEXTS: dict[str, dict[str, str]] = {
     "sms.reply_one_digit": {
         "nl": "Antwoord met één cijfer: {choices}.",
         "en": "Please reply with one digit: {choices}."},
+    # a partner's own SMS to the hub about sharing with the care worker (docs/care.md); GSM
+    # characters only, so a text stays one SMS of 160
+    "sms.share_withdrawn": {
+        "nl": "Je toestemming om te delen met de zorgverlener is ingetrokken voor: {categories}. "
+              "Opnieuw geven gaat via de installateur.",
+        "en": "Your consent to share with the care worker is withdrawn for: {categories}. "
+              "To give it again, ask the installer."},
+    "sms.share_unclear": {
+        "nl": "Niet begrepen. Stuur STOP DELEN, of STOP DELEN met een van: {words}. "
+              "LOGBOEK toont het toegangslog.",
+        "en": "Not understood. Send STOP SHARING, or STOP SHARING with one of: {words}. "
+              "ACCESS LOG shows the access log."},
+    "sms.access_log": {"nl": "Toegangslog: {entries}", "en": "Access log: {entries}"},
+    "sms.access_log_empty": {"nl": "Toegangslog: nog niets.", "en": "Access log: nothing yet."},
 }
+
+# The consent categories (mqtt/shared.py) as a partner names them in an SMS, per language; the
+# first word is the one the hub writes back.
+SHARE_CATEGORY_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "procedure": {"nl": ("procedure", "timeout", "time-out"), "en": ("procedure", "timeout", "time-out")},
+    "checkin": {"nl": ("checkin", "check-in", "incheck"), "en": ("checkin", "check-in")},
+    "call": {"nl": ("bellen", "oproepen"), "en": ("calls", "call")},
+    "sensing": {"nl": ("geluid", "meten"), "en": ("sound", "sensing")},
+    "presence": {"nl": ("aanwezigheid",), "en": ("presence",)},
+    "evaluation": {"nl": ("evaluatie",), "en": ("evaluation",)},
+}
+# The access log as a partner reads it by SMS: roles, never names (R14)
+ACCESS_WHO: dict[str, dict[str, str]] = {
+    "installer": {"nl": "installateur", "en": "installer"},
+    "a": {"nl": "partner A", "en": "partner A"}, "b": {"nl": "partner B", "en": "partner B"},
+    "worker": {"nl": "zorgverlener", "en": "care worker"},
+}
+ACCESS_ACTIONS: dict[str, dict[str, str]] = {
+    "report": {"nl": "rapport", "en": "report"},
+    "export": {"nl": "export", "en": "export"},
+    "consent.withdraw": {"nl": "toestemming ingetrokken", "en": "consent withdrawn"},
+    "consent.give": {"nl": "toestemming gegeven", "en": "consent given"},
+    "bridge": {"nl": "koppeling gewijzigd", "en": "link changed"},
+    "reset": {"nl": "reset", "en": "reset"},
+    "org.report": {"nl": "rapport bekeken", "en": "report viewed"},
+    "org.export": {"nl": "export", "en": "export"},
+    "org.list": {"nl": "lijst bekeken", "en": "list viewed"},
+    "org.wipe": {"nl": "gewist", "en": "wiped"},
+    "org.consent": {"nl": "toestemming verwerkt", "en": "consent applied"},
+    "org.bridge": {"nl": "koppeling", "en": "link"},
+}
+ACCESS_REFUSED = {"nl": "geweigerd", "en": "refused"}
+SHARE_ALL = {"nl": "alles", "en": "all"}     # every category, in a line of the access log
 
 # What a contact person hears and reads (R8, R14): which household, that a time-out escalated,
 # please get in touch. No names, no details of the conflict.

@@ -8,14 +8,17 @@ import sys
 from pathlib import Path
 
 from core.config import refuse
-from firmware.hub.plan import PlanError
+from firmware.hub.plan import HouseholdPlan, PlanError
 from mqtt.broker_config import TlsListener, write_broker_config
 from mqtt.errors import BrokerConfigError, BrokerStartError
+from mqtt.shared import CATEGORIES, ConsentSet
 
 EXIT_USAGE = 2
 # the long-running services: their INFO lines (every ladder step, every connection) belong in the
 # journal; the one-shot commands print their own output and log only warnings
 SERVICES = ("hub", "panel", "caller", "share-status", "wearable")
+SHARE_STATE = Path("/var/lib/timeout-hub/share")
+CATEGORY_CHOICES = CATEGORIES
 
 
 def _broker_config(args: argparse.Namespace) -> int:
@@ -53,6 +56,7 @@ def _broker_config(args: argparse.Namespace) -> int:
         # as root, the files go to the broker's user: it rereads them on a reload (SIGHUP)
         owner = _broker_uid_gid(args.broker_user or "mosquitto") if os.geteuid() == 0 else None
         link = write_bridge(out, args.household, args.bridge, owner)
+        _log_access(args.share_state, "bridge")
         print(f"  conf.d/bridge.conf  bridge to {link.host}:{link.port} (TLS) as "
               f"{link.username}: out share/, in the wearables' inputs (docs/fleet.md)")
     print(f"start it with: mosquitto -c {out / 'mosquitto.conf'}")
@@ -65,7 +69,8 @@ def _org_broker_config(args: argparse.Namespace) -> int:
         Path(args.out), port=args.port, bind=args.bind, host=args.host,
         add=tuple(args.add or ()), remove=tuple(args.remove or ()), rotate=tuple(args.rotate or ()),
         tls=OrgTls(args.tls_cert, args.tls_key, args.tls_ca, tuple(args.tls_name or ())),
-        client_certificates=args.client_certificates, broker_user=args.broker_user)
+        client_certificates=args.client_certificates, broker_user=args.broker_user,
+        age_recipient=args.age_recipient)
     print(f"organisation broker configuration written to {cfg.out}")
     print(f"  mosquitto.conf  TLS listener {cfg.bind}:{cfg.port}; households connect to {cfg.host}")
     print(f"  households      {len(cfg.households)}: {', '.join(cfg.households) or '(none)'}")
@@ -77,16 +82,98 @@ def _org_broker_config(args: argparse.Namespace) -> int:
 
 def _share_status(args: argparse.Namespace) -> int:
     from core.sdnotify import run_until_stopped
+    from firmware.share.filter import ConsentFilter, load_key
     from firmware.share.status import ShareStatusPublisher
+    from mqtt.bridge_config import AGE_FILE
     from mqtt.broker_config import Credentials
     from mqtt.client import BusClient
+    plan = _share_plan(args)
+    if plan is None:
+        return EXIT_USAGE
     creds = Credentials.load(Path(args.broker_dir) / "credentials" / "bridge.json")
     bus = BusClient("bridge", args.household, creds, host=args.host, port=args.port,
                     state_dir=args.state_dir)
+    key, problem = load_key(args.org_key or Path(args.broker_dir) / "bridge" / AGE_FILE)
+    # one `bridge` connection for both (the broker takes the user name as client id)
+    filt = ConsentFilter(bus, args.state_dir, base=_plan_consent(plan),
+                         retention_days=plan.retention_days, key=key, key_problem=problem).start()
     pub = ShareStatusPublisher(bus).start()
-    run_until_stopped(bus.alive, f"share status for {args.household} running")
+    run_until_stopped(lambda: bus.alive() and filt.alive(),
+                      f"share status and consent filter for {args.household} running")
     pub.stop()
+    filt.stop()
     return 0
+
+
+def _share_plan(args: argparse.Namespace) -> HouseholdPlan | None:
+    from firmware.hub.plan import load_plan
+    try:
+        return load_plan(args.plan)
+    except PlanError as e:
+        _print_plan_problems(args.command, e)
+        return None
+
+
+def _plan_consent(plan: HouseholdPlan) -> ConsentSet:
+    return ConsentSet.from_flags({p: c.model_dump() for p, c in plan.consent.items()})
+
+
+def _consent(args: argparse.Namespace) -> int:
+    """The installer shows the consent now, or gives a category again (logged, R6/R9)."""
+    from core.errors import StorageError
+    from firmware.share import access_log, consent_state, outbox
+    from firmware.share.state import connect
+    from mqtt.shared import CATEGORIES, ConsentChange
+    plan = _share_plan(args)
+    if plan is None:
+        return EXIT_USAGE
+    base = _plan_consent(plan)
+    try:
+        db = connect(args.state_dir)
+        if args.give:
+            if not args.partner:
+                print("timeout-hub consent: --give needs --partner a or b.", file=sys.stderr)
+                return EXIT_USAGE
+            cats = consent_state.change(db, args.partner, args.give, allowed=True, who="installer")
+            access_log.record(db, "installer", "consent.give", f"{args.partner}:" + ",".join(cats))
+            # the organisation learns the consent now; it does not bring back what it removed
+            outbox.add_consent(db, ConsentChange(household=plan.household, partner=None,
+                                                 consent=consent_state.current(db, base),
+                                                 retention_days=plan.retention_days))
+            print(f"partner {args.partner} gives consent again for: {', '.join(cats)} (logged)")
+        now = consent_state.current(db, base)
+        db.close()
+    except StorageError as e:
+        print(f"timeout-hub consent: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    for p in ("a", "b"):
+        print(f"partner {p}: " + (", ".join(c for c in CATEGORIES if c in now.of(p)) or "nothing"))
+    return 0
+
+
+def _access_log(args: argparse.Namespace) -> int:
+    from core.errors import StorageError
+    from firmware.share import access_log
+    try:
+        shown = access_log.entries(args.state_dir, last=args.last)
+    except StorageError as e:
+        print(f"timeout-hub access-log: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    for entry in shown:
+        print(access_log.line(entry))
+    if not shown:
+        print("the access log is empty")
+    return 0
+
+
+def _log_access(state_dir: Path, action: str) -> None:
+    """An installer's change into the access log; a log that cannot be written is said, not hidden."""
+    from core.errors import StorageError
+    from firmware.share import access_log
+    try:
+        access_log.record(state_dir, "installer", action)
+    except (StorageError, OSError) as e:
+        print(f"warning: not in the access log ({state_dir}): {e}", file=sys.stderr)
 
 
 def _print_plan_problems(command: str, e: PlanError) -> int:
@@ -226,6 +313,7 @@ def _reset(args: argparse.Namespace) -> int:
     stopped = stop_services(not args.no_stop)
     removed = wipe(args.etc, args.state, broker_dir)
     kept = record(args.state, dt.date.today())
+    _log_access(args.state / "share", "reset")    # the new access log starts with the reset
     if stopped:
         print(f"stopped: {', '.join(stopped)}")
     print(f"wiped: {', '.join(str(p) for p in removed) or 'nothing was there'}")
@@ -391,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--broker-user", help="user mosquitto runs as (default: mosquitto when root)")
     b.add_argument("--bridge", type=Path, metavar="ORG.toml",
                    help="also bridge to the care organisation's broker (docs/fleet.md)")
+    b.add_argument("--share-state", type=Path, default=SHARE_STATE,
+                   help="the share service's state folder, whose access log records a bridge "
+                        "change (default /var/lib/timeout-hub/share)")
     b.set_defaults(func=_broker_config)
 
     ob = sub.add_parser("org-broker-config",
@@ -414,6 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="households, wearables and the care reader log in with a certificate "
                          "from the organisation CA instead of a password (kept for later runs)")
     ob.add_argument("--broker-user", help="user mosquitto runs as (default: mosquitto when root)")
+    ob.add_argument("--age-recipient", metavar="AGE1...",
+                    help="the organisation's age public key (python -m org.keys prints it): each "
+                         "household's consent filter seals what it shares to it (kept for later runs)")
     ob.set_defaults(func=_org_broker_config)
 
     ss = sub.add_parser("share-status", help="publish the equipment status the organisation sees "
@@ -421,10 +515,33 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--household", required=True)
     ss.add_argument("--broker-dir", type=Path, required=True,
                     help="the broker-config directory (credentials/bridge.json)")
-    ss.add_argument("--state-dir", type=Path, default=Path("/var/lib/timeout-hub/share"))
+    ss.add_argument("--state-dir", type=Path, default=SHARE_STATE)
+    ss.add_argument("--plan", type=Path, default=Path("/etc/timeout-hub/household.toml"),
+                    help="the household plan: its consent and retention days")
+    ss.add_argument("--org-key", type=Path, help="the organisation's age public key "
+                    "(default BROKER_DIR/bridge/org-age.pub, from org.toml's age_recipient)")
     ss.add_argument("--host", default="127.0.0.1")
     ss.add_argument("--port", type=int, default=1883)
     ss.set_defaults(func=_share_status)
+
+    co = sub.add_parser("consent", help="show the consent now, or give a category again for a "
+                        "partner (the installer; logged)",
+                        description="A partner withdraws by SMS from their own number (STOP "
+                                    "DELEN / STOP SHARING); giving consent again goes through "
+                                    "the installer (docs/care.md).")
+    co.add_argument("--show", action="store_true", help="only show it (the default)")
+    co.add_argument("--give", action="append", choices=CATEGORY_CHOICES, metavar="CATEGORY",
+                    help=f"give consent again for this category ({', '.join(CATEGORY_CHOICES)})")
+    co.add_argument("--partner", choices=("a", "b"))
+    co.add_argument("--plan", type=Path, default=Path("/etc/timeout-hub/household.toml"))
+    co.add_argument("--state-dir", type=Path, default=SHARE_STATE)
+    co.set_defaults(func=_consent)
+
+    al = sub.add_parser("access-log", help="the household's access log: who read, exported or "
+                        "changed what, when (R6)")
+    al.add_argument("--state-dir", type=Path, default=SHARE_STATE)
+    al.add_argument("--last", type=int, metavar="N", help="only the newest N entries")
+    al.set_defaults(func=_access_log)
 
     c = sub.add_parser("check-config", help="check a household plan (exit 0 valid, 2 not)",
                        description="Check a household plan TOML file; every problem is listed. "

@@ -27,7 +27,9 @@ CONF_DIR = "conf.d"          # write_broker_config includes DIR/conf.d/*.conf
 BRIDGE_FILE = "bridge.conf"
 OUT_SUBTREE = "share/#"
 IN_FROM_ORG = "org/access"   # the contract's `bridge`-published topic the organisation writes
-assert contract.CONCRETE[IN_FROM_ORG].publishers == {"bridge"}, "org/access is the bridge's own"
+LINK_TOPIC = "bridge/link"
+# the organisation's age public key (R11), from org.toml's `age_recipient`, for the consent filter
+AGE_FILE = "org-age.pub"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class OrgLink:
     password: str | None = field(default=None, repr=False)
     certfile: Path | None = None
     keyfile: Path | None = None
+    age_recipient: str | None = None
 
 
 def inbound_topics() -> list[tuple[str, str]]:
@@ -68,7 +71,7 @@ def load_org(path: Path) -> OrgLink:
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise BrokerConfigError(f"organisation file {path} is not readable TOML: {e}") from None
     known = {"household", "host", "port", "prefix", "cafile", "username", "password",
-             "certfile", "keyfile"}
+             "certfile", "keyfile", "age_recipient"}
     extra = sorted(set(data) - known)
     if extra:
         raise BrokerConfigError(f"{path}: unknown key {extra[0]!r} (known: {', '.join(sorted(known))})")
@@ -104,7 +107,13 @@ def load_org(path: Path) -> OrgLink:
     link = OrgLink(household=household, host=text("host") or "", port=port, prefix=prefix,
                    cafile=file("cafile") or Path(), username=text("username") or "",
                    password=text("password", required=False), certfile=file("certfile", False),
-                   keyfile=file("keyfile", False))
+                   keyfile=file("keyfile", False), age_recipient=text("age_recipient", False))
+    if link.age_recipient:
+        from mqtt.seal import SealError, recipient
+        try:
+            recipient(link.age_recipient)
+        except SealError as e:
+            raise BrokerConfigError(f"{path}: age_recipient: {e}") from None
     if link.username != household:
         raise BrokerConfigError(f"{path}: username {link.username!r} must be the household id "
                                 f"{household!r} (the organisation's ACL is keyed on it)")
@@ -139,7 +148,11 @@ def bridge_text(link: OrgLink, files: dict[str, Path]) -> str:
         "start_type automatic",
         "restart_timeout 2 30",
         "keepalive_interval 30",
-        "notifications false",
+        # the broker tells its own clients whether the bridge is up (1) or down (0), retained,
+        # on a topic the consent filter reads; never sent to the organisation (docs/care.md)
+        "notifications true",
+        "notifications_local_only true",
+        f"notification_topic {local}{LINK_TOPIC}",
         "",
         "# out: only the household's share/ subtree",
         f"topic {OUT_SUBTREE} out 1 {local} {link.prefix}/{h}/",
@@ -174,6 +187,9 @@ def write_bridge(out: Path, household: str, org_file: Path,
                 shutil.copyfile(src, dst)
             os.chmod(dst, 0o600)
             files[key] = dst
+    if link.age_recipient:   # what the consent filter seals to; public, but only ours to change
+        (bdir / AGE_FILE).write_text(link.age_recipient + "\n")
+        files["age"] = bdir / AGE_FILE
     path = cdir / BRIDGE_FILE
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -106,8 +106,9 @@ def parse_payload(concrete: contract.Concrete, raw: bytes) -> BaseModel | str:
         raise PayloadRejected("not UTF-8: payload is not UTF-8 text") from None
     schema = concrete.spec.schema
     if schema is None:
-        if text not in schemas.AVAILABILITY:
-            raise PayloadRejected(f"bad availability: must be one of {', '.join(schemas.AVAILABILITY)}")
+        words = concrete.spec.words or schemas.AVAILABILITY
+        if text not in words:
+            raise PayloadRejected(f"bad word: must be one of {', '.join(words)}")
         return text
     try:
         obj = json.loads(text)

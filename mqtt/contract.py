@@ -47,6 +47,8 @@ class TopicSpec:
     # Sent to a partner's wearable away from home, through the bridge to the organisation's
     # broker (mqtt/bridge_config.py), if that wearable reads it. Only what it needs to work away.
     away: bool = False
+    # a plain-text topic whose words are not the availability words (the broker's own notices)
+    words: tuple[str, ...] | None = None
 
     @property
     def durable(self) -> bool:
@@ -136,6 +138,18 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("org/access", schemas.AccessNotice, 1, False, _roles("bridge"), _roles("bridge"),
               "The organisation read or changed this household's data: into the household's "
               "access log, which both partners can see (R6)."),
+    TopicSpec("partner/{partner}/share-request", schemas.ShareRequest, 1, False, _roles("caller"),
+              _roles("bridge"),
+              "That partner's own SMS (from their own number): withdraw their consent, or read the "
+              "access log; the consent filter applies it at once (R6, R9)."),
+    TopicSpec("partner/{partner}/share-reply", schemas.ShareReply, 1, False, _roles("bridge"),
+              _roles("caller"),
+              "The consent filter's answer to that partner's request, texted to that partner only."),
+    TopicSpec("bridge/link", None, 1, True, frozenset(), _roles("bridge"),
+              "The household broker's own notice whether its bridge to the organisation is up "
+              "(`1`) or down (`0`); the consent filter hands summaries to the bus only while it is "
+              "up, so nothing waits in the broker's bridge queue (docs/care.md).",
+              words=("0", "1")),
     TopicSpec("applied/{service}", schemas.Applied, 0, False, _roles("hub"), _roles("{service}"),
               "The ids of that service's inputs the hub has applied and saved; until then the "
               "service keeps them and sends them again when the hub comes (back) online.", away=True),

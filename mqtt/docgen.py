@@ -31,7 +31,8 @@ def generate() -> str:
            "| topic | payload | QoS | retained | outbox | published by | read by | meaning |",
            "|---|---|---|---|---|---|---|---|"]
     for spec in contract.TOPICS:
-        name = spec.schema.__name__ if spec.schema else "`online` / `offline` / `stopped`"
+        words = spec.words or schemas.AVAILABILITY
+        name = spec.schema.__name__ if spec.schema else " / ".join(f"`{w}`" for w in words)
         readers = _roles(spec.subscribers)
         if spec.pattern == "{service}/available":
             readers += " (all services read `hub/available`)"

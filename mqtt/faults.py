@@ -30,6 +30,8 @@ OWNERS: dict[str, frozenset[str]] = {
     # the hub notices a wearable's silence; only a wearable knows its own battery
     "wearable.silent.": frozenset({"hub"}),
     "wearable.battery_": frozenset({"wearable-a", "wearable-b"}),
+    # the consent filter runs as the `bridge` role (docs/care.md)
+    "share.": frozenset({"bridge"}),
 }
 
 
@@ -114,6 +116,11 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
                "de hub kan niet opslaan; de time-out loopt door; bel de installateur"),
     FaultClass("service.offline", "other", True, "a part of the hub is not running; call the installer",
                "een deel van de hub werkt niet; bel de installateur"),
+    # the consent filter has no organisation key: nothing leaves, which is safe, so the household
+    # need not act (the installer sees it in `doctor` and the organisation in share/status)
+    FaultClass("share.no_key", "other", False,
+               "nothing is shared with the care organisation: its key is not set up",
+               "er wordt niets gedeeld met de zorgorganisatie: de sleutel ervan is niet ingesteld"),
     # the kept faults of that service light what they need; this one only says the list is cut
     FaultClass(DROPPED, "other", False, "more faults were reported than fit; the most important are shown",
                "er zijn meer storingen gemeld dan passen; de belangrijkste worden getoond"),

@@ -163,12 +163,16 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
                             host: str | None = None, add: tuple[str, ...] = (),
                             remove: tuple[str, ...] = (), rotate: tuple[str, ...] = (),
                             tls: OrgTls | None = None, broker_user: str | None = None,
-                            client_certificates: bool = False) -> OrgConfig:
+                            client_certificates: bool = False,
+                            age_recipient: str | None = None) -> OrgConfig:
     """Write DIR/mosquitto.conf, DIR/passwd, DIR/acl, DIR/tls/ and, per household,
     DIR/households/<id>/ (org.toml and ca.crt for its hub, wearable-<p>.json for its wearables).
     Households are kept in DIR/households.json; passwords are kept unless rotated.
     `client_certificates`: households, wearables and the care reader log in with a certificate
-    (CN = username) instead of a password; removing or rotating revokes (DIR/tls/crl.pem)."""
+    (CN = username) instead of a password; removing or rotating revokes (DIR/tls/crl.pem).
+    `age_recipient`: the organisation's age public key (`python -m org.keys` prints it), written
+    into every household's org.toml so its consent filter seals to it (R11); kept for re-runs
+    in DIR/age-recipient.txt."""
     if not 0 < port < 65536:
         raise BrokerConfigError(f"port {port} is not a TCP port (1-65535)")
     run_as = broker_user or ("mosquitto" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name)
@@ -186,6 +190,16 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
         raise BrokerConfigError(f"cannot create {out}: {e.strerror}") from None
+    age_file = out / "age-recipient.txt"
+    if age_recipient is not None:
+        from mqtt.seal import SealError, recipient
+        try:
+            recipient(age_recipient)
+        except SealError as e:
+            raise BrokerConfigError(f"--age-recipient: {e}") from None
+        write_atomic(age_file, age_recipient.strip() + "\n", 0o644)
+    elif age_file.exists():
+        age_recipient = age_file.read_text().strip()
     households, certificates_before = _registry(out)
     if certificates_before and not client_certificates and households:
         client_certificates = True   # chosen once for the organisation; kept on every re-run
@@ -258,7 +272,9 @@ def write_org_broker_config(out: Path, *, port: int = 8883, bind: str = "0.0.0.0
             "# `timeout-hub broker-config --bridge org.toml` on that household's hub.",
             f'household = "{h}"', f'host = "{host}"', f"port = {port}", f'prefix = "{ROOT}"',
             'cafile = "ca.crt"', f'username = "{h}"',
-            *(f'{k} = "{v}"' for k, v in login[h].items()), ""]), 0o600)
+            *(f'{k} = "{v}"' for k, v in login[h].items()),
+            # what the household's consent filter seals to; without it nothing is shared
+            *([f'age_recipient = "{age_recipient.strip()}"'] if age_recipient else []), ""]), 0o600)
         for p in schemas.PARTNERS:
             u = wearable_user(h, p)
             write_atomic(hdir / f"wearable-{p}.json", json.dumps({

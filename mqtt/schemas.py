@@ -330,6 +330,41 @@ class Sealed(Envelope):
     age: str = Field(min_length=1, max_length=65536, description="base64 of the age ciphertext")
 
 
+ShareCategory = Literal["procedure", "checkin", "call", "sensing", "presence", "evaluation"]
+
+
+class ShareRequest(Envelope):
+    """A partner's own request, sent by SMS from their own number and relayed by the caller (the
+    topic names the partner): withdraw their consent (no categories: all of them), or read the
+    household's access log (R6, R9). Giving consent again goes through the installer."""
+
+    kind: Literal["withdraw", "access_log"]
+    categories: list[ShareCategory] = Field(default_factory=list, max_length=6)
+
+
+class AccessEntry(BaseModel):
+    """One line of the household's access log: who (`installer`, `a`, `b`, `worker.<id>`), what
+    and when; never an answer, a name or a number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ts: AwareDatetime
+    who: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,63}$")] = Field(
+        description="installer, a, b or worker.<the care worker's account id>")
+    action: Code
+    detail: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.,:-]{0,64}$")] = ""
+    allowed: bool = True
+
+
+class ShareReply(Envelope):
+    """The share service's answer to that partner's request, texted by the caller to that
+    partner's own number only: what was withdrawn, or the last entries of the access log."""
+
+    kind: Literal["withdrawn", "access_log"]
+    categories: list[ShareCategory] = Field(default_factory=list, max_length=6)
+    entries: list[AccessEntry] = Field(default_factory=list, max_length=10)
+
+
 class AccessNotice(Envelope):
     """The organisation read or changed something of this household (R6): who (a care worker's
     account id, never a partner), what and whether it was allowed. Mirrored into the household's

@@ -255,3 +255,17 @@ def test_care_is_refused_as_a_household_id(tmp_path: Path):
     """`care` is the organisation's service's account: as a household it would get its ACL."""
     with pytest.raises(BrokerConfigError, match="organisation's service's account"):
         write_org_broker_config(tmp_path / "org", add=("care",), host="127.0.0.1")
+
+
+def test_the_organisations_public_key_reaches_every_households_link_file(tmp_path):
+    """The installer gives the key once; each household's org.toml carries it to the hub's
+    consent filter (without it the filter shares nothing)."""
+    from mqtt.bridge_config import load_org
+    pub = str(pyrage.x25519.Identity.generate().to_public())
+    out = tmp_path / "org"
+    with pytest.raises(BrokerConfigError, match="age public key"):
+        write_org_broker_config(out, host="localhost", add=("hh-1",), age_recipient="age1nope")
+    write_org_broker_config(out, host="localhost", add=("hh-1",), age_recipient=pub)
+    write_org_broker_config(out, host="localhost", add=("hh-2",))      # a later run keeps it
+    for h in ("hh-1", "hh-2"):
+        assert load_org(out / "households" / h / "org.toml").age_recipient == pub

@@ -289,3 +289,93 @@ def test_every_question_lists_its_answers_words_in_both_languages():
     for key, n in (("checkin.how_do_you_feel", 3), *EVALUATION):
         for lang in ("nl", "en"):
             assert sorted(options(key, lang)) == list(range(1, n + 1)), (key, lang)
+
+
+# -- sharing with the care worker by SMS (docs/care.md): withdraw consent, read the access log --
+
+@pytest.fixture
+def share(bus, tmp_path):
+    """The consent filter (the `bridge` role) on the same broker: it applies a partner's request
+    and answers it; with no bridge to an organisation here, nothing is sent anywhere."""
+    import pyrage
+
+    from firmware.share.filter import ConsentFilter
+    from mqtt.shared import CATEGORIES, ConsentSet
+    f = ConsentFilter(bus("bridge", start=False), tmp_path / "share",
+                      base=ConsentSet(a=frozenset(CATEGORIES), b=frozenset(CATEGORIES)),
+                      retention_days=90, key=pyrage.x25519.Identity.generate().to_public()).start()
+    assert f.bus.wait_subscribed(5)
+    yield f
+    f.stop()
+
+
+def texts_to(sim, partner) -> list[str]:
+    return [s.text for s in sim.sent_sms if s.number == PHONE[partner]]
+
+
+def text_arrives(sim, partner, part: str) -> str:
+    assert wait_until(lambda: any(part in t for t in texts_to(sim, partner)), 5), \
+        f"no text with {part!r} to partner {partner}: {texts_to(sim, partner)}"
+    return next(t for t in texts_to(sim, partner) if part in t)
+
+
+def test_a_partner_withdraws_by_sms_from_their_own_number_only(sim, caller, share, caplog):
+    from mqtt.shared import CATEGORIES
+    caplog.set_level(logging.INFO)
+    everything = frozenset(CATEGORIES)
+    sim.inject_sms(PHONE["a"], "STOP DELEN bellen")
+    assert text_arrives(sim, "a", "ingetrokken voor: bellen.")   # a reads Dutch
+    assert share.consent().of("a") == everything - {"call"}
+    assert share.consent().of("b") == everything                 # b's own consent: untouched
+    # b's text withdraws b's consent, never a's; the confirmation goes to b only (in English)
+    sim.inject_sms(PHONE["b"], "Stop sharing.")
+    assert text_arrives(sim, "b", "withdrawn for: procedure, checkin, calls, sound, presence, "
+                                  "evaluation.")
+    assert share.consent().of("b") == frozenset()
+    assert share.consent().of("a") == everything - {"call"}
+    assert not any("withdrawn" in t for t in texts_to(sim, "a"))
+    # a stranger's text changes nothing; a's access-log request after it is answered first
+    before = share.consent()
+    sim.inject_sms(STRANGER, "STOP DELEN")
+    sim.inject_sms(PHONE["a"], "logboek")
+    log_text = text_arrives(sim, "a", "Toegangslog:")
+    assert share.consent() == before
+    assert [s for s in sim.sent_sms if s.number == STRANGER] == []
+    assert "SMS from an unknown number ignored and deleted" in caplog.text
+    # the log names roles, newest first: b's withdrawal, then a's
+    assert "partner B: toestemming ingetrokken (alles)" in log_text
+    assert "partner A: toestemming ingetrokken (bellen)" in log_text
+    assert log_text.index("partner B") < log_text.index("partner A")
+    assert len(log_text) <= 160
+
+
+def test_both_partners_read_the_access_log_by_sms_and_never_the_others_answers(
+        sim, caller, share, hub, tmp_path):
+    from firmware.share import access_log
+    access_log.record(tmp_path / "share", "installer", "report", "2026-11-01")
+    access_log.record(tmp_path / "share", "worker.w17", "org.report", allowed=False)
+    # a answers a check-in by SMS: that answer is a's alone
+    q = ask(hub, sim, "a", CHECKIN)
+    answered(hub, sim, "a", q, "3 niet rustig", 3)
+    sim.inject_sms(PHONE["a"], "LOGBOEK")
+    sim.inject_sms(PHONE["b"], "access log")
+    nl = text_arrives(sim, "a", "Toegangslog:")
+    en = text_arrives(sim, "b", "Access log:")
+    assert "zorgverlener w17: rapport bekeken, geweigerd" in nl and "installateur: rapport" in nl
+    assert "care worker w17: report viewed, refused" in en and "installer: report" in en
+    for text in texts_to(sim, "b"):          # nothing of a's answer reaches b, in any wording
+        for word in ("rustig", "calm", "tense", "gespannen", " 3 "):
+            assert word not in text, text
+
+
+def test_an_unclear_sharing_request_changes_nothing_and_gets_the_words_back(
+        sim, caller, share, caplog):
+    caplog.set_level(logging.INFO)
+    before = share.consent()
+    sim.inject_sms(PHONE["b"], "stop sharing everything but the calls")
+    assert text_arrives(sim, "b", "Not understood. Send STOP SHARING")
+    assert "(a word after STOP that is not a category)" in caplog.text
+    assert "everything but" not in caplog.text              # the reason, never the text
+    sim.inject_sms(PHONE["b"], "ACCESS LOG")                 # answered after the unclear one
+    assert text_arrives(sim, "b", "Access log:")
+    assert share.consent() == before

@@ -42,6 +42,13 @@ from firmware.caller.config import (  # noqa: F401  (the config's names, as befo
     write_caller_config,
 )
 from firmware.caller.gnss_clock import ClockSync
+from firmware.caller.keywords import (
+    Unclear,
+    access_log_text,
+    read_keyword,
+    unclear_text,
+    withdrawn_text,
+)
 from firmware.caller.modem import parsers as MP
 from firmware.caller.modem.errors import CmeError, ModemError, ModemGone, ModemTimeout
 from firmware.caller.modem.sim7600 import Modem
@@ -310,6 +317,7 @@ class Caller:
     def start(self) -> Caller:
         self.bus.on("call/request", self._on_request)
         self.bus.on("partner/{partner}/prompt", self._on_prompt)
+        self.bus.on("partner/{partner}/share-reply", self._on_share_reply)
         self.bus.start()
         for name, target in (("caller-ladder", self._ladder_loop), ("caller-sms", self._sms_loop),
                              ("caller-sms-out", self._sms_out_loop),
@@ -615,6 +623,8 @@ class Caller:
         if partner is None:
             log.info("caller: SMS from an unknown number ignored and deleted")
             return True
+        if self._share_keyword(partner, sms.text):
+            return True
         # the log says why a text is not an answer, never what it says or who sent it (R1, R14)
         question = self.queue.last_prompt(partner, max_age_s=3600)
         if question is None:
@@ -629,6 +639,38 @@ class Caller:
         self.queue.mark_answered(partner, question.question_id)
         log.info("caller: SMS answer of partner %s passed on", partner)
         return True
+
+    # -- sharing with the care worker (docs/care.md) --------------------------------------------
+    def _share_keyword(self, partner: str, text: str) -> bool:
+        """STOP DELEN / STOP SHARING or LOGBOEK / ACCESS LOG from this partner's own number: the
+        request goes to the consent filter for this partner only (the topic names them)."""
+        kw = read_keyword(text)
+        if kw is None:
+            return False
+        phone = self.cfg.partners[partner]
+        if isinstance(kw, Unclear):
+            log.info("caller: SMS from partner %s about sharing not passed on (%s); the words "
+                     "were texted back", partner, kw.why)
+            if phone.number:
+                self._outgoing.put((phone.number, unclear_text(phone.language)))
+            return True
+        self.bus.publish(f"partner/{partner}/share-request", self.bus.make(
+            schemas.ShareRequest, kind=kw.kind, categories=list(kw.categories)))
+        log.info("caller: partner %s asked by SMS to %s", partner,
+                 "withdraw consent" if kw.kind == "withdraw" else "read the access log")
+        return True
+
+    def _on_share_reply(self, m: Message) -> None:
+        r = m.payload
+        if not isinstance(r, schemas.ShareReply):
+            raise TypeError(f"a share reply carries a ShareReply, not {type(r).__name__}")
+        phone = self.cfg.partners.get(m.partner or "")
+        if not phone or not phone.number:
+            log.warning("caller: no number for partner %s; a share reply is not texted", m.partner)
+            return
+        text = (withdrawn_text(list(r.categories), phone.language) if r.kind == "withdrawn"
+                else access_log_text(list(r.entries), phone.language))
+        self._outgoing.put((phone.number, text))
 
     def _clarify(self, partner: str, question: OpenQuestion, why: str) -> None:
         """One short text back to the partner's own number: reply with one digit. Once per
