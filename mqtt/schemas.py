@@ -32,13 +32,16 @@ ContactIndex = Annotated[int, Field(ge=1, le=3, description="contact 1..3 of tha
 _PHONE_LIKE = re.compile(r"(?:\+|\b)\d(?:[\s().\-/]*\d){7,}")
 
 
-# An ISO date or time ("2027-01-15", "20:05:00") is not a number to call: the procedure's
-# evaluation outcome carries the next therapy session's date.
-_ISO_DATE_TIME = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?\b")
+# An ISO date or time ("2027-01-15", "20:05:00") or a uuid is not a number to call: the
+# evaluation outcome carries the next session's date, a call's events the ladder's request id
+# (about one uuid4 in eight has a run of 8+ digits between its dashes).
+_NOT_A_NUMBER = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?\b"
+    r"|\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 
 
 def _looks_like_phone_number(text: str) -> bool:
-    return bool(_PHONE_LIKE.search(_ISO_DATE_TIME.sub(" ", text)))
+    return bool(_PHONE_LIKE.search(_NOT_A_NUMBER.sub(" ", text)))
 
 
 def now_utc() -> datetime:

@@ -314,3 +314,26 @@ def test_an_evaluation_that_keeps_a_topic_for_the_session_date_reaches_the_bus()
     assert again.data["session_date"] == "2027-01-15"
     with pytest.raises(ValueError, match="phone number"):   # a real number is still refused
         schemas.Event(type="evaluation", category="evaluation", data={"code": "0612345678"})
+
+
+def test_a_call_result_whose_request_id_is_mostly_digits_reaches_the_bus():
+    """About one uuid4 in eight has 8+ digits between dashes; the phone guard refused those, so
+    the hub's step raised and one call result in eight never reached the bus or the log."""
+    from firmware.hub import procedure as P
+    from firmware.hub.service import Hub
+    request = "12345678-1234-4123-8123-123456789012"
+    for type_ in ("call_step", "call_result"):
+        out = P.EventOut(str(uuid.uuid4()), type_, "call", "b", str(uuid.uuid4()),
+                         data={"outcome": "acknowledged", "request_id": request})
+        _topic, message = Hub._message(out, datetime(2027, 1, 2, 20, tzinfo=UTC))
+        assert schemas.Event.model_validate_json(message.model_dump_json()).data["request_id"] == request
+    refused = sum(1 for _ in range(2000) if _refused(str(uuid.uuid4())))
+    assert refused == 0
+
+
+def _refused(text: str) -> bool:
+    try:
+        schemas.Event(type="call_result", category="call", partner="a", data={"request_id": text})
+    except ValueError:
+        return True
+    return False
