@@ -90,6 +90,9 @@ class SharedTimeout(Envelope):
         None, description="per partner, only partners whose `presence` consent holds")
     calls: list[SharedCall] | None = Field(
         None, max_length=32, description="only calls for partners whose `call` consent holds")
+    call_partners: list[Partner] | None = Field(
+        None, description="whose calls `calls` covers (their `call` consent holds), so an empty "
+                          "list says \"no calls\" only for them and \"not shared\" for the other")
     evaluation: dict[str, bool | str] | None = Field(
         None, description="the joint outcome (long enough, more time, discuss); both partners")
     thermometer: list[ThermometerPoint] | None = Field(
@@ -174,6 +177,7 @@ def summarise(household: str, events: Iterable[Event], consent: ConsentSet,
                            if consent.allows("presence", p)} or None,
             calls=[c for c in (b.calls or []) if consent.allows("call", c.partner)]
             if any(consent.allows("call", p) for p in ("a", "b")) else None,
+            call_partners=[p for p in ("a", "b") if consent.allows("call", p)] or None,
             evaluation=b.evaluation if consent.allows("evaluation", None) else None,
             thermometer=[ThermometerPoint(minute=round((t - b.started).total_seconds() / 60, 1),
                                           value=v) for t, v in (b.thermo or [])]
