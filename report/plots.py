@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import matplotlib
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mqtt.shared import ThermometerPoint
 
@@ -24,6 +25,7 @@ def _svg(fig: Figure, salt: str, title: str) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]                 # no XML prolog or DOCTYPE inside HTML
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)   # RDF a reader would see
     return re.sub(r"<svg ", f'<svg role="img" aria-label="{title}" class="plot" ', text, count=1)
 
 
@@ -69,7 +71,7 @@ def weeks_svg(labels: Sequence[str], counts: Sequence[int], *, salt: str, title:
     ax.set_xlabel(x_label, fontsize=8)
     top = max([*counts, 1])
     ax.set_ylim(0, top + 0.5)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.tick_params(labelsize=8)
     ax.grid(True, axis="y", color=_GRID, linewidth=0.8)
     for side in ("top", "right"):
