@@ -55,8 +55,8 @@ def read_events(state_dir: Path, since: dt.date) -> tuple[list[Event], int]:
             logged = db.events(since=local_midnight_utc(since))
         finally:
             db.close()
-    except (sqlite3.Error, ValueError, OSError) as e:
-        raise ReportInputError(f"{db_path} cannot be read as the hub's event log ({e})") from None
+    except (sqlite3.Error, ValueError, OSError) as err:
+        raise ReportInputError(f"{db_path} cannot be read as the hub's event log ({err})") from None
     events, unreadable = [], 0
     for e in logged:
         if e.category not in CATEGORIES:
@@ -64,7 +64,7 @@ def read_events(state_dir: Path, since: dt.date) -> tuple[list[Event], int]:
         try:
             events.append(Event(
                 id=uuid.UUID(e.id), ts=e.ts if e.ts.tzinfo else e.ts.replace(tzinfo=dt.UTC),
-                type=e.type, category=e.category, partner=e.partner,  # type: ignore[arg-type]
+                type=e.type, category=e.category, partner=e.partner,
                 timeout_id=uuid.UUID(e.timeout_id) if e.timeout_id else None, data=e.data))
         except (ValidationError, ValueError):
             unreadable += 1
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:   # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("report", help="the evaluation report (HTML, optionally PDF) of the "
                        "consented data, as the care worker sees it",
                        description="Reads the hub's event log (read-only), applies the plan's "
