@@ -36,6 +36,7 @@ dl { display: grid; grid-template-columns: 14rem 1fr; gap: .2rem .8rem; margin: 
 dt { color: #4a5a61; }
 dd { margin: 0; }
 .not-shared { color: #6b6b6b; font-style: italic; }
+.nav { margin: 0 0 1rem; }
 svg.plot { display: block; width: 100%; height: auto; max-width: 40rem; }
 @media print {
   @page { size: A4; margin: 14mm; }
@@ -44,6 +45,7 @@ svg.plot { display: block; width: 100%; height: auto; max-width: 40rem; }
   .intro { background: none; border: 1px solid #cccccc; }
   .timeout, table, figure, svg.plot { break-inside: avoid; page-break-inside: avoid; }
   h2 { break-after: avoid; }
+  .nav { display: none; }
 }
 """
 
