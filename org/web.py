@@ -115,6 +115,7 @@ class CareWeb:
 class _Handler(BaseHTTPRequestHandler):
     server_version = "timeout-hub-care"
     sys_version = ""
+    timeout = 30          # a stalled connection lets go of its thread
     app: CareWeb
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -232,21 +233,32 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, page.replace("<body>\n", f"<body>\n{nav}\n", 1))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """A broken connection (plain HTTP on the TLS port, a client gone) is one log line,
+        not a traceback."""
+        err = sys.exc_info()[1]
+        log.warning("a connection from %s failed: %s", client_address[0], err)
+
+
 def make_server(app: CareWeb, bind: str = "127.0.0.1", port: int = 8443, *,
-                cert: Path | None = None, key: Path | None = None) -> ThreadingHTTPServer:
+                cert: Path | None = None, key: Path | None = None) -> _Server:
     """The page's server (not started). Without a certificate it serves only on the loopback
     address: Basic log-in over plain HTTP would send passwords in the clear."""
     if cert is None and bind not in ("127.0.0.1", "::1", "localhost"):
         raise ValueError(f"without --cert the page is served on 127.0.0.1 only, not {bind} "
                          "(passwords would cross the network unencrypted)")
     handler = type("CareHandler", (_Handler,), {"app": app})
-    server = ThreadingHTTPServer((bind, port), handler)
-    server.daemon_threads = True
+    server = _Server((bind, port), handler)
     if cert is not None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(cert, key)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        # the handshake runs in the request's own thread: a slow client never stalls accept()
+        server.socket = ctx.wrap_socket(server.socket, server_side=True,
+                                        do_handshake_on_connect=False)
     return server
 
 

@@ -18,6 +18,7 @@ from mqtt.shared import SharedCall, SharedTimeout, ThermometerPoint
 from org.accounts import Accounts
 from org.store import OrgStore
 from org.web import CareWeb, make_server, start_in_thread
+from tests.conftest import wait_until
 from tests.helpers.browser import Chromium, visible_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,3 +125,36 @@ def test_no_plain_http_off_the_loopback(tmp_path):
     with pytest.raises(ValueError, match="without --cert"):
         make_server(CareWeb(store, Accounts(tmp_path / "a.json")), "0.0.0.0", 0)
     store.close()
+
+
+def test_served_over_tls_with_a_certificate(tmp_path, capfd, caplog):
+    import base64
+    import ssl
+
+    from mqtt.broker_config import _generate_tls
+    cert, key = _generate_tls(tmp_path, "org-web", ())
+    store = OrgStore(tmp_path / "org.sqlite3")
+    store.assign("worker-1", "hh-0042")
+    accounts = Accounts(tmp_path / "accounts.json")
+    accounts.set_password("worker-1", PASSWORD)
+    server = make_server(CareWeb(store, accounts, now=lambda: NOW), "127.0.0.1", 0,
+                         cert=cert, key=key)
+    start_in_thread(server)
+    try:
+        port = server.server_address[1]
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+        req = urllib.request.Request(f"https://127.0.0.1:{port}/?lang=en")
+        req.add_header("Authorization", "Basic " + base64.b64encode(
+            f"worker-1:{PASSWORD}".encode()).decode())
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
+            assert r.status == 200 and "hh-0042" in r.read().decode()
+        with pytest.raises((urllib.error.URLError, ConnectionError)):   # no plain HTTP there
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30)
+        # the refused connection is one log line, not a traceback
+        assert wait_until(lambda: any("connection from 127.0.0.1 failed" in r.getMessage()
+                                      for r in caplog.records), 10)
+        assert "Traceback" not in capfd.readouterr().err
+    finally:
+        server.shutdown()
+        server.server_close()
+        store.close()
