@@ -319,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             store.close()
         else:
             store = OrgStore(args.db)
+            # INTEGRATION POINT (issue 18): on_access=org.service.mirror_access (org18's nudge
+            # that tells the household at once; its service also finds the entry in the store)
             server = make_server(CareWeb(store, Accounts(args.accounts)), args.bind, args.port,
                                  cert=args.cert, key=args.key)
             log.info("care worker's page on %s://%s:%d/", "https" if args.cert else "http",
