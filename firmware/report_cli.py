@@ -61,11 +61,14 @@ def read_events(state_dir: Path, since: dt.date) -> tuple[list[Event], int]:
     for e in logged:
         if e.category not in CATEGORIES:
             continue          # faults, access and service events are never in a report
+        # The call ladder's request id is a uuid string, and about one in eight uuids has a
+        # digit run the bus's phone-number guard refuses; the report never needs it.
+        data = {k: v for k, v in e.data.items() if k != "request_id"}
         try:
             events.append(Event(
                 id=uuid.UUID(e.id), ts=e.ts if e.ts.tzinfo else e.ts.replace(tzinfo=dt.UTC),
                 type=e.type, category=e.category, partner=e.partner,
-                timeout_id=uuid.UUID(e.timeout_id) if e.timeout_id else None, data=e.data))
+                timeout_id=uuid.UUID(e.timeout_id) if e.timeout_id else None, data=data))
         except (ValidationError, ValueError):
             unreadable += 1
     return events, unreadable

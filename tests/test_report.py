@@ -241,3 +241,22 @@ def test_summaries_before_call_partners_do_not_claim_no_calls():
                         ts=FIRST, started=FIRST, calls=[])
     text = visible_text(render_html("hh-0042", [old], *MONTH, "en", tz=UTC))
     assert "no calls (only the calls of partners who consented)" in text
+
+
+def test_a_call_whose_request_id_looks_like_a_number_is_still_in_the_report(tmp_path):
+    """The ladder's request id is a uuid; 12345678-... has a digit run the bus's phone guard
+    refuses. The report must not lose that call (it was a random one in eight before)."""
+    db = HubDatabase(tmp_path / "hub.sqlite3")
+    tid = "00000000-0000-4000-8000-00000000000a"
+    db.save_step({}, [
+        LoggedEvent("00000000-0000-4000-8000-000000000001", FIRST, "started", "procedure", "a",
+                    tid, {"source": "panel"}),
+        LoggedEvent("00000000-0000-4000-8000-000000000002", FIRST + dt.timedelta(minutes=8),
+                    "call_result", "call", "b", tid,
+                    {"outcome": "acknowledged", "request_id": "12345678-1234-4123-8123-123456789012"})])
+    db.close()
+    events, unreadable = read_events(tmp_path, FIRST.date())
+    assert unreadable == 0 and [e.type for e in events] == ["started", "call_result"]
+    items = summarise("hh-0042", events, ConsentSet.from_flags({"a": EVERYTHING, "b": EVERYTHING}))
+    text = visible_text(render_html("hh-0042", items, *MONTH, "en", tz=UTC))
+    assert "partner B: 1, 1 acknowledged" in text

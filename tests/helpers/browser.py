@@ -25,19 +25,24 @@ class Chromium:
         self.browser, self.workdir = browser, Path(workdir)
         self.size = f"--window-size={width},{height}"
 
-    def _run(self, *args: str, timeout: float = 90.0) -> str:
+    def _run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         cmd = [*browser_command(self.browser, self.workdir / "profile"), "--hide-scrollbars",
                self.size, *args]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        return done.stdout
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
     def screenshot(self, url: str, png: Path) -> Path:
-        self._run(f"--screenshot={png}", url)
-        assert png.is_file(), f"Chromium made no screenshot of {url}"
-        return png
+        for _ in range(2):   # a loaded machine can lose Chromium's first start: once more
+            done = self._run(f"--screenshot={png}", url)
+            if png.is_file():
+                return png
+        raise AssertionError(f"Chromium made no screenshot of {url}: {done.stderr[-600:]}")
 
     def dump_dom(self, url: str) -> str:
-        return self._run("--dump-dom", url)
+        for _ in range(2):
+            done = self._run("--dump-dom", url)
+            if "<html" in done.stdout:
+                return done.stdout
+        raise AssertionError(f"Chromium showed no page for {url}: {done.stderr[-600:]}")
 
 
 class _Text(HTMLParser):
