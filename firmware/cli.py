@@ -637,6 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--json", action="store_true", help="one JSON object per line")
     lg.set_defaults(func=_log)
 
+    from firmware.report_cli import add_parser as add_report_parser
+    add_report_parser(sub)
+
     # these parse their own arguments (main() hands them over before this parser runs)
     sub.add_parser("detect", help="run the shouting detector on a WAV/OGG/FLAC file",
                    add_help=False)

@@ -8,7 +8,9 @@ about one partner, to that partner; `summarise()` fills a field only when the co
 and leaves it None ("not shared") otherwise, so a report can say "not shared" instead of "none".
 
 The rule (R9): a field about one partner needs that partner's consent for its category; a
-household field (a time-out started, its length, its rounds, the thermometer) needs both.
+household field (a time-out started, its length, its rounds, the thermometer) needs both; a
+time-out leaves at all only when both partners consent to `procedure` (its existence and start
+are household facts), and the other categories then add their fields to it.
 This module is pure: no bus, no clock, no files. The consent filter (firmware/share) applies it
 before anything is encrypted; the organisation's side (org/) and the report read the same models.
 """
@@ -114,6 +116,9 @@ class SharedTimeout(Envelope):
         None, description="per partner, only partners whose `presence` consent holds")
     calls: list[SharedCall] | None = Field(
         None, max_length=32, description="only calls for partners whose `call` consent holds")
+    call_partners: list[Partner] | None = Field(
+        None, description="whose calls `calls` covers (their `call` consent holds), so an empty "
+                          "list says \"no calls\" only for them and \"not shared\" for the other")
     evaluation: dict[str, bool | str] | None = Field(
         None, description="the joint outcome (long enough, more time, discuss); both partners")
     thermometer: list[ThermometerPoint] | None = Field(
@@ -187,17 +192,17 @@ def summarise(household: str, events: Iterable[Event], consent: ConsentSet,
     for tid, b in episodes.items():
         if b.started is None:
             continue   # its start fell outside the window: no half summaries
-        both = consent.allows("procedure", None)
+        if not consent.allows("procedure", None):
+            continue   # that a time-out happened at all is a household fact: both must consent
         out.append(SharedTimeout(
             household=household, timeout_id=tid, ts=b.started,
-            started=b.started if both else None,
-            minutes=b.minutes if both else None,
-            rounds=b.rounds if both else None,
-            outcome=b.outcome if both else None,
+            started=b.started, minutes=b.minutes, rounds=b.rounds,
+            outcome=b.outcome,
             early_returns={p: (b.early or {}).get(p, 0) for p in ("a", "b")
                            if consent.allows("presence", p)} or None,
             calls=[c for c in (b.calls or []) if consent.allows("call", c.partner)]
             if any(consent.allows("call", p) for p in ("a", "b")) else None,
+            call_partners=[p for p in ("a", "b") if consent.allows("call", p)] or None,
             evaluation=b.evaluation if consent.allows("evaluation", None) else None,
             thermometer=[ThermometerPoint(minute=round((t - b.started).total_seconds() / 60, 1),
                                           value=v) for t, v in (b.thermo or [])]
@@ -214,19 +219,18 @@ def restrict(summary: SharedTimeout | SharedTopics, consent: ConsentSet,
     `evaluation` consent are dropped (None). For consent given again it adds nothing back."""
     if isinstance(summary, SharedTopics):
         return summary if consent.allows("evaluation", None) else None
-    both = consent.allows("procedure", None)
+    if not consent.allows("procedure", None):
+        return None   # without both partners' `procedure` consent no time-out is shared at all
     early = {p: n for p, n in (summary.early_returns or {}).items() if consent.allows("presence", p)}
     calls = summary.calls
     if calls is not None:
         calls = ([c for c in calls if consent.allows("call", c.partner)]
                  if any(consent.allows("call", p) for p in ("a", "b")) else None)
     return summary.model_copy(update={
-        "started": summary.started if both else None,
-        "minutes": summary.minutes if both else None,
-        "rounds": summary.rounds if both else None,
-        "outcome": summary.outcome if both else None,
         "early_returns": early or None,
         "calls": calls,
+        "call_partners": ([p for p in summary.call_partners or [] if consent.allows("call", p)]
+                          or None) if calls is not None else None,
         "evaluation": summary.evaluation if consent.allows("evaluation", None) else None,
         "thermometer": summary.thermometer if consent.allows("sensing", None) else None,
     })

@@ -31,4 +31,4 @@ def test_a_withdrawn_call_consent_removes_that_partners_calls_only():
 def test_consent_given_again_brings_nothing_back():
     [timeout, _] = summarise("hh-1", evening(), ALL.without("a", ["sensing"]))
     assert restrict(timeout, ALL) == timeout and timeout.thermometer is None
-    assert restrict(timeout, ConsentSet()) is not None   # the bare episode stays, all "not shared"
+    assert restrict(timeout, ConsentSet()) is None   # without `procedure` of both: nothing kept

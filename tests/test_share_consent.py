@@ -36,15 +36,18 @@ def test_with_both_partners_consent_the_whole_summary_is_shared():
     assert (topics.count, topics.session_date) == (1, "2026-11-10")
 
 
-def test_one_partners_withdrawal_removes_what_is_about_them_and_every_household_field():
-    consent = ALL.without("b", ["call", "presence", "procedure"])
+def test_one_partners_withdrawal_removes_what_is_about_them_only():
+    consent = ALL.without("b", ["call", "presence"])
     [timeout, _topics] = summarise("hh-1", evening(), consent)
     assert timeout.calls == [] and timeout.early_returns == {"a": 0}     # b's own: gone
-    assert timeout.minutes is None and timeout.rounds is None            # household: needs both
-    assert timeout.evaluation is not None                                # still consented by both
+    assert timeout.call_partners == ["a"]                                # "b: not shared"
+    assert (timeout.minutes, timeout.rounds) == (40.0, 2)                # household: both still
+    assert timeout.evaluation is not None
 
 
-def test_without_any_consent_nothing_but_the_bare_episode_id_leaves():
-    [timeout] = summarise("hh-1", evening(), ConsentSet())
-    shared = timeout.model_dump(exclude={"v", "id", "ts", "kind", "household", "timeout_id"})
-    assert all(v is None for v in shared.values()), shared
+def test_without_both_partners_procedure_consent_no_timeout_leaves_at_all():
+    """That a time-out happened, and when, is a household fact (R9): one partner withdrawing
+    `procedure` stops every time-out summary, whatever else is consented."""
+    assert [type(s).__name__ for s in summarise("hh-1", evening(), ALL.without("b", ["procedure"]))] \
+        == ["SharedTopics"]                                              # topics: evaluation, both
+    assert summarise("hh-1", evening(), ConsentSet()) == []
