@@ -202,7 +202,9 @@ class OrgService:
             self.store.log_access(SERVICE_WORKER, household, "consent", True, self.clock())
             self._nudge.set()
             return "consent"
-        assert isinstance(plain, Wipe)
+        if not isinstance(plain, Wipe):   # the kinds are checked before; never store the unknown
+            return self._refuse("kind", f"{household}: a sealed {type(plain).__name__} is not "
+                                        "a summary, consent change or wipe")
         n = self.store.wipe(household)
         self.counts["wipe"] += 1
         log.info("%s: the household's shared data wiped (%d summaries)", household, n)
