@@ -1,5 +1,5 @@
 # Two set-up commands for a newcomer: `make demo` and `make test`. Both install what they need.
-.PHONY: setup demo test lint bench soak docs lock lock-upgrade clean install
+.PHONY: setup demo test lint bench soak docs lock lock-upgrade clean install install-org
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -49,6 +49,10 @@ lock-upgrade:
 # touches nothing on this machine (a package build). docs/install.md
 install:
 	@DESTDIR="$(DESTDIR)" ENABLE="$(ENABLE)" SKIP_VENV="$(SKIP_VENV)" bash scripts/install.sh
+
+# The care organisation's server: its service and the care worker's page (docs/care.md).
+install-org:
+	@DESTDIR="$(DESTDIR)" ENABLE=org SKIP_VENV="$(SKIP_VENV)" bash scripts/install.sh
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .hypothesis .ruff_cache .mypy_cache

@@ -90,8 +90,14 @@ def _share_status(args: argparse.Namespace) -> int:
     plan = _share_plan(args)
     if plan is None:
         return EXIT_USAGE
+    # the unit (systemd/timeout-hub-share.service) names no household: the plan's is the one
+    household = args.household or plan.household
+    if household != plan.household:
+        print(f"timeout-hub share-status: --household {household} is not the plan's household "
+              f"({plan.household} in {args.plan})", file=sys.stderr)
+        return EXIT_USAGE
     creds = Credentials.load(Path(args.broker_dir) / "credentials" / "bridge.json")
-    bus = BusClient("bridge", args.household, creds, host=args.host, port=args.port,
+    bus = BusClient("bridge", household, creds, host=args.host, port=args.port,
                     state_dir=args.state_dir)
     key, problem = load_key(args.org_key or Path(args.broker_dir) / "bridge" / AGE_FILE)
     # one `bridge` connection for both (the broker takes the user name as client id)
@@ -99,7 +105,7 @@ def _share_status(args: argparse.Namespace) -> int:
                          retention_days=plan.retention_days, key=key, key_problem=problem).start()
     pub = ShareStatusPublisher(bus).start()
     run_until_stopped(lambda: bus.alive() and filt.alive(),
-                      f"share status and consent filter for {args.household} running")
+                      f"share status and consent filter for {household} running")
     pub.stop()
     filt.stop()
     return 0
@@ -512,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ss = sub.add_parser("share-status", help="publish the equipment status the organisation sees "
                         "(share/status; docs/fleet.md)")
-    ss.add_argument("--household", required=True)
+    ss.add_argument("--household", help="default: the plan's (a different one is refused)")
     ss.add_argument("--broker-dir", type=Path, required=True,
                     help="the broker-config directory (credentials/bridge.json)")
     ss.add_argument("--state-dir", type=Path, default=SHARE_STATE)

@@ -31,10 +31,11 @@ LISTENER_OPTIONS = ("use_username_as_clientid true",)
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default; passwords are 192-bit random anyway
 
 # The system user each local service runs as (systemd/*.service, created by `make install`). Run as
-# root, broker-config gives each of them its own credentials file and nobody else's; services
-# without a local user (wearables, bridge) keep root-only files.
+# root, broker-config gives each of them its own credentials file and nobody else's; the `bridge`
+# role is the share service's (timeout-hub-share.service); services without a local user
+# (wearables) keep root-only files.
 SERVICE_USERS: dict[str, str] = {"hub": "timeout-hub", "panel": "timeout-panel",
-                                 "caller": "timeout-caller"}
+                                 "caller": "timeout-caller", "bridge": "timeout-share"}
 
 
 @dataclass(frozen=True)

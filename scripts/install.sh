@@ -9,23 +9,32 @@
 #                                     root file system such as a debootstrap folder)
 #   SKIP_VENV=1                       do not (re)build /opt/timeout-hub/.venv
 #   ENABLE="panel"                    a panel-only Pi Zero: enable (and build the venv for) only
-#                                     these services (default "hub panel caller")
+#                                     these services (default "hub panel caller share")
+#   ENABLE=org (make install-org)     the care organisation's server: its service and the care
+#                                     worker's page, /etc/timeout-org and /var/lib/timeout-org
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 D=${DESTDIR:-}
 D=${D%/}
 APP=/opt/timeout-hub
 ETC=/etc/timeout-hub
+ORG=/etc/timeout-org
+ORG_STATE=/var/lib/timeout-org
 UNITS=/usr/lib/systemd/system
-SERVICES=(timeout-hub-hub timeout-hub-panel timeout-hub-caller)
+SERVICES=(timeout-hub-hub timeout-hub-panel timeout-hub-caller timeout-hub-share
+          timeout-org-service timeout-org-web)
 
 fail() { echo "install: $*" >&2; exit 1; }
 say() { echo "install: $*"; }
 
-ENABLE=${ENABLE:-hub panel caller}
+ENABLE=${ENABLE:-hub panel caller share}
 for s in $ENABLE; do
-  case $s in hub|panel|caller) ;; *) fail "ENABLE: unknown service '$s' (hub, panel, caller)";; esac
+  case $s in hub|panel|caller|share|org) ;;
+    *) fail "ENABLE: unknown service '$s' (hub, panel, caller, share, org)";; esac
 done
+enabled_has() { case " $ENABLE " in *" $1 "*) return 0;; esac; return 1; }
+# the venv's extras: the share service needs the hub's (pyrage)
+EXTRAS=$(for s in $ENABLE; do [ "$s" = share ] && echo hub || echo "$s"; done | sort -u | tr '\n' ' ')
 
 if [ -z "$D" ]; then
   [ "$(id -u)" -eq 0 ] || fail "run as root (sudo make install), or give DESTDIR=DIR for a package build"
@@ -39,7 +48,8 @@ fi
 
 # --- the application: only what runs on a Pi (no sim/, tests/, bench/) ---------------------------
 install -d -m 0755 "$D$APP"
-for pkg in core mqtt dsp ble firmware; do
+PACKAGES="core mqtt dsp ble firmware report org"
+for pkg in $PACKAGES; do
   rm -rf "${D:?}$APP/$pkg"       # files removed upstream must not linger
   (cd "$SRC" && find "$pkg" -name '*.py' -not -path '*/__pycache__/*') | while read -r f; do
     install -D -m 0644 "$SRC/$f" "$D$APP/$f"
@@ -95,6 +105,27 @@ broker/credentials         0711 root           root
 broker/credentials/hub.json    0600 timeout-hub    timeout-hub
 broker/credentials/panel.json  0600 timeout-panel  timeout-panel
 broker/credentials/caller.json 0600 timeout-caller timeout-caller
+broker/credentials/bridge.json 0600 timeout-share  timeout-share
+broker/bridge              0711 mosquitto      mosquitto
+broker/bridge/org-age.pub  0644 mosquitto      mosquitto
+EOF
+)
+# The care organisation's server (ENABLE=org; docs/care.md): the age key is the service's alone;
+# the page's log-ins and TLS key are the page's; the broker's files stay the broker's.
+ORG_PERMS=$(cat <<'EOF'
+.                          0755 root            root
+age.key                    0600 timeout-org     timeout-org-store
+service.toml               0600 timeout-org     timeout-org-store
+households.json            0600 timeout-org     timeout-org-store
+tls                        0711 root            root
+tls/ca.crt                 0644 root            root
+clients                    0711 root            root
+clients/care.crt           0644 timeout-org     timeout-org-store
+clients/care.key           0600 timeout-org     timeout-org-store
+web                        0700 timeout-org-web timeout-org-store
+web/workers.json           0600 timeout-org-web timeout-org-store
+web/web.crt                0644 timeout-org-web timeout-org-store
+web/web.key                0600 timeout-org-web timeout-org-store
 EOF
 )
 
@@ -108,15 +139,17 @@ install -d -m 0755 "$D$ETC" "$D$ETC/broker"
 [ -d "$D$ETC/broker/credentials" ] || install -d -m 0711 "$D$ETC/broker/credentials"
 manifest="$D$APP/install-manifest.txt"
 {
-  echo "# Owners and modes under $ETC that \`make install\` sets (docs/install.md)."
+  echo "# Owners and modes under $ETC (and $ORG, $ORG_STATE) that \`make install\` sets (docs/install.md)."
   echo "# path mode owner group uid gid present"
 } > "$manifest"
 can_chown=no
 [ "$(id -u)" -eq 0 ] && [ "$users_made" = yes ] && can_chown=yes
+set_perms() {  # set_perms BASE < table: owners and modes of what exists, one manifest line each
+local base=$1 rel mode user group path uid gid present shown
 while read -r rel mode user group; do
   [ -n "$rel" ] || continue
-  path="$D$ETC/$rel"
-  [ "$rel" = . ] && path="$D$ETC"
+  path="$D$base/$rel"
+  [ "$rel" = . ] && path="$D$base"
   uid=$(lookup passwd "$user"); gid=$(lookup group "$group")
   present=no
   if [ -e "$path" ]; then
@@ -126,13 +159,30 @@ while read -r rel mode user group; do
       if [ -n "$uid" ] && [ -n "$gid" ]; then chown -h "$uid:$gid" "$path"
       else
         # a user that is not there (mosquitto not installed yet): nobody but root may read it
-        chown -h 0:0 "$path"; say "warning: $user/$group unknown, $ETC/$rel left to root" >&2
+        chown -h 0:0 "$path"; say "warning: $user/$group unknown, $base/$rel left to root" >&2
       fi
     fi
   fi
-  shown="$ETC/$rel"; [ "$rel" = . ] && shown=$ETC
+  shown="$base/$rel"; [ "$rel" = . ] && shown=$base
   echo "$shown $mode $user $group ${uid:--} ${gid:--} $present"
-done <<< "$PERMS" >> "$manifest"
+done
+}
+set_perms "$ETC" <<< "$PERMS" >> "$manifest"
+if enabled_has org; then
+  install -d -m 0755 "$D$ORG"
+  [ -d "$D$ORG/web" ] || install -d -m 0700 "$D$ORG/web"
+  # the store's folder: the service's StateDirectory, which the page writes too (its unit's
+  # ReadWritePaths= needs it before the service ever ran)
+  [ -d "$D$ORG_STATE" ] || install -d -m 2770 "$D$ORG_STATE"
+  # made here 0660, not by the first process as 0600: both users open it (SQLite gives its
+  # -wal and -shm files the database's mode)
+  [ -e "$D$ORG_STATE/org.sqlite3" ] || install -m 0660 /dev/null "$D$ORG_STATE/org.sqlite3"
+fi
+if enabled_has org || [ -d "$D$ORG" ]; then
+  set_perms "$ORG" <<< "$ORG_PERMS" >> "$manifest"
+  set_perms "$ORG_STATE" <<< ".                          2770 timeout-org     timeout-org-store
+org.sqlite3                0660 timeout-org     timeout-org-store" >> "$manifest"
+fi
 chmod 0644 "$manifest"
 
 if [ -n "$D" ]; then
@@ -142,20 +192,22 @@ fi
 
 # --- this machine: the venv, then systemd ----------------------------------------------------------
 if [ -z "${SKIP_VENV:-}" ]; then
-  say "building $APP/.venv (extras: $ENABLE; no dev tools)"
-  (cd "$APP" && EXTRAS="$ENABLE" NO_DEV=1 bash scripts/bootstrap.sh) \
+  say "building $APP/.venv (extras: $EXTRAS; no dev tools)"
+  (cd "$APP" && EXTRAS="$EXTRAS" NO_DEV=1 bash scripts/bootstrap.sh) \
     || fail "the venv in $APP could not be built (see above)"
   # ProtectSystem=strict: the services cannot write byte code, so compile it now
-  "$APP/.venv/bin/python" -m compileall -q "$APP/core" "$APP/mqtt" "$APP/dsp" "$APP/ble" "$APP/firmware" \
-    >/dev/null || true
+  (cd "$APP" && "$APP/.venv/bin/python" -m compileall -q $PACKAGES) >/dev/null || true
 fi
 systemctl daemon-reload
 enabled=()
-for s in $ENABLE; do enabled+=("timeout-hub-$s.service"); done
+for s in $ENABLE; do
+  case $s in org) enabled+=(timeout-org-service.service timeout-org-web.service);;
+    *) enabled+=("timeout-hub-$s.service");; esac
+done
 # the broker runs on the hub's Pi; a panel-only Pi talks to it over TLS
 case " $ENABLE " in *" hub "*) enabled+=(mosquitto.service);; esac
 systemctl enable "${enabled[@]}" >/dev/null
-if [ -f "$ETC/broker/mosquitto.conf" ] || [ "$ENABLE" = panel ]; then
+if [ -f "$ETC/broker/mosquitto.conf" ] || [ "$ENABLE" = panel ] || [ -f "$ORG/service.toml" ]; then
   systemctl try-restart "${enabled[@]}"
   say "enabled; running services restarted with the new version"
 else
