@@ -22,14 +22,15 @@ import pytest
 from mqtt.broker_config import Credentials, write_broker_config
 
 ROOT = Path(__file__).resolve().parents[1]
-UNITS = ("timeout-hub-hub", "timeout-hub-panel", "timeout-hub-caller")
+# every unit that `make install` lays (the wearable's is installed on its own Pi Zero)
+UNITS = tuple(sorted(p.stem for p in (ROOT / "systemd").glob("*.service") if p.stem != "timeout-wearable"))
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(not ANALYZE, reason="systemd-analyze is not installed (package systemd)")
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="creating throwaway system users needs root")
 
 
-def make_install(destdir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "-s", "install", f"DESTDIR={destdir}"], cwd=ROOT,
+def make_install(destdir: Path, target: str = "install") -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", target, f"DESTDIR={destdir}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -50,21 +51,25 @@ def throwaway_users(ids: dict[str, tuple[int, int] | None]) -> Iterator[dict[str
     yields key -> user name. They and their groups are removed again, whatever happens."""
     tag = secrets.token_hex(3)
     made: dict[str, str] = {}
+    groups: dict[int, str] = {}    # users that share a primary group share one throwaway group
     try:
         for key, uid_gid in ids.items():
             name = f"thtest-{tag}-{key}"[:32]
             if uid_gid is None:
                 cmd = ["useradd", "--system", "--user-group", "--no-create-home", "-s", "/usr/sbin/nologin", name]
             else:
-                subprocess.run(["groupadd", "-g", str(uid_gid[1]), name], check=True, capture_output=True)
+                if uid_gid[1] not in groups:
+                    subprocess.run(["groupadd", "-g", str(uid_gid[1]), name], check=True, capture_output=True)
+                    groups[uid_gid[1]] = name
                 cmd = ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin",
-                       "-u", str(uid_gid[0]), "-g", name, name]
+                       "-u", str(uid_gid[0]), "-g", groups[uid_gid[1]], name]
             made[key] = name
             subprocess.run(cmd, check=True, capture_output=True)
         yield made
     finally:
         for name in made.values():
             subprocess.run(["userdel", name], capture_output=True)
+        for name in {*made.values(), *groups.values()}:
             subprocess.run(["groupdel", name], capture_output=True)
         left = [n for n in made.values() if subprocess.run(["getent", "passwd", n],
                                                             capture_output=True).returncode == 0]
@@ -74,6 +79,13 @@ def throwaway_users(ids: dict[str, tuple[int, int] | None]) -> Iterator[dict[str
 def can_read(user: str, path: Path) -> bool:
     r = subprocess.run(["runuser", "-u", user, "--", "cat", str(path)], capture_output=True, text=True,
                        timeout=30)
+    assert r.returncode == 0 or "Permission denied" in r.stderr, r.stderr
+    return r.returncode == 0
+
+
+def can_write(user: str, path: Path) -> bool:
+    r = subprocess.run(["runuser", "-u", user, "--", "sh", "-c", f": >> '{path}'"], capture_output=True,
+                       text=True, timeout=30)
     assert r.returncode == 0 or "Permission denied" in r.stderr, r.stderr
     return r.returncode == 0
 
@@ -121,7 +133,7 @@ def test_installed_units_pass_systemd_analyze_verify(tmp_path):
         for unit in UNITS:
             text = (dest / "usr/lib/systemd/system" / f"{unit}.service").read_text()
             assert text == (ROOT / "systemd" / f"{unit}.service").read_text()
-            text = text.replace("ExecStart=/opt/timeout-hub/.venv/bin/timeout-hub ", "ExecStart=/bin/true ")
+            text = re.sub(r"ExecStart=/opt/timeout-hub/\.venv/bin/\S+ ", "ExecStart=/bin/true ", text)
             (tmp_path / f"{unit}.service").write_text(text)
             checked.append(str(tmp_path / f"{unit}.service"))
     r = subprocess.run([ANALYZE, "verify", "--man=no", *checked], capture_output=True, text=True, timeout=60)
@@ -139,6 +151,10 @@ def test_destdir_install_lays_the_files_touches_nothing_here_and_can_run_again()
         for f in ("usr/lib/systemd/system/timeout-hub-hub.service",
                   "usr/lib/systemd/system/timeout-hub-panel.service",
                   "usr/lib/systemd/system/timeout-hub-caller.service",
+                  "usr/lib/systemd/system/timeout-hub-share.service",
+                  "usr/lib/systemd/system/timeout-org-service.service",
+                  "usr/lib/systemd/system/timeout-org-web.service",
+                  "opt/timeout-hub/report/html.py", "opt/timeout-hub/org/service.py",
                   "usr/lib/systemd/system/mosquitto.service.d/timeout-hub.conf",
                   "usr/lib/sysusers.d/timeout-hub.conf",
                   "opt/timeout-hub/firmware/cli.py", "opt/timeout-hub/uv.lock",
@@ -150,6 +166,8 @@ def test_destdir_install_lays_the_files_touches_nothing_here_and_can_run_again()
         manifest = (dest / "opt/timeout-hub/install-manifest.txt").read_text()
         assert "/etc/timeout-hub/caller.toml 0600 timeout-caller timeout-caller" in manifest
         assert "/etc/timeout-hub/broker/credentials 0711 root root" in manifest
+        assert "/etc/timeout-hub/broker/credentials/bridge.json 0600 timeout-share timeout-share" in manifest
+        assert not (dest / "etc/timeout-org").exists(), "a household's hub has no organisation folder"
         first = snapshot(dest)
         again = make_install(dest)
         assert again.returncode == 0, again.stderr
@@ -175,9 +193,12 @@ def test_each_service_user_reads_only_its_own_files_after_install():
         for name in ("household.toml", "sensors.toml", "panel.toml", "caller.toml"):
             (etc / name).write_text((ROOT / "examples" / name).read_text())
             (etc / name).chmod(0o600)
+        # what `broker-config --bridge` writes: the broker's folder, the organisation's public key
+        (etc / "broker/bridge").mkdir(mode=0o700)
+        (etc / "broker/bridge/org-age.pub").write_text("age1...\n")
         r = make_install(dest)
         assert r.returncode == 0, r.stderr
-        ids = {s: ids_in(dest, f"timeout-{s}") for s in ("hub", "panel", "caller")}
+        ids = {s: ids_in(dest, f"timeout-{s}") for s in ("hub", "panel", "caller", "share")}
         # the files belong to the users created in DESTDIR, not to anyone on this machine
         assert (etc / "caller.toml").stat().st_uid == ids["caller"][0]
         with throwaway_users(ids) as user:   # the same uids on this machine, to run as them
@@ -200,6 +221,84 @@ def test_each_service_user_reads_only_its_own_files_after_install():
                                 capture_output=True, text=True)
             assert ls.returncode != 0 and "Permission denied" in ls.stderr
             assert not can_read(user["hub"], cred / "bridge.json")
+            # the share service: the bridge role's password and the organisation's public key
+            assert can_read(user["share"], cred / "bridge.json")
+            assert can_read(user["share"], etc / "broker/bridge/org-age.pub")
+            assert not can_read(user["panel"], cred / "bridge.json")
+            assert not can_read(user["share"], cred / "hub.json")
+            assert not can_read(user["share"], etc / "caller.toml")
+
+
+@needs_root
+def test_only_the_org_service_reads_the_age_key_and_both_write_the_store():
+    """`make install-org` into a root file system: the care worker's page cannot read the
+    organisation's age key (whoever holds it reads every household's shared data); the service
+    cannot read the workers' log-ins; both write the store (the page: its access log)."""
+    from org.keys import create_key
+    with open_dir() as dest:
+        (dest / "etc").mkdir()
+        for f in ("passwd", "group"):
+            shutil.copy(f"/etc/{f}", dest / "etc" / f)
+        org = dest / "etc/timeout-org"
+        org.mkdir(mode=0o700)
+        create_key(org / "age.key")                 # as root, as `python -m org.keys` writes it
+        (org / "service.toml").write_text('host = "localhost"\n')
+        (org / "service.toml").chmod(0o600)
+        r = make_install(dest, "install-org")
+        assert r.returncode == 0, r.stderr
+        (org / "web/workers.json").write_text('{"workers": {}}')   # `org.web add-worker`, as root
+        again = make_install(dest, "install-org")                  # puts its owner right
+        assert again.returncode == 0, again.stderr
+        ids = {s: ids_in(dest, u) for s, u in (("service", "timeout-org"), ("web", "timeout-org-web"),
+                                               ("hub", "timeout-hub"))}
+        assert ids["service"][1] == ids["web"][1], "the store's group is both users' group"
+        db = dest / "var/lib/timeout-org/org.sqlite3"
+        with throwaway_users(ids) as user:
+            assert can_read(user["service"], org / "age.key")
+            assert not can_read(user["web"], org / "age.key")
+            assert not can_read(user["hub"], org / "age.key")
+            assert can_read(user["service"], org / "service.toml")
+            assert not can_read(user["web"], org / "service.toml")     # the broker password
+            assert can_read(user["web"], org / "web/workers.json")
+            assert not can_read(user["service"], org / "web/workers.json")
+            assert can_write(user["service"], db) and can_write(user["web"], db)
+            assert not can_read(user["hub"], db)
+
+
+def test_the_share_unit_runs_share_status_with_the_plans_household(home, tmp_path):
+    """The unit names no household (ExecStart as in systemd/timeout-hub-share.service): it
+    comes from the plan; READY=1 and WATCHDOG=1 as systemd's Type=notify and WatchdogSec= ask."""
+    import signal
+    import socket
+    import sys
+    unit = (ROOT / "systemd/timeout-hub-share.service").read_text()
+    argv = re.search(r"^ExecStart=/opt/timeout-hub/.venv/bin/timeout-hub (.*)$", unit, re.M).group(1).split()
+    assert "--household" not in argv
+    paths = {"/etc/timeout-hub/household.toml": str(ROOT / "examples/household.toml"),
+             "/etc/timeout-hub/broker": str(home.directory),
+             "/var/lib/timeout-hub/share": str(tmp_path / "share")}
+    argv = [paths.get(a, a) for a in argv] + ["--port", str(home.port)]
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(str(sock_path))
+        s.settimeout(15)
+        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000",
+               "PYTHONPATH": str(ROOT)}
+        p = subprocess.Popen([sys.executable, "-m", "firmware.cli", *argv], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            got: set[str] = set()
+            while not {"READY=1", "WATCHDOG=1"} <= got:
+                got.add(s.recv(256).decode())
+        finally:
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(15) == 0, p.stderr.read()[-2000:]
+    # another household than the plan's is one sentence, not a service for the wrong household
+    r = subprocess.run([sys.executable, "-m", "firmware.cli", *argv, "--household", "other-home"],
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "is not the plan's household (hh-0042" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
 
 
 @needs_root
