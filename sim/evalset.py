@@ -164,11 +164,14 @@ def _envelope(mag: np.ndarray, n_fft: int, fs: int) -> np.ndarray:
     return ndimage.uniform_filter1d(peak, width, axis=1, mode="nearest") + 1e-12
 
 
-def _pitch_shift(x: np.ndarray, fs: int, semitones: float, tilt_db: float) -> np.ndarray:
+def _pitch_shift(x: np.ndarray, fs: int, semitones: float, tilt_db: float,
+                 formant_ratio: float = 1.0) -> np.ndarray:
     """Duration-preserving pitch shift: phase-vocoder time stretch by r, then resampling by 1/r.
     Each stretched frame is re-shaped with the original formant envelope (so F0 rises but the
     vowel formants stay close to the talker's), and a high shelf of tilt_db from ~1 kHz is
-    applied at the output frequencies."""
+    applied at the output frequencies. `formant_ratio` != 1 moves the envelope's low part (F1
+    region, below 1.5 kHz, tapering to none at 3 kHz) up by that ratio: F1 rises with effort
+    (Traunmüller & Eriksson 2000), the second way sim/sound_sources.py raises effort."""
     n_fft = 2 ** round(np.log2(0.064 * fs))
     ha = n_fft // 8
     hs = round(ha * 2 ** (semitones / 12))
@@ -183,7 +186,9 @@ def _pitch_shift(x: np.ndarray, fs: int, semitones: float, tilt_db: float) -> np
     psi = phase[0] + np.cumsum(inst * hs, axis=0) - inst[0] * hs
     env = _envelope(mag, n_fft, fs)
     k = np.arange(mag.shape[1])
-    kr = np.minimum(k * r, k[-1])
+    f_k = k * r * fs / n_fft
+    warp = 1.0 + (formant_ratio - 1.0) * np.clip((3000.0 - f_k) / 1500.0, 0.0, 1.0)
+    kr = np.minimum(k * r / warp, k[-1])
     env_out = np.stack([np.interp(kr, k, e) for e in env])     # envelope at the output frequency
     corr = np.clip(env_out / (env + 1e-12), 10 ** (-24 / 20), 10 ** (24 / 20))
     f_out = k * r * fs / n_fft
@@ -203,7 +208,7 @@ def _pitch_shift(x: np.ndarray, fs: int, semitones: float, tilt_db: float) -> np
 
 
 def shouting(speech: np.ndarray, fs: int, rng: np.random.Generator, semitones: float,
-             gain_db: float, tilt_db: float) -> np.ndarray:
+             gain_db: float, tilt_db: float, formant_ratio: float = 1.0) -> np.ndarray:
     """Raised vocal effort from normal-effort speech, after the acoustics of shouting:
     - F0 up `semitones` (shouted F0 is ~8-12 semitones above normal; Traunmüller & Eriksson 2000,
       Rostolland 1982), duration kept;
@@ -214,7 +219,7 @@ def shouting(speech: np.ndarray, fs: int, rng: np.random.Generator, semitones: f
       (Traunmüller & Eriksson 2000).
     Returns float32 at the raised level (the caller calibrates the final SPL)."""
     x = np.asarray(speech, float)
-    y = _pitch_shift(x, fs, semitones, tilt_db)
+    y = _pitch_shift(x, fs, semitones, tilt_db, formant_ratio)
     per_sample = np.repeat(voicing(x, fs), int(_VOICING_HOP_S * fs))[:len(x)]  # frames cover x
     if per_sample.any():
         y *= np.sqrt(np.mean(x[per_sample] ** 2) / (np.mean(y[per_sample] ** 2) + 1e-20))

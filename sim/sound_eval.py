@@ -45,14 +45,15 @@ def detector_episodes(clip: Clip) -> list[tuple[float, float | None]]:
     return [(e.start_s, e.end_s) for e in p.episodes]
 
 
-def loudness_episodes(clip: Clip, threshold_dba: float = LOUDNESS_THRESHOLD_DBA) -> list[tuple[float, float | None]]:
+def loudness_episodes(clip: Clip, threshold_dba: float = LOUDNESS_THRESHOLD_DBA,
+                      calibrate_s: float = CALIBRATE_S) -> list[tuple[float, float | None]]:
     """The baseline: a second is "shouting" when its LAeq exceeds a fixed threshold; the same
     sustained rule (4 s within 10 s, with release) as the detector, on 1 s steps."""
     meter = LevelMeter(clip.fs, CAL_OFFSET_DB)
     rule = Sustained(step_s=1.0)
     out: list[list] = []
-    for i, laeq in enumerate(meter.process(clip.audio).seconds[int(CALIBRATE_S):]):
-        t = CALIBRATE_S + i + 1
+    for i, laeq in enumerate(meter.process(clip.audio).seconds[int(calibrate_s):]):
+        t = calibrate_s + i + 1
         change = rule.step(laeq >= threshold_dba)
         if change == "start":
             out.append([t, None])
