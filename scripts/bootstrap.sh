@@ -11,6 +11,7 @@ APT_PACKAGES=(
   portaudio19-dev pulseaudio pulseaudio-utils   # pyaudio build + null-sink audio tests
   libasound2-plugins                   # ALSA's pulse device: pyaudio (portaudio/ALSA) -> PulseAudio
   espeak-ng pocketsphinx-testdata fillets-ng-data-nl   # speech: make demo's voices, the evaluation set
+  flite hedgewars-data sound-theme-freedesktop  # LOSO evaluation (sim/loso.py): voices, recorded laughs, alerts
   python3-venv python3-dev build-essential      # venv and compiling pyaudio
   sqlite3 openssl iproute2
   chromium                             # headless: tests look at the reports as a person sees them
