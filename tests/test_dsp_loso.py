@@ -1,0 +1,48 @@
+"""The leave-one-source-out evaluation (sim/loso.py): a held-out source never reaches tuning, and on
+a small fold the detector beats the level-only baseline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim import loso
+
+
+def _clip(name: str, kind: str, *sources: str) -> loso.Clip:
+    return loso.Clip(name=name, kind=kind, sources=frozenset(sources), audio=np.zeros(1),
+                     raised_from=31.0 if kind == "raised" else None)
+
+
+def test_a_held_out_source_is_in_no_tuning_fold():
+    held_speech, held_laugh = loso.HELD_OUT
+    clips = [_clip("a", "raised", "speech:en-pocketsphinx", "effort:pitch-tilt"),
+             _clip("b", "raised", held_speech, "effort:pitch-tilt"),
+             _clip("c", "laughter", "speech:nl-fillets", held_laugh),
+             _clip("d", "laughter", "speech:nl-fillets", "laugh:laugh-synth")]
+    assert [c.name for c in loso.tuning_clips(clips)] == ["a", "d"]
+    folds = {f.source: f for f in loso.folds(clips)}
+    for f in folds.values():
+        assert all(not (c.sources & set(loso.HELD_OUT)) for c in f.tune), f.source
+        assert all(f.source not in c.sources for c in f.tune), f.source
+    # a tuning fold scores only tuning clips; the held-out folds come last, marked, with their clips
+    assert [c.name for c in folds["effort:pitch-tilt"].test] == ["a"]
+    assert [f.held_out for f in loso.folds(clips)][-2:] == [True, True]
+    assert [c.name for c in folds[held_speech].test] == ["b"]
+
+
+@pytest.fixture(scope="module")
+def small_fold(tmp_path_factory):
+    return loso.build(seed=3, n_raised=1, sources=("nl-fillets",), kinds=("raised", "tv", "music"),
+                      cache_dir=tmp_path_factory.mktemp("loso"))
+
+
+def test_the_detector_beats_the_level_only_baseline_on_a_small_fold(small_fold):
+    fold = loso.folds(small_fold)[-1]
+    assert fold.source == "speech:nl-fillets" and len(fold.test) == 7
+    right = {}
+    for name, episodes in (("detector", loso.detector_episodes), ("level", loso.level_episodes)):
+        s = loso.score_fold(fold, loso.run_episodes(fold.test, episodes))
+        right[name] = s.near[0] + s.far[0] + sum(q for q, _ in s.negatives.values())
+        if name == "detector":
+            assert s.near[0] >= 1 and s.negatives["music"] == (1, 1), s
+    assert right["detector"] > right["level"], right
