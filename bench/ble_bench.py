@@ -22,7 +22,10 @@ DEPART_P95_S, ARRIVE_P95_S, FALSE_AWAYS_PER_DAY, ADVERTS_PER_S = 45.0, 5.0, 0.0,
 # issue 14, with the exit-door contact: tuned on DOOR_DEV_SEEDS only; the held-out seeds were named
 # before any tuning (docs/ble.md) and are printed on their own line, never judged as the target
 DOOR_DEPART_P95_S, DOOR_ARRIVE_P95_S = 30.0, 5.0
-DOOR_DEV_SEEDS, DOOR_HELD_OUT_SEEDS = (7, 3, 21, 22), (41, 42)
+DOOR_DEV_SEEDS, DOOR_HELD_OUT_SEEDS = (7, 3, 21, 22, 41, 42), (51, 52, 53, 54)
+# Round 3 (issue 14, second receiver): seeds 51-54 were named in this commit before any change to
+# the generator or the fusion. They are never tuned on and never looked at while building; they
+# are run once at the end and printed apart. 41 and 42 were run once in round 2: development now.
 DOOR_FAILS_AT = 3.5 * 86400.0
 
 
