@@ -319,6 +319,29 @@ class PresenceEngine:
             return [] if fused is None else self._set(t, p, fused[0], fused[1])
         return self._update(t, p) if arrived else []
 
+    def tags_heard(self, t: float, receiver: str, scanning: bool,
+                   heard: Iterable[tuple[str, float, float]]) -> list[Transition]:
+        """An extra receiver's summary at `t` (the panel's `panel/tags_heard`): per partner
+        (partner, time of the last advert, level). `scanning` False: its radio is down, and its
+        silence says nothing until it reports again."""
+        if not scanning or not self.scanner_up:
+            return []
+        self.fusion.receiver(t, receiver)
+        out: list[Transition] = []
+        for p, at, rssi in sorted(heard, key=lambda x: x[1]):
+            if p not in self._tag_ids:
+                continue
+            at = min(at, t)
+            arrived = False
+            for tid in self._tag_ids[p]:
+                arrived = self._trackers[tid.key].heard_elsewhere(at) or arrived
+            fused = self.fusion.heard(at, p, rssi, receiver)
+            if self._fused:
+                out += [] if fused is None else self._set(at, p, fused[0], fused[1])
+            elif arrived:
+                out += self._update(at, p)
+        return out
+
     def tick(self, t: float) -> list[Transition]:
         if not self.scanner_up:
             return []
