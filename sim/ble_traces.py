@@ -22,6 +22,12 @@ partner stands in the open doorway, inside, 30-120 s) and "bin" (out of the door
 after 60 s, the door left open half of the time). A bin trip is in `Trace.brief`, not in the
 truth: seeing it as a short away or not are both right. The door's timings come from their own
 random stream, so adding the contact does not change the adverts (errands do: they are walks).
+
+Second receiver (issue 14, round 3, `receiver=Receiver()`): the home gets a plan (the hub at the
+origin, the front door 8 m along +x, rooms at any bearing) and a second radio, by default the
+panel's Pi at the far side (-6, 3) m: the same adverts on air, heard with its own path loss,
+interior walls, bodies, shadowing, loss and outages; lines with `"receiver": "panel-1"`. Its
+randomness comes from its own streams: the hub's adverts are the same with or without it.
 """
 from __future__ import annotations
 
