@@ -348,3 +348,21 @@ def test_panel_summaries_on_the_bus_drive_the_same_rules():
     a = _of(out, "a")
     assert [(s, d) for _, s, d in a] == [("home", False), ("away", True)] and a[1][0] <= 630, a
     assert _of(out, "b") == [(0, "home", False)]
+
+
+def test_the_generator_s_second_receiver_leaves_the_hub_s_adverts_as_they_were():
+    """The panel's Pi added to a generated trace: the hub's own adverts are the same (so the
+    bench's hub-alone rows run on the same traces as before), the panel's lines carry its name,
+    and a departure is heard by the panel before the door and not after it."""
+    import json
+
+    from sim.ble_traces import Receiver
+    moves = [(1800.0, "a", "away")]
+    kw = {"radio": Radio(sigma=6, loss=0.3), "strangers_per_min": 20, "seed": 3, "door": True}
+    one = scripted(moves, {"a": A}, 3600, **kw)
+    two = scripted(moves, {"a": A}, 3600, receiver=Receiver(outages_per_day=0), **kw)
+    assert list(two.adverts()) == list(one.adverts())
+    panel = [json.loads(x) for x in two.lines() if '"receiver"' in x]
+    assert panel and all(x["receiver"] == "panel-1" for x in panel)
+    mine = [x["t"] for x in panel if x.get("address") == A]
+    assert any(1700 < t < 1800 for t in mine) and not any(t > 1830 for t in mine)
