@@ -175,17 +175,17 @@ def _pool(scores: list):
                            false_homes=sum(h.false_homes for h in scores))
 
 
-def door_pooled(held_out: bool = True) -> bool:
+def door_pooled(held_out: bool = True, dev: bool = True) -> bool:
     """The development weeks pooled, then (apart) the held-out weeks, run once: the fused engine
     with two receivers and, as the baseline in the same run, on the hub's radio alone. Two worker
     processes (a week each); ~2-4 minutes on two free cores."""
     from concurrent.futures import ProcessPoolExecutor
-    seeds = list(DOOR_DEV_SEEDS) + (list(DOOR_HELD_OUT_SEEDS) if held_out else [])
+    seeds = (list(DOOR_DEV_SEEDS) if dev else []) + (list(DOOR_HELD_OUT_SEEDS) if held_out else [])
     with ProcessPoolExecutor(max_workers=2) as ex:
         got = {k: (two, one) for k, two, one in ex.map(_pooled_week, seeds)}
     ok = True
     for title, group in ((f"development weeks pooled (tuned on): seeds {', '.join(map(str, DOOR_DEV_SEEDS))}",
-                          DOOR_DEV_SEEDS),
+                          DOOR_DEV_SEEDS if dev else ()),
                          (f"HELD OUT, never tuned on, run once: seeds {', '.join(map(str, DOOR_HELD_OUT_SEEDS))}",
                           DOOR_HELD_OUT_SEEDS if held_out else ())):
         if not group:
