@@ -2,7 +2,9 @@
 our engine beside fixed-timeout baselines (30 s as Bermuda's default, 300 s as its author's advice)
 on the same trace; and the detection callback's throughput through the real BleakScanner.
 BLE_BENCH_DETAIL=1 prints why each away happened; BLE_BENCH_SWEEP="k=v,k=v;..." adds rows of our
-engine with other PresenceConfig values (for tuning; the default row is what ships)."""
+engine with other PresenceConfig values (for tuning; the default row is what ships).
+Issue 14 (`door_run`, `door_pooled`): the exit door fused with BLE, with the panel's Pi as a second
+receiver beside the hub's radio alone, on the development weeks and, apart, the held-out weeks."""
 from __future__ import annotations
 
 import asyncio
