@@ -10,12 +10,17 @@ adverts, heard by the hub and any extra receiver. docs/ble.md "Door fusion" has 
   without a door event only a minute of indoor-level adverts brings a partner back (a door that
   is not sensed, or a wrong departure), reported without the door flag;
 - with a door working, silence alone never makes a partner away: a partner not heard for
-  `unknown_after` becomes unknown.
+  `unknown_after` becomes unknown;
+- with a second receiver working (round 3): left also when a receiver that heard the tag just
+  before the door has lost it (silent for the short window, or its own patchiness) while every
+  receiver still hearing it hears it fading, only faint (a reflection, through the wall, the
+  doorstep). A tag heard at indoor level by any receiver is inside.
 A door whose sensor is reported dead, or that has stood open longer than `open_stale` (it tells
 nothing any more), does not count; with no door counting, the BLE-only engine decides.
 Memory (R4): per door its last state and since when; door events of the last `keep` seconds (their
 time and whether the door had stood open, never who); per partner when they were last heard and
-the gaps of the last minutes.
+the gaps of the last minutes, per receiver the same and the levels around the latest door event;
+per receiver when it last reported anything.
 """
 from __future__ import annotations
 
@@ -49,6 +54,19 @@ class FusionConfig:
     steady_for: float = 30.0     # heard this long before a door event ...
     steady_gap: float = 6.0      # ... with no gap longer than this ...
     steady_dbm: float = -90.0    # ... at this median level: its older gaps no longer count
+    rx_trust: float = 15.0       # a receiver that reported nothing for this long is not hearing
+    fade_db: float = 4.0         # lost at one receiver: the others' levels since the door this far
+                                 # below their median of the `door_lead` s before it
+
+
+@dataclass
+class _Rx:
+    """One partner's tag as one receiver hears it."""
+    last: float | None = None
+    gaps: deque[tuple[float, float]] = field(default_factory=deque)  # (end, gap) >= 3 s, while home
+    lead: deque[tuple[float, float]] = field(default_factory=deque)  # (t, rssi) of the last door_lead s
+    at_door: float | None = None          # median level of the door_lead s before the latest event
+    after: deque[float] = field(default_factory=lambda: deque(maxlen=32))  # levels since it
 
 
 @dataclass
@@ -65,6 +83,7 @@ class _Heard:
     gaps: deque[tuple[float, float]] = field(default_factory=deque)  # (end, gap) >= 3 s
     indoor_since: float | None = None
     recent: deque[tuple[float, float]] = field(default_factory=deque)  # (t, rssi), last seconds
+    rx: dict[str, _Rx] = field(default_factory=dict)
 
 
 class DoorFusion:
@@ -81,6 +100,8 @@ class DoorFusion:
         self.away_at: dict[str, float] = {}
         self.home_at: dict[str, float] = {}   # when each partner last came home (fused)
         self._heard: dict[str, _Heard] = {p: _Heard() for p in partners}
+        self.rx_seen: dict[str, float] = {}     # per receiver: when it last reported anything
+        self.rx_up: dict[str, float] = {}       # ... and since when without a break of rx_trust
 
     # doors ----------------------------------------------------------------------------------
     def active(self, t: float) -> bool:
@@ -100,6 +121,11 @@ class DoorFusion:
             return False
         self.events.append((t, long_open))
         self.steady_at[t] = frozenset(p for p, h in self._heard.items() if self._steady(h, t))
+        for h in self._heard.values():  # each receiver's level just before the door
+            for r in h.rx.values():
+                xs = sorted(v for u, v in r.lead if u >= t - self.cfg.door_lead)
+                r.at_door = xs[len(xs) // 2] if xs else None
+                r.after.clear()
         self._forget(t)
         return True
 
@@ -127,10 +153,33 @@ class DoorFusion:
     def _door_open(self, t: float) -> bool:
         return any(d.state == "open" and self._counts(d, t) for d in self.doors.values())
 
+    # receivers ------------------------------------------------------------------------------
+    def receiver(self, t: float, name: str) -> None:
+        """`name` reported something at `t` (any advert, or an empty summary): it is hearing."""
+        last = self.rx_seen.get(name)
+        if last is None or t - last > self.cfg.rx_trust:
+            self.rx_up[name] = t
+        self.rx_seen[name] = max(t, last or t)
+
+    def _hearing(self, name: str, t: float) -> bool:
+        return t - self.rx_seen.get(name, float("-inf")) <= self.cfg.rx_trust
+
     # tags -----------------------------------------------------------------------------------
-    def heard(self, t: float, partner: str, rssi: float) -> tuple[State, bool] | None:
-        """An advert of the partner's tag: the new (state, door-confirmed) if it changed it."""
+    def heard(self, t: float, partner: str, rssi: float, receiver: str = "hub") -> tuple[State, bool] | None:
+        """An advert of the partner's tag heard by `receiver`: the new (state, door-confirmed) if
+        it changed it."""
         cfg, h = self.cfg, self._heard[partner]
+        r = h.rx.setdefault(receiver, _Rx())
+        if r.last is not None and t - r.last >= 3.0 and self.state.get(partner, "unknown") == "home":
+            r.gaps.append((t, t - r.last))
+            while r.gaps[0][0] < t - cfg.gap_window - cfg.candidate_for:
+                r.gaps.popleft()
+        r.last = t
+        r.lead.append((t, rssi))
+        while r.lead[0][0] < t - cfg.door_lead:
+            r.lead.popleft()
+        if self.events and self.events[-1][0] <= t:
+            r.after.append(rssi)
         if (h.last is not None and t - h.last >= 3.0
                 and self.state.get(partner, "unknown") == "home"):
             # only silences while home tell how patchy the tag is: the time away of a leaver
@@ -177,18 +226,49 @@ class DoorFusion:
             if h.strong is not None and h.strong > te + cfg.door_post:
                 break  # heard indoors well after it: stayed in
             # a door that stood open says little about who went through it: wait longer
-            need = cfg.open_silence if long_open or self._door_open(t) else cfg.left_silence
+            base = cfg.open_silence if long_open or self._door_open(t) else cfg.left_silence
             # a tag that has been patchy (before the door, or weak since) needs more silence
             # (gaps from before the door no longer count when it was heard steadily up to it)
             since = te if partner in self.steady_at.get(te, ()) else te - cfg.gap_window
             patchy = max((g for end, g in h.gaps if end >= since), default=0.0)
-            need = max(need, cfg.gap_factor * patchy)
+            need = max(base, cfg.gap_factor * patchy)
             if t - max(last, te, quiet_from) >= need:
+                return self._to(t, partner, "away"), True
+            if self._lost_somewhere(h, t, te, base):
                 return self._to(t, partner, "away"), True
             break  # the latest event that fits decides
         if t - max(last, quiet_from) >= cfg.unknown_after:
             return self._to(t, partner, "unknown"), False
         return None
+
+    def _lost_somewhere(self, h: _Heard, t: float, te: float, base: float) -> bool:
+        """With two receivers or more hearing: one that heard the tag just before the door `te`
+        has lost it (silent for `base`, or 1.5 x its own longest gap before the door), and every
+        receiver that still hears it hears it only faintly and fading: a reflection, the doorstep
+        through the wall. A stayer is near one receiver or the other, and heard there at indoor
+        level (which `tick` already counts as inside), or not fading."""
+        cfg = self.cfg
+        hearing = [n for n in self.rx_seen if self._hearing(n, t)]
+        if len(hearing) < 2:
+            return False
+        lost = False
+        for n in hearing:
+            r = h.rx.get(n)
+            if r is None:
+                continue
+            heard_since = r.last is not None and r.last > te
+            if heard_since:
+                levels = sorted(r.after)
+                if (r.at_door is None or not levels or levels[-1] >= cfg.indoor_dbm
+                        or levels[len(levels) // 2] > r.at_door - cfg.fade_db):
+                    return False  # heard since the door as before it, or newly: not fading
+            if r.at_door is None:
+                continue  # did not hear it at the door: its silence says nothing
+            quiet = max(r.last or te, te, self.rx_up.get(n, t))
+            patchy = max((g for end, g in r.gaps if end >= te - cfg.gap_window), default=0.0)
+            if t - quiet >= max(base, cfg.gap_factor * patchy):
+                lost = True
+        return lost
 
     def _to(self, t: float, partner: str, state: State) -> State:
         if state == "home" and self.state.get(partner) != "home":

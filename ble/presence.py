@@ -129,6 +129,7 @@ class TagTracker:
         self.state: State = "unknown"
         self.last_advert: float | None = None
         self.last_evidence: float | None = None
+        self.last_elsewhere: float | None = None  # heard by an extra receiver
         self.created = now
         self._strong: deque[float] = deque(maxlen=max(1, cfg.arrive_adverts))
         self._gaps: deque[float] = deque(maxlen=self.GAPS)
@@ -177,6 +178,16 @@ class TagTracker:
                     and t - self._strong[0] <= cfg.arrive_window):
                 self.state = "home"
                 return True
+        return False
+
+    def heard_elsewhere(self, t: float) -> bool:
+        """Heard by an extra receiver in the home: the tag is inside. It arrives, and its silence
+        counts from here; its levels, interval and learned silences stay the hub's own (so the
+        leave time stays right when the other receiver is down). True when it made it arrive."""
+        self.last_elsewhere = max(t, self.last_elsewhere or t)
+        if self.state != "home":
+            self.state = "home"
+            return True
         return False
 
     def home_low(self, t: float) -> float:
@@ -237,7 +248,7 @@ class TagTracker:
         # from that restart, which confirms the quiet is real.
         restarted = max(scanner_since, last_any + self.cfg.stall_after
                         if t - last_any >= self.cfg.stall_after else scanner_since)
-        quiet_from = max(self.last_evidence or restarted, restarted)
+        quiet_from = max(self.last_evidence or restarted, self.last_elsewhere or restarted, restarted)
         if t - quiet_from < self.leave_after():
             return None
         trusted = t - last_any <= self.cfg.quiet_trust or restarted > last_any
@@ -286,21 +297,50 @@ class PresenceEngine:
                service_data: Mapping[str, bytes] | None = None,
                receiver: str = "hub") -> list[Transition]:
         """An advert heard at `t` by `receiver` ("hub": the hub's own radio; other names: extra
-        receivers, which count for the door fusion only: their RSSI is on another scale)."""
+        receivers: a second Pi in the home). An extra receiver's adverts count for the door fusion,
+        and for the per-tag engine as presence only (the tag is inside: it arrives, and its
+        silence counts from then), never for its levels: their RSSI is on another scale."""
         self.adverts_seen += 1
-        if t > self.last_any:
-            self.last_any = t
+        if receiver == "hub" and t > self.last_any:
+            self.last_any = t  # the hub's own radio is hearing (extra receivers: fusion.receiver)
         if not self.scanner_up:
             return []
+        self.fusion.receiver(t, receiver)
         key = self.resolver.match(address, manufacturer_data, service_data)
         if key is None:
             return []
         p = self._owner[key]
-        arrived = receiver == "hub" and self._trackers[key].advert(t, rssi)
-        fused = self.fusion.heard(t, p, rssi)
+        if receiver == "hub":
+            arrived = self._trackers[key].advert(t, rssi)
+        else:
+            arrived = self._trackers[key].heard_elsewhere(t)
+        fused = self.fusion.heard(t, p, rssi, receiver)
         if self._fused:
             return [] if fused is None else self._set(t, p, fused[0], fused[1])
         return self._update(t, p) if arrived else []
+
+    def tags_heard(self, t: float, receiver: str, scanning: bool,
+                   heard: Iterable[tuple[str, float, float]]) -> list[Transition]:
+        """An extra receiver's summary at `t` (the panel's `panel/tags_heard`): per partner
+        (partner, time of the last advert, level). `scanning` False: its radio is down, and its
+        silence says nothing until it reports again."""
+        if not scanning or not self.scanner_up:
+            return []
+        self.fusion.receiver(t, receiver)
+        out: list[Transition] = []
+        for p, at, rssi in sorted(heard, key=lambda x: x[1]):
+            if p not in self._tag_ids:
+                continue
+            at = min(at, t)
+            arrived = False
+            for tid in self._tag_ids[p]:
+                arrived = self._trackers[tid.key].heard_elsewhere(at) or arrived
+            fused = self.fusion.heard(at, p, rssi, receiver)
+            if self._fused:
+                out += [] if fused is None else self._set(at, p, fused[0], fused[1])
+            elif arrived:
+                out += self._update(at, p)
+        return out
 
     def tick(self, t: float) -> list[Transition]:
         if not self.scanner_up:

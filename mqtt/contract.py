@@ -128,6 +128,10 @@ TOPICS: tuple[TopicSpec, ...] = (
               "the panel (its GPIO). Never who opened it (R4)."),
     TopicSpec("door/{door}/event", schemas.DoorEvent, 1, False, _roles("{owner}"), _roles("hub"),
               "The door opened or closed; with the tags it tells a departure or a return."),
+    TopicSpec("panel/tags_heard", schemas.TagsHeard, 0, False, _roles("panel"), _roles("hub"),
+              "The panel Pi as a second BLE receiver: per partner, when and how strongly it heard "
+              "their tags in the last window (every few seconds, also empty). For the door fusion "
+              "only; never addresses, never kept (R4)."),
     TopicSpec("share/status", schemas.ShareStatus, 1, True, _roles("bridge"), _roles("bridge"),
               "The equipment status the care organisation sees; the bridge to the organisation "
               "sends out only `share/` "

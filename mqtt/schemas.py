@@ -213,6 +213,28 @@ class DoorEvent(Envelope):
     kind: DoorKind
 
 
+class TagHeard(BaseModel):
+    """One partner's tags as a receiver heard them in the last window: no address, no device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partner: Partner
+    ago_s: Annotated[float, Field(ge=0, le=60)] = Field(
+        description="seconds between the last advert heard and `ts` (clock-free: no shared clock needed)")
+    rssi: Annotated[int, Field(ge=-127, le=20)] = Field(description="median level of the window, dBm")
+    adverts: Annotated[int, Field(ge=1, le=1000)]
+
+
+class TagsHeard(Envelope):
+    """A second receiver's summary (the panel's Pi scanning for the household's tags, issue 14):
+    sent every `window_s` while it scans, also empty (so silence there means something). Only the
+    household's tags, per partner; never addresses or other devices; not retained, not stored (R4)."""
+
+    window_s: Annotated[float, Field(gt=0, le=30)]
+    scanning: bool = Field(description="false: its radio is down; its silence says nothing")
+    heard: list[TagHeard] = Field(default_factory=list, max_length=16)
+
+
 class Apart(Envelope):
     """The wearable's own verdict; coordinates never leave the wearable (R4)."""
 

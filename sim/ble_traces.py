@@ -22,11 +22,18 @@ partner stands in the open doorway, inside, 30-120 s) and "bin" (out of the door
 after 60 s, the door left open half of the time). A bin trip is in `Trace.brief`, not in the
 truth: seeing it as a short away or not are both right. The door's timings come from their own
 random stream, so adding the contact does not change the adverts (errands do: they are walks).
+
+Second receiver (issue 14, round 3, `receiver=Receiver()`): the home gets a plan (the hub at the
+origin, the front door 8 m along +x, rooms at any bearing) and a second radio, by default the
+panel's Pi at the far side (-6, 3) m: the same adverts on air, heard with its own path loss,
+interior walls, bodies, shadowing, loss and outages; lines with `"receiver": "panel-1"`. Its
+randomness comes from its own streams: the hub's adverts are the same with or without it.
 """
 from __future__ import annotations
 
 import heapq
 import json
+import math
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +48,7 @@ STEP_M = DOOR_M + 1.0  # the doorstep, outside: locking or unlocking the door
 WALK_M = 80.0          # walked in the street (mean RSSI ~ -125 dBm), then gone: FAR_M
 FAR_M = 1000.0
 ROOMS_M = (1.5, 7.0)
+DOOR_XY = (DOOR_M, 0.0)  # plan of the home: the hub at (0, 0), the front door along +x
 RPA_ROTATE_S = 900.0   # phones change their private address about every 15 minutes
 
 
@@ -62,6 +70,26 @@ class Radio:
     walk_speed: tuple[float, float] = (1.2, 1.4)
 
 
+@dataclass(frozen=True)
+class Receiver:
+    """A second receiver in the home (issue 14, round 3): by default the panel's Pi at the far side
+    of the home from the front door, scanning with its own built-in radio. Its own path loss (the
+    Pi's on-board antenna is a few dB weaker than a USB dongle), the interior walls between it and
+    rooms farther than `inner_m`, its own shadowing, bodies and packet loss, and its own outages
+    (Wi-Fi or the scan dropping: nothing reported at all). The exterior wall and deep fades (a
+    drawer surrounds the phone) are the same as for the hub."""
+    name: str = "panel-1"
+    xy: tuple[float, float] = (-6.0, 3.0)
+    p0: float = -64.0
+    exponent: float = 2.9
+    inner_db: float = 6.0
+    inner_m: float = 5.0
+    loss: float = 0.3
+    sensitivity: float = -98.0
+    outages_per_day: float = 2.0
+    outage_s: tuple[float, float] = (60.0, 600.0)
+
+
 @dataclass
 class Trace:
     """Adverts sorted by time, as arrays; `payload[i]` is (address, manufacturer_data, service_data)."""
@@ -75,20 +103,32 @@ class Trace:
     doors: list[tuple[float, str, str]] = field(default_factory=list)  # (t, door, open|closed)
     door_health: list[tuple[float, str, bool]] = field(default_factory=list)  # (t, door, ok)
     brief: list[tuple[float, float, str]] = field(default_factory=list)  # bin trips (t0, t1, partner)
+    # extra receivers (round 3): per advert the index into `receivers` (0: the hub's own radio)
+    receiver: np.ndarray | None = None
+    receivers: list[str] = field(default_factory=lambda: ["hub"])
+    outages: list[tuple[float, float, str]] = field(default_factory=list)  # (t0, t1, receiver)
 
     def __len__(self) -> int:
         return len(self.t)
 
-    def adverts(self) -> Iterator[tuple[float, str, int, dict[int, bytes], dict[str, bytes]]]:
-        pl = self.payloads
-        for t, r, i in zip(self.t.tolist(), self.rssi.tolist(), self.payload_index.tolist(), strict=True):
+    def adverts(self, extra: bool = False) -> Iterator[tuple]:
+        """(t, address, rssi, mfr, svc) heard by the hub; with `extra` also those of the extra
+        receivers, as (t, address, rssi, mfr, svc, receiver)."""
+        pl, names = self.payloads, self.receivers
+        rx = self.receiver.tolist() if self.receiver is not None else [0] * len(self.t)
+        for t, r, i, k in zip(self.t.tolist(), self.rssi.tolist(), self.payload_index.tolist(), rx,
+                              strict=True):
             a, m, s = pl[i]
-            yield t, a, r, m, s
+            if k == 0:
+                yield t, a, r, m, s
+            elif extra:
+                yield t, a, r, m, s, names[k]
 
-    def events(self) -> Iterator[tuple]:
-        """Adverts and door lines in time order: ("advert", t, address, rssi, mfr, svc),
-        ("door", t, door, state) and ("door_health", t, door, ok), as the engine takes them."""
-        adverts = (("advert", *a) for a in self.adverts())
+    def events(self, extra: bool = True) -> Iterator[tuple]:
+        """Adverts and door lines in time order: ("advert", t, address, rssi, mfr, svc[, receiver]),
+        ("door", t, door, state) and ("door_health", t, door, ok), as the engine takes them.
+        `extra=False`: the hub's own adverts only (a household with one receiver)."""
+        adverts = (("advert", *a) for a in self.adverts(extra))
         doors = (("door", t, d, st) for t, d, st in self.doors)
         health = (("door_health", t, d, ok) for t, d, ok in self.door_health)
         yield from heapq.merge(adverts, doors, health, key=lambda e: e[1])
@@ -101,8 +141,10 @@ class Trace:
             elif ev[0] == "door_health":
                 d = {"t": round(ev[1], 3), "door": ev[2], "ok": ev[3]}
             else:
-                _, t, a, r, m, s = ev
+                _, t, a, r, m, s, *rx = ev
                 d = {"t": round(t, 3), "address": a, "rssi": r}
+                if rx:
+                    d["receiver"] = rx[0]
                 if m:
                     d["manufacturer_data"] = {str(k): v.hex() for k, v in m.items()}
                 if s:
@@ -146,29 +188,40 @@ def payloads_for(tag: str, rng: random.Random, n_rot: int) -> list[tuple[str, di
 
 
 class _Path:
-    """Distance from the hub over time (piecewise linear) and body attenuation (piecewise constant)."""
+    """Distance from the hub over time (piecewise linear) and body attenuation (piecewise constant).
+    Also the bearing from the hub (the door at 0; rooms anywhere around) and the body towards an
+    extra receiver, both from their own random stream `geo`, so the hub's adverts are the same
+    with or without an extra receiver."""
 
-    def __init__(self, rng: random.Random, radio: Radio, home: bool):
-        self.rng, self.radio = rng, radio
+    def __init__(self, rng: random.Random, radio: Radio, home: bool, geo: random.Random):
+        self.rng, self.radio, self.geo = rng, radio, geo
         self.kt: list[float] = []
         self.kd: list[float] = []
+        self.ka: list[float] = []
         self.bt: list[float] = [0.0]
         self.bdb: list[float] = [0.0]
+        self.bdb2: list[float] = [0.0]  # towards the extra receiver: another side of the body
         self.fades: list[tuple[float, float, float]] = []  # (start, end, dB), disjoint, sorted
         self.d = rng.uniform(*ROOMS_M) if home else FAR_M
+        self.a = self._room_bearing() if home else 0.0
         self._knot(0.0, self.d)
 
-    def _knot(self, t: float, d: float) -> None:
+    def _room_bearing(self) -> float:
+        return self.geo.uniform(-math.pi, math.pi)
+
+    def _knot(self, t: float, d: float, a: float | None = None) -> None:
         if self.kt and t <= self.kt[-1]:
             t = self.kt[-1] + 1e-3
         self.kt.append(t)
         self.kd.append(d)
-        self.d = d
+        self.ka.append(self.a if a is None else a)
+        self.d, self.a = d, self.ka[-1]
 
     def _body(self, t: float) -> None:
         r = self.radio
         self.bt.append(t)
         self.bdb.append(self.rng.uniform(*r.body_db) if self.rng.random() < r.body_prob else 0.0)
+        self.bdb2.append(self.geo.uniform(*r.body_db) if self.geo.random() < r.body_prob else 0.0)
 
     def stay_home(self, t0: float, t1: float) -> None:
         """Room to room until t1, starting at the current position at t0."""
@@ -190,7 +243,7 @@ class _Path:
             t += abs(nd - self.d) / rng.uniform(*self.radio.walk_speed) + 2.0
             if t >= t1:
                 break
-            self._knot(t, nd)
+            self._knot(t, nd, self._room_bearing())
         self._knot(t1, self.d)
 
     def leave(self, t_door: float) -> None:
@@ -198,7 +251,7 @@ class _Path:
         v = self.rng.uniform(*self.radio.walk_speed)
         self._knot(t_door - abs(DOOR_M - self.d) / v, self.d)
         self._body(t_door - abs(DOOR_M - self.d) / v)
-        self._knot(t_door, DOOR_M)
+        self._knot(t_door, DOOR_M, 0.0)
         t = t_door + 1.0 / v
         self._knot(t, STEP_M)
         t += self.rng.uniform(0.0, 5.0)
@@ -215,16 +268,16 @@ class _Path:
         self._knot(t_door - abs(DOOR_M - self.d) / v, self.d)
         self._body(t_door - abs(DOOR_M - self.d) / v)
         if kind == "visitor":
-            self._knot(t_door, DOOR_M - 0.5)
+            self._knot(t_door, DOOR_M - 0.5, 0.0)
             back = t_door + rng.uniform(30.0, 120.0)
             self._knot(back, DOOR_M - 0.5)
         else:
-            self._knot(t_door, DOOR_M)
+            self._knot(t_door, DOOR_M, 0.0)
             self._knot(t_door + 2.0 / v, DOOR_M + 2.0)
             back = t_door + 60.0
             self._knot(back - 2.0 / v, DOOR_M + 2.0)
             self._knot(back, DOOR_M)
-        self._knot(back + 4.0, rng.uniform(*ROOMS_M))
+        self._knot(back + 4.0, rng.uniform(*ROOMS_M), self._room_bearing())
         return back
 
     def arrive(self, t_door: float) -> None:
@@ -237,7 +290,7 @@ class _Path:
         self._knot(t, STEP_M)
         self._knot(t_door - 1.0 / v, STEP_M)
         self._knot(t_door, DOOR_M)
-        self._knot(t_door + 4.0, self.rng.uniform(*ROOMS_M))
+        self._knot(t_door + 4.0, self.rng.uniform(*ROOMS_M), self._room_bearing())
 
 
 def _ar1(n: int, a: float, sigma: float, nprng) -> np.ndarray:
@@ -268,6 +321,42 @@ def _rssi(t: np.ndarray, path: _Path, radio: Radio, iv: float, nprng) -> np.ndar
     return (radio.p0 - 10 * radio.exponent * np.log10(d) - body - fade - wall + temporal + spatial)
 
 
+def _rssi_at(t: np.ndarray, path: _Path, radio: Radio, rx: Receiver, iv: float, nprng) -> np.ndarray:
+    """The same tag as heard by the extra receiver `rx`: its own distance (from the bearing), path
+    loss, interior walls, body and shadowing; the same exterior wall and deep fades."""
+    d = np.interp(t, path.kt, path.kd)
+    a = np.interp(t, path.kt, path.ka)
+    x, y = d * np.cos(a), d * np.sin(a)
+    d2 = np.maximum(0.5, np.hypot(x - rx.xy[0], y - rx.xy[1]))
+    body = np.asarray(path.bdb2)[np.searchsorted(path.bt, t, side="right") - 1]
+    fade = np.zeros(len(t))
+    if path.fades:
+        fs, fe, fdb = (np.asarray(q) for q in zip(*path.fades, strict=True))
+        k = np.searchsorted(fs, t, side="right") - 1
+        inside = (k >= 0) & (t < fe[np.maximum(k, 0)])
+        fade[inside] = fdb[k[inside]]
+    wall = radio.wall_db * np.clip((d - DOOR_M) / 0.5, 0.0, 1.0)
+    inner = rx.inner_db * np.clip(d2 - rx.inner_m, 0.0, 1.0)
+    sig = radio.sigma / np.sqrt(2)
+    temporal = _ar1(len(t), float(np.exp(-iv / radio.shadow_tau)), sig, nprng)
+    walked = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(np.asarray(path.kd) * np.cos(path.ka)),
+                                                        np.diff(np.asarray(path.kd) * np.sin(path.ka))))])
+    u = np.interp(t, path.kt, walked) / 0.1
+    grid = _ar1(int(u[-1]) + 2 if len(u) else 1, float(np.exp(-0.1 / radio.shadow_m)), sig, nprng)
+    spatial = grid[np.rint(u).astype(np.int64)]
+    return rx.p0 - 10 * rx.exponent * np.log10(d2) - body - fade - wall - inner + temporal + spatial
+
+
+def _outages(rx: Receiver, duration: float, rng: random.Random) -> list[tuple[float, float]]:
+    out, rate = [], rx.outages_per_day / 86400.0
+    t = rng.expovariate(rate) if rate > 0 else duration
+    while t < duration:
+        end = min(duration, t + rng.uniform(*rx.outage_s))
+        out.append((t, end))
+        t = end + rng.expovariate(rate)
+    return out
+
+
 DOOR_ID = "front"
 
 
@@ -276,26 +365,29 @@ def scripted(moves: Sequence[tuple[float, str, str]], tags: Mapping[str, Sequenc
              interval: float = 1.0, start_home: Mapping[str, bool] | None = None,
              strangers_per_min: float = 0.0, door: bool = False,
              errands: Sequence[tuple[float, str, str]] = (), door_fails_at: float | None = None,
-             door_miss: float = 0.0) -> Trace:
+             door_miss: float = 0.0, receiver: Receiver | None = None) -> Trace:
     """A trace of the partners' tags following `moves` = [(t_seconds, partner, "home"|"away")],
     where t is when the partner crosses the front door. Partners start home unless `start_home`
     says otherwise. `strangers_per_min` adds passers-by's phones (random private addresses).
     `door` adds the exit door's contact; `errands` = [(t, partner, "visitor"|"bin")] door openings
     without leaving (t: the door reached; skipped unless the partner is home then). Failure cases:
     `door_fails_at` (the sensor dies: no events after it, and an ok=False line), `door_miss`
-    (each door event lost with this probability)."""
+    (each door event lost with this probability). `receiver` adds a second receiver in the home
+    (its adverts carry its name; the hub's adverts are the same as without it)."""
     radio = radio or Radio()
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
     drng = random.Random(seed * 7919 + 13)  # door timings: their own stream
-    ts, rs, ps = [], [], []
+    geo = random.Random(seed * 104729 + 7)  # bearings and the extra receiver: their own streams
+    nprng2 = np.random.default_rng(seed * 104729 + 7)
+    ts, rs, ps, ks = [], [], [], []
     payloads: list[tuple[str, dict, dict]] = []
     truth = sorted((float(t), p, s) for t, p, s in moves)
     doors: list[tuple[float, str]] = []
     brief: list[tuple[float, float, str]] = []
     for partner in sorted(tags):
         home = (start_home or {}).get(partner, True)
-        path = _Path(rng, radio, home)
+        path = _Path(rng, radio, home, geo)
         t_prev = 0.0
         steps = sorted([(t, "move", s) for t, p, s in truth if p == partner]
                        + [(float(t), "errand", k) for t, p, k in errands if p == partner])
@@ -345,6 +437,14 @@ def scripted(moves: Sequence[tuple[float, str, str]], tags: Mapping[str, Sequenc
             rs.append(np.round(rssi[keep]).astype(np.int64))
             which = (t[keep] // RPA_ROTATE_S).astype(np.int64) % len(pls)
             ps.append(base + which)
+            ks.append(np.zeros(int(keep.sum()), dtype=np.int64))
+            if receiver is not None:  # the same adverts on air, heard (or not) by the other radio
+                r2 = _rssi_at(t, path, radio, receiver, iv, nprng2)
+                k2 = (r2 >= receiver.sensitivity) & (nprng2.random(n) >= receiver.loss)
+                ts.append(t[k2])
+                rs.append(np.round(r2[k2]).astype(np.int64))
+                ps.append(base + (t[k2] // RPA_ROTATE_S).astype(np.int64) % len(pls))
+                ks.append(np.ones(int(k2.sum()), dtype=np.int64))
     if strangers_per_min > 0:
         n = int(duration / 60 * strangers_per_min)
         for _ in range(max(1, n // 20)):
@@ -353,10 +453,25 @@ def scripted(moves: Sequence[tuple[float, str, str]], tags: Mapping[str, Sequenc
         ts.append(nprng.uniform(0, duration, n))
         rs.append(nprng.integers(-100, -70, n))
         ps.append(nprng.integers(k, len(payloads), n))
+        ks.append(np.zeros(n, dtype=np.int64))
+        if receiver is not None:
+            ts.append(nprng2.uniform(0, duration, n))
+            rs.append(nprng2.integers(-100, -70, n))
+            ps.append(nprng2.integers(k, len(payloads), n))
+            ks.append(np.ones(n, dtype=np.int64))
+    outages = _outages(receiver, duration, geo) if receiver is not None else []
     t_all = np.concatenate(ts) if ts else np.zeros(0)
+    k_all = np.concatenate(ks) if ks else np.zeros(0, dtype=np.int64)
+    heard = np.ones(len(t_all), dtype=bool)
+    for o0, o1 in outages:  # the extra receiver reports nothing at all
+        heard &= ~((k_all == 1) & (t_all >= o0) & (t_all < o1))
     order = np.argsort(t_all, kind="stable")
+    order = order[heard[order]]
     tr = Trace(t_all[order], np.concatenate(rs)[order], np.concatenate(ps)[order], payloads,
                truth, duration, brief=sorted(brief))
+    if receiver is not None:
+        tr.receiver, tr.receivers = k_all[order], ["hub", receiver.name]
+        tr.outages = [(o0, o1, receiver.name) for o0, o1 in outages]
     if door:
         tr.doors = _door_lines(doors, drng, door_fails_at, door_miss)
         if door_fails_at is not None:
@@ -423,10 +538,11 @@ def week_errands(partners: Iterable[str], days: int = 7, seed: int = 1) -> list[
 def simulated_week(tags: Mapping[str, Sequence[str] | str], *, days: int = 7, seed: int = 1,
                    radio: Radio | None = None, interval: float = 1.0,
                    strangers_per_min: float = 0.0, door: bool = False,
-                   door_fails_at: float | None = None, door_miss: float = 0.0) -> Trace:
+                   door_fails_at: float | None = None, door_miss: float = 0.0,
+                   receiver: Receiver | None = None) -> Trace:
     """A week of `week_schedule`; with `door`, the exit door's contact and `week_errands`."""
     moves = week_schedule(sorted(tags), days, seed)
     errands = week_errands(sorted(tags), days, seed) if door else ()
     return scripted(moves, tags, days * 86400.0, radio=radio, seed=seed, interval=interval,
                     strangers_per_min=strangers_per_min, door=door, errands=errands,
-                    door_fails_at=door_fails_at, door_miss=door_miss)
+                    door_fails_at=door_fails_at, door_miss=door_miss, receiver=receiver)

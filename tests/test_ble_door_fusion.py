@@ -254,3 +254,115 @@ def test_a_weak_patchy_stayer_heard_steadily_for_a_moment_still_needs_the_long_s
     _, out = _run(ev, 900)
     assert [s for _, s, _ in _of(out, "a")] == ["home", "away"]
     assert [s for _, s, _ in _of(out, "b")] == ["home"], _of(out, "b")
+
+
+# A second receiver (issue 14, round 3): the panel's Pi at the far side of the home -------------
+PANEL = "panel-1"
+
+
+def _panel(t0, t1, tag=A, level=-75.0, rng=None, every=1):
+    """The tag as the panel's Pi hears it (30 % lost), and a neighbour's phone there: it is hearing."""
+    rng = rng or random.Random(0)
+    ev = [("advert", t + 0.7, NEIGHBOUR, -88, None, None, PANEL) for t in range(int(t0), int(t1), 2)]
+    ev += [("advert", float(t), tag, level + rng.gauss(0, 2), None, None, PANEL)
+           for t in range(int(t0), int(t1), every) if rng.random() > 0.3]
+    return ev
+
+
+def _reflection(t0, t1, tag=A):
+    """The hub still hears the tag faintly every few seconds: a reflection, or through the wall."""
+    return [("advert", float(t), tag, -96.0) for t in range(int(t0), int(t1), 4)]
+
+
+def test_a_leaver_the_hub_still_hears_faintly_is_gone_once_the_panel_lost_it_too():
+    """a walks out past the panel's Pi and through the door; the hub keeps hearing a faint
+    reflection of a's tag for two minutes. With the panel as a second receiver, a is seen gone
+    seconds after the door (the panel lost the tag, the hub's levels fell); b, in the far room,
+    heard only faintly by the hub and well by the panel, stays home throughout."""
+    rng = random.Random(12)
+    ev = _home(rng, 0, 600) + _reflection(606, 730) + _neighbour(600, 900)
+    ev += _panel(0, 597, rng=rng)
+    ev += _panel(0, 900, tag=B, rng=random.Random(13), level=-72.0) + _reflection(0, 900, tag=B)
+    ev += _door((599, "open"), (603, "closed"))
+    _, out = _run(ev, 900)
+    a = _of(out, "a")
+    assert [(s, d) for _, s, d in a] == [("home", False), ("away", True)], a
+    assert a[1][0] <= 600 + 30, a   # one receiver: only after the reflection ends (~750 s)
+    assert _of(out, "b") == [(0, "home", False)]
+
+
+def test_with_the_panel_down_the_faint_hub_alone_decides_nothing():
+    """The same leaver, but the panel's Pi reports nothing (its Wi-Fi dropped) from before the
+    door: its silence says nothing, so a faint reflection at the hub still counts as heard."""
+    rng = random.Random(12)
+    ev = _home(rng, 0, 600) + _reflection(606, 730) + _neighbour(600, 900) + _panel(0, 560, rng=rng)
+    ev += _door((599, "open"), (603, "closed"))
+    _, out = _run(ev, 900)
+    a = _of(out, "a")
+    assert [s for _, s, _ in a] == ["home", "away"] and a[1][0] > 730, a
+
+
+def test_a_partner_heard_only_by_the_panel_is_never_called_away_without_a_door():
+    """No door sensor (or a dead one): b sits for 20 minutes in the far room, which the hub does
+    not hear, next to the panel's Pi. The panel's adverts are presence: b stays home (one receiver:
+    away after 300 s)."""
+    rng = random.Random(14)
+    ev = _home(rng, 0, 600, tag=B) + _neighbour(600, 1800) + _home(rng, 0, 1800)
+    ev += _panel(0, 1800, tag=B, rng=rng, level=-70.0)
+    for doors in ((), ("front",)):
+        e = PresenceEngine(TAGS, now=0.0, doors=list(doors))
+        if doors:
+            e.door_health(0.0, "front", False)
+        out = run_events(e, sorted(ev, key=lambda x: x[1]), end=1800)
+        assert [s for _, s, _ in _of(out, "b")] == ["home"], (doors, _of(out, "b"))
+
+
+def test_panel_summaries_on_the_bus_drive_the_same_rules():
+    """The panel publishes `panel/tags_heard` every 2 s (partner, seconds since the last advert,
+    level; also empty): validated by the contract's schema and fed to the engine, the reflection
+    case decides as with raw adverts, and b heard by the panel only stays home."""
+    from ble.receivers import apply_summary
+    from mqtt.schemas import TagHeard, TagsHeard
+    rng = random.Random(12)
+    ev = _home(rng, 0, 600) + _reflection(606, 730) + _neighbour(600, 900) + _reflection(0, 900, tag=B)
+    ev += _door((599, "open"), (603, "closed"))
+    for t in range(2, 900, 2):
+        heard = []
+        if t < 597 and rng.random() > 0.1:
+            heard.append(TagHeard(partner="a", ago_s=0.5, rssi=-75, adverts=2))
+        heard.append(TagHeard(partner="b", ago_s=1.0, rssi=-72, adverts=1))
+        msg = TagsHeard.model_validate_json(TagsHeard(window_s=2.0, scanning=True, heard=heard).model_dump_json())
+        ev.append(("summary", float(t), msg))
+    e = PresenceEngine(TAGS, now=0.0, doors=["front"])
+    out, next_tick = [], 1.0
+    for x in sorted(ev, key=lambda x: x[1]):
+        while next_tick <= x[1]:
+            out += e.tick(next_tick)
+            next_tick += 1.0
+        if x[0] == "summary":
+            out += apply_summary(e, x[1], PANEL, x[2])
+        elif x[0] == "door":
+            out += e.door(*x[1:])
+        else:
+            out += e.advert(*x[1:])
+    a = _of(out, "a")
+    assert [(s, d) for _, s, d in a] == [("home", False), ("away", True)] and a[1][0] <= 630, a
+    assert _of(out, "b") == [(0, "home", False)]
+
+
+def test_the_generator_s_second_receiver_leaves_the_hub_s_adverts_as_they_were():
+    """The panel's Pi added to a generated trace: the hub's own adverts are the same (so the
+    bench's hub-alone rows run on the same traces as before), the panel's lines carry its name,
+    and a departure is heard by the panel before the door and not after it."""
+    import json
+
+    from sim.ble_traces import Receiver
+    moves = [(1800.0, "a", "away")]
+    kw = {"radio": Radio(sigma=6, loss=0.3), "strangers_per_min": 20, "seed": 3, "door": True}
+    one = scripted(moves, {"a": A}, 3600, **kw)
+    two = scripted(moves, {"a": A}, 3600, receiver=Receiver(outages_per_day=0), **kw)
+    assert list(two.adverts()) == list(one.adverts())
+    panel = [json.loads(x) for x in two.lines() if '"receiver"' in x]
+    assert panel and all(x["receiver"] == "panel-1" for x in panel)
+    mine = [x["t"] for x in panel if x.get("address") == A]
+    assert any(1700 < t < 1800 for t in mine) and not any(t > 1830 for t in mine)
