@@ -15,6 +15,7 @@ APT_PACKAGES=(
   python3-venv python3-dev build-essential      # venv and compiling pyaudio
   sqlite3 openssl iproute2
   chromium                             # headless: tests look at the reports as a person sees them
+  postgresql                           # the organisation's store on a real server in tests
 )
 
 fail() { echo "bootstrap: $*" >&2; exit 1; }
