@@ -318,8 +318,9 @@ def _reset(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     stopped = stop_services(not args.no_stop)
     removed = wipe(args.etc, args.state, broker_dir)
+    # The access log went with the household (R15): the reset's own record is reset-record,
+    # a date only, so the next household's log does not start with the previous one's reset.
     kept = record(args.state, dt.date.today())
-    _log_access(args.state / "share", "reset")    # the new access log starts with the reset
     if stopped:
         print(f"stopped: {', '.join(stopped)}")
     print(f"wiped: {', '.join(str(p) for p in removed) or 'nothing was there'}")

@@ -122,6 +122,14 @@ class KnownHouseholds:
                 return False
         return household in self._known
 
+    def snapshot(self) -> frozenset[str] | None:
+        """The households now; None when the list cannot be read (then nothing is wiped)."""
+        try:
+            return frozenset(json.loads(self.path.read_text())["households"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.error("the households list %s cannot be read: %s", self.path, e)
+            return None
+
 
 class OrgService:
     """`handle()` is the whole decision for one message (tests and the bench call it too);
@@ -130,8 +138,9 @@ class OrgService:
     def __init__(self, store: OrgStore, key: pyrage.x25519.Identity, *,
                  known: Callable[[str], bool], prefix: str = "fleet",
                  clock: Callable[[], datetime] = now_utc,
-                 link: ServiceLink | None = None):
+                 link: ServiceLink | None = None, registry: KnownHouseholds | None = None):
         self.store, self.key, self.known, self.prefix = store, key, known, prefix
+        self.registry = registry   # households.json: a household removed from it has left
         self.clock, self.link = clock, link
         self.counts: Counter[str] = Counter()
         self.last_refusal: str | None = None     # the fault state: the newest reason, until cleared
@@ -235,6 +244,24 @@ class OrgService:
             log.info("retention: %d summaries past their household's retention dropped", dropped)
         return dropped
 
+    def wipe_departed(self) -> list[str]:
+        """A household removed from the organisation (`org-broker-config --remove`) has left: its
+        shared data goes at once (R11), and the organisation's access log keeps that it was
+        wiped. A households list that cannot be read wipes nothing."""
+        known = self.registry.snapshot() if self.registry is not None else None
+        if known is None:
+            return []
+        wiped = []
+        for h in self.store.households():
+            if h in known or (self.store.consent_of(h)[0] is None and not self.store.summaries(h)):
+                continue
+            n = self.store.wipe(h)
+            self.store.log_access(SERVICE_WORKER, h, "wipe", True, self.clock())
+            self.counts["wipe"] += 1
+            log.info("%s left the organisation: its shared data wiped (%d summaries)", h, n)
+            wiped.append(h)
+        return wiped
+
     # -- the access mirror (R6) -----------------------------------------------------------------
     def mirror_access(self, entry: Access | None = None) -> None:
         """The hook for the care worker's web page: an entry was written to the access log
@@ -335,6 +362,7 @@ class OrgService:
         while not self._stop.wait(0 if self._pruned_on is None else 60):
             try:
                 self.prune_due()
+                self.wipe_departed()
             except (sqlite3.Error, OSError) as e:
                 log.error("retention not applied now: %s", e)
 
@@ -401,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     known = KnownHouseholds(link.households)
     service = OrgService(store, key, known=known.__contains__, prefix=link.prefix,
-                         link=link).start()
+                         link=link, registry=known).start()
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

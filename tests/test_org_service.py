@@ -269,3 +269,24 @@ def test_the_organisations_public_key_reaches_every_households_link_file(tmp_pat
     write_org_broker_config(out, host="localhost", add=("hh-2",))      # a later run keeps it
     for h in ("hh-1", "hh-2"):
         assert load_org(out / "households" / h / "org.toml").age_recipient == pub
+
+
+def test_a_household_removed_from_the_organisation_is_wiped_and_an_unreadable_list_wipes_nothing(
+        tmp_path: Path):
+    from org.service import KnownHouseholds
+    registry = tmp_path / "households.json"
+    registry.write_text(json.dumps({"households": [ONE, TWO]}))
+    store = OrgStore(tmp_path / "org.sqlite3")
+    known = KnownHouseholds(registry)
+    s = OrgService(store, pyrage.x25519.Identity.generate(), known=known.__contains__,
+                   registry=known)
+    for h in (ONE, TWO):
+        store.put(timeout(h))
+    assert s.wipe_departed() == []
+    registry.write_text("{not json")                   # half-written: never a reason to wipe
+    assert s.wipe_departed() == [] and store.summaries(TWO)
+    registry.write_text(json.dumps({"households": [ONE]}))   # org-broker-config --remove TWO
+    assert s.wipe_departed() == [TWO]
+    assert store.summaries(TWO) == [] and len(store.summaries(ONE)) == 1
+    assert [(a.household, a.action) for a in store.access_log(TWO)] == [(TWO, "wipe")]
+    assert s.wipe_departed() == []                     # once
