@@ -243,4 +243,5 @@ def start_all(hub, plan: HouseholdPlan, sensors: Sensors, clock: Clock, state_di
         hub.expect_sensors("door")
     if presence_for_panel := next((r for r in running if hasattr(r, "door_health")), None):
         hub.door_sink = presence_for_panel.door   # a panel-Pi contact's events, heard on the bus
+        hub.attach_receivers(presence_for_panel)  # the panel's tags heard, its doors' health
     return running
