@@ -472,7 +472,8 @@ class Hub:
         age = (self.clock.wall() - msg.ts).total_seconds()
         partners = [h.partner for h in msg.heard]
         if abs(age) > SUMMARY_STALE_S:
-            return self._drop_summary("stale", f"made {age:.0f} s from the hub's clock (more than "
+            when = f"was made {age:.0f} s ago" if age > 0 else f"is dated {-age:.0f} s ahead"
+            return self._drop_summary("stale", f"{when} by the hub's clock (more than "
                                       f"{SUMMARY_STALE_S:.0f} s: a queued message, or the panel's "
                                       "clock is not synchronised)")
         if len(set(partners)) != len(partners):
