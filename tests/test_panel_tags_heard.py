@@ -148,7 +148,7 @@ def test_a_leaver_the_hub_still_hears_through_the_wall_is_gone_once_the_panel_lo
 
 def test_the_panel_offline_makes_its_door_and_radio_stop_counting_until_it_is_back(rig, home, tmp_path):
     presence, hub = rig.presence, rig.hub
-    offline = lambda: ("service.offline", "panel") in {(f.code, f.service) for f in hub.faults()}  # noqa: E731
+    offline = lambda: ("service.offline", "panel") in {(f.code, f.service) for f in hub.faults()}
     rig.heard.stop()
     rig.doors.stop()
     rig.panel_bus.kill()                         # the panel's Pi loses power: its last will
@@ -166,7 +166,7 @@ def test_the_panel_offline_makes_its_door_and_radio_stop_counting_until_it_is_ba
 
 
 def test_a_panel_whose_bluetooth_stops_is_a_fault_at_the_hub_and_the_panel_runs_on(rig):
-    faults = lambda: {f.code for f in rig.states[-1].faults} if rig.states else set()  # noqa: E731
+    faults = lambda: {f.code for f in rig.states[-1].faults} if rig.states else set()
     rig.panel_src.remove_adapter()               # the panel's adapter is gone (USB, BlueZ)
     assert _advance(rig.clock, 150, step=1.0, until=lambda: "ble.panel_scanner_down" in faults())
     assert rig.heard.alive() and not rig.sent[-1].scanning and rig.sent[-1].heard == []
