@@ -383,9 +383,8 @@ class Hub:
                 self._panel_online = m.payload == "online"
             doors = sorted(self._panel_doors)
         if changed:   # a clean stop too: either way the panel hears and reads its doors no more
-            if m.payload != "online" and self._panel_scanning is not None:
+            if m.payload != "online":
                 self._panel_scanning = None
-                self.sensor_faults("panel-ble", [])   # service.offline says it already
             self._panel_receiver(m.payload == "online", doors)
 
     def faults(self) -> list[schemas.Fault]:
@@ -493,14 +492,17 @@ class Hub:
             log.warning("panel/tags_heard dropped: it %s (%d of this kind)", reason, n)
 
     def _panel_ble(self, scanning: bool) -> None:
-        """The panel's radio down is a fault of the hub's BLE family (only the hub may report
-        `ble.` faults): departures are then the hub's radio's alone."""
+        """The panel's radio down: departures are the hub's radio's alone meanwhile. Logged when
+        it changes (mqtt/faults.py has no fault class for it yet: docs/ble.md)."""
         if scanning == self._panel_scanning:
             return
+        first = self._panel_scanning is None
         self._panel_scanning = scanning
-        self.sensor_faults("panel-ble", [] if scanning else [schemas.Fault(
-            code="ble.panel_scanner_down", service="hub", since=self.clock.wall(),
-            reason="the panel's Bluetooth is not scanning; the hub's own radio hears the tags")])
+        if not scanning:
+            log.warning("the panel's Bluetooth is not scanning; departures rest on the hub's own "
+                        "radio until it does")
+        elif not first:
+            log.info("the panel's Bluetooth scans again")
 
     def _sound_fresh(self) -> bool:
         """Sound numbers arrived in the last SOUND_STALE_S (real seconds: the microphone runs in

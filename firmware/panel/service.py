@@ -23,7 +23,6 @@ from core.config import StrictConfig, load_config
 from core.errors import ConfigError
 from core.sdnotify import run_until_stopped
 from firmware.panel.doors import PanelDoor, PanelDoors
-from firmware.panel.tags_heard import TagsHeardService, load_tags
 from mqtt import schemas
 from mqtt.client import BusClient, Message
 from mqtt.faults import light_group, needs_action
@@ -125,15 +124,23 @@ def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) ->
     clock = SystemClock()
     doors = PanelDoors(bus, cfg.doors, clock, pin_factory=factory)
     # the tags file is checked before anything starts: a bad one is one sentence, not a half panel
-    tags = load_tags(cfg.tags_file) if cfg.tags_heard else None
+    tags, heard_service = None, None
+    if cfg.tags_heard:
+        try:   # bleak and cryptography: only a panel that scans needs them (its own extra does not)
+            from firmware.panel.tags_heard import TagsHeardService, load_tags
+        except ImportError as e:
+            raise PanelConfigError([("tags_heard", f"needs the Bluetooth packages ({e.name} is not "
+                                     "installed): install them on the panel's Pi, or set "
+                                     "tags_heard = false")], config_path) from None
+        tags, heard_service = load_tags(cfg.tags_file), TagsHeardService
     if factory is not None:
         for d in cfg.doors:   # a mock panel starts with its doors shut (the magnet at the contact)
             factory.pin(d.pin).drive_low()
     bus.start()
     doors.start()
     # a radio that fails is `scanning: false` on the bus and retried, never a stop of the panel
-    heard = (TagsHeardService(bus, tags, clock, backend_kwargs={"adapter": cfg.ble_adapter}).start()
-             if tags is not None else None)
+    heard = (heard_service(bus, tags, clock, backend_kwargs={"adapter": cfg.ble_adapter}).start()
+             if heard_service is not None and tags is not None else None)
     run_until_stopped(lambda: bus.alive() and doors.alive() and (heard is None or heard.alive()),
                       f"panel for {cfg.household} running")
     if heard is not None:
