@@ -14,3 +14,10 @@ def apply_summary(engine: PresenceEngine, now: float, receiver: str, msg: TagsHe
     is well under the 15 s the fusion waits)."""
     heard = [(h.partner, now - h.ago_s, float(h.rssi)) for h in msg.heard]
     return engine.tags_heard(now, receiver, msg.scanning, heard)
+
+
+def forget_receiver(engine: PresenceEngine, receiver: str) -> None:
+    """The receiver went away (the panel's last will): it stops counting at once, not only after
+    the fusion's `rx_trust` without a report, and its silence counts from its next report."""
+    engine.fusion.rx_seen.pop(receiver, None)
+    engine.fusion.rx_up.pop(receiver, None)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from ble.bthome import BTHomeDoor, Refusal
 from ble.door_watch import Change, DoorConfig, DoorWatch
 from ble.presence import PresenceConfig, PresenceEngine, Transition
+from ble.receivers import apply_summary, forget_receiver
 from ble.scanner import Scanner, or_patterns
 from core.clock import Clock
 from mqtt import schemas
@@ -115,6 +116,18 @@ class PresenceService:
             out = fuse(t, door_id, ok)
         for tr in out:
             self._report(tr)
+
+    def summary(self, t: float, receiver: str, msg: schemas.TagsHeard) -> None:
+        """An extra receiver's `panel/tags_heard` summary, received at `t`: to the engine."""
+        with self._lock:
+            out = apply_summary(self.engine, t, receiver, msg)
+        for tr in out:
+            self._report(tr)
+
+    def receiver_gone(self, receiver: str) -> None:
+        """An extra receiver went offline: it stops counting now (ble.receivers)."""
+        with self._lock:
+            forget_receiver(self.engine, receiver)
 
     # the ble-presence thread ----------------------------------------------------------------
     def _run(self) -> None:

@@ -242,5 +242,13 @@ def start_all(hub, plan: HouseholdPlan, sensors: Sensors, clock: Clock, state_di
     if any(d.kind == "bthome" for d in sensors.doors):
         hub.expect_sensors("door")
     if presence_for_panel := next((r for r in running if hasattr(r, "door_health")), None):
-        hub.door_sink = presence_for_panel.door   # a panel-Pi contact's events, heard on the bus
+        attach_panel(hub, presence_for_panel)
     return running
+
+
+def attach_panel(hub, presence) -> None:
+    """What the panel's Pi sends, heard on the bus, to the BLE presence service: its door
+    contacts' events, its `panel/tags_heard` summaries, and (by its availability) whether its
+    radio and doors count."""
+    hub.door_sink = presence.door
+    hub.attach_receivers(presence)

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
@@ -55,6 +55,18 @@ MAX_UNSAVED = 10_000   # events kept in memory while storage fails (then the old
 # process kills itself (-9) once the outputs of a step that asked the end check-in
 # ("end_checkin") or requested a call ("call") have left it.
 CRASH_AFTER_ENV = "TIMEOUT_HUB_CRASH_AFTER"
+# a panel summary made longer ago than this (clocks apart, or held in a queue) no longer says
+# when a tag was last heard: the fusion counts a receiver only this long without a report
+SUMMARY_STALE_S = 15.0
+PANEL_RECEIVER = "panel"
+
+
+class ReceiverSink(Protocol):
+    """What the hub's BLE presence service (ble.service.PresenceService) offers for the panel."""
+
+    def summary(self, t: float, receiver: str, msg: schemas.TagsHeard) -> None: ...
+    def receiver_gone(self, receiver: str) -> None: ...
+    def door_health(self, t: float, door_id: str, ok: bool) -> None: ...
 
 
 if TYPE_CHECKING:
@@ -82,6 +94,12 @@ class Hub:
         self._fault_keys: set[tuple[str, str]] = set()   # (service, code) logged as present
         # where a panel-Pi door's events go: the BLE presence service's door(), when it runs
         self.door_sink: Callable[[float, str, str], None] | None = None
+        # where the panel's tag summaries go, and its doors' health (attach_receivers)
+        self.receiver_sink: ReceiverSink | None = None
+        self._panel_online: bool | None = None   # from panel/available; None: not heard yet
+        self._panel_doors: set[str] = set()     # panel-N doors heard of (their state or events)
+        self._panel_scanning: bool | None = None
+        self._summary_drops: dict[str, int] = {}
         self._thermometer: int | None = None
         self._sound_at = float("-inf")           # time.monotonic() of the last sound input
         self._saved_at = float("-inf")
@@ -107,6 +125,8 @@ class Hub:
         b.on("partner/{partner}/apart", lambda m: self._input(P.ApartSeen(m.partner, m.payload.apart)))
         b.on("{service}/health", self._service_health)
         b.on("door/{door}/event", self._door_event)
+        b.on("door/{door}", self._door_state)
+        b.on("panel/tags_heard", self._tags_heard)
         b.on("{service}/available", self._service_available)
         b.on("call/result", lambda m: self._input(P.CallOutcome(
             str(m.payload.request_id), m.payload.outcome, m.payload.final, step=m.payload.step,
@@ -358,6 +378,14 @@ class Hub:
             else:
                 self._gone.pop(service, None)
             self._publish_state()
+            changed = service == "panel" and self._panel_online != (m.payload == "online")
+            if service == "panel":
+                self._panel_online = m.payload == "online"
+            doors = sorted(self._panel_doors)
+        if changed:   # a clean stop too: either way the panel hears and reads its doors no more
+            if m.payload != "online":
+                self._panel_scanning = None
+            self._panel_receiver(m.payload == "online", doors)
 
     def faults(self) -> list[schemas.Fault]:
         """What state.faults shows: each other service is capped (faults.bounded); the whole list
@@ -388,9 +416,93 @@ class Hub:
         """A door on the panel Pi opened or closed: to the presence fusion, when BLE runs here.
         The hub's own doors reach it directly (their echo from the broker is not applied twice)."""
         door_id = m.topic.split("/")[1]
+        self._panel_door_seen(door_id)
         sink = self.door_sink
         if sink is not None and not door_id.startswith("hub-") and isinstance(m.payload, schemas.DoorEvent):
             sink(self.clock.monotonic(), door_id, m.payload.state)
+
+    # -- the panel's Pi as a second receiver (docs/ble.md "A second receiver") ---------------
+    def attach_receivers(self, sink: ReceiverSink) -> None:
+        """The BLE presence service is running: the panel's summaries and the health of its doors
+        go to it from now on (with what was heard before it started: the panel may be gone)."""
+        with self._lock:
+            self.receiver_sink = sink
+            online = self._panel_online
+            doors = sorted(self._panel_doors)
+        if online is not None:
+            self._panel_receiver(online, doors)
+
+    def _door_state(self, m: Message) -> None:
+        """A door's retained state: only to learn which doors the panel has (its health follows
+        the panel's availability)."""
+        self._panel_door_seen(m.topic.split("/")[1])
+
+    def _panel_door_seen(self, door_id: str) -> None:
+        if not door_id.startswith("panel-") or door_id in self._panel_doors:
+            return
+        with self._lock:
+            self._panel_doors.add(door_id)
+            online = self._panel_online
+        if online is not None:   # installed in the fusion as working, or as dead while it is gone
+            self._panel_receiver(online, [door_id])
+
+    def _panel_receiver(self, online: bool, doors: list[str]) -> None:
+        """The panel came or went: its radio counts or stops counting, and its door contacts with
+        it (a door the hub cannot hear from is not trusted: the fusion falls back to the hub's own
+        doors, or to the tags alone)."""
+        sink = self.receiver_sink
+        if sink is None:
+            return
+        t = self.clock.monotonic()
+        if not online:
+            sink.receiver_gone(PANEL_RECEIVER)
+        for d in doors:
+            sink.door_health(t, d, online)
+        if doors:
+            log.info("panel %s: its door(s) %s %s", "back" if online else "offline",
+                     ", ".join(doors), "count again" if online else "no longer count")
+
+    def _tags_heard(self, m: Message) -> None:
+        """A `panel/tags_heard` summary: checked, then to the fusion. The bus already dropped one
+        that breaks the schema; here what the schema cannot see: its age, its partners."""
+        msg = m.payload
+        if not isinstance(msg, schemas.TagsHeard):
+            return
+        age = (self.clock.wall() - msg.ts).total_seconds()
+        partners = [h.partner for h in msg.heard]
+        if abs(age) > SUMMARY_STALE_S:
+            when = f"was made {age:.0f} s ago" if age > 0 else f"is dated {-age:.0f} s ahead"
+            return self._drop_summary("stale", f"{when} by the hub's clock (more than "
+                                      f"{SUMMARY_STALE_S:.0f} s: a queued message, or the panel's "
+                                      "clock is not synchronised)")
+        if len(set(partners)) != len(partners):
+            return self._drop_summary("repeated", "names a partner twice")
+        unknown = sorted(set(partners) - set(self.plan.partners))
+        if unknown:
+            return self._drop_summary("unknown", f"names partner {', '.join(unknown)}, who is not "
+                                      "in the household plan")
+        self._panel_ble(msg.scanning)
+        sink = self.receiver_sink
+        if sink is not None:
+            sink.summary(self.clock.monotonic(), PANEL_RECEIVER, msg)
+
+    def _drop_summary(self, kind: str, reason: str) -> None:
+        n = self._summary_drops[kind] = self._summary_drops.get(kind, 0) + 1
+        if n <= 10 or n % 1000 == 0:     # a panel with a wrong clock sends 30 a minute
+            log.warning("panel/tags_heard dropped: it %s (%d of this kind)", reason, n)
+
+    def _panel_ble(self, scanning: bool) -> None:
+        """The panel's radio down: departures are the hub's radio's alone meanwhile. Logged when
+        it changes (mqtt/faults.py has no fault class for it yet: docs/ble.md)."""
+        if scanning == self._panel_scanning:
+            return
+        first = self._panel_scanning is None
+        self._panel_scanning = scanning
+        if not scanning:
+            log.warning("the panel's Bluetooth is not scanning; departures rest on the hub's own "
+                        "radio until it does")
+        elif not first:
+            log.info("the panel's Bluetooth scans again")
 
     def _sound_fresh(self) -> bool:
         """Sound numbers arrived in the last SOUND_STALE_S (real seconds: the microphone runs in

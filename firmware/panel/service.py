@@ -77,6 +77,11 @@ class PanelConfig(StrictConfig):
     pins: PanelPins = PanelPins()
     doors: list[PanelDoor] = Field(default_factory=list, max_length=2,
                                    description="exit-door reed contacts on this Pi (docs/ble.md)")
+    tags_heard: bool = Field(False, description="scan for the household's tags as a second BLE "
+                             "receiver and send `panel/tags_heard` (docs/ble.md)")
+    tags_file: str = Field("/etc/timeout-hub/panel-tags.toml",
+                           description="the plan's tag IDs, mode 0600, owned by the panel's user")
+    ble_adapter: str = Field("hci0", pattern=r"^hci\d{1,2}$")
 
     @model_validator(mode="after")
     def _door_pins(self) -> PanelConfig:
@@ -116,13 +121,30 @@ def serve(config_path: str, *, mock: bool = False, draw_lights: bool = False) ->
             print(line, flush=True)
     panel = Panel(bus, cfg.pins, long_press_s=cfg.long_press_seconds,
                   bounce_s=cfg.bounce_ms / 1000, pin_factory=factory, on_render=show)
-    doors = PanelDoors(bus, cfg.doors, SystemClock(), pin_factory=factory)
+    clock = SystemClock()
+    doors = PanelDoors(bus, cfg.doors, clock, pin_factory=factory)
+    # the tags file is checked before anything starts: a bad one is one sentence, not a half panel
+    tags, heard_service = None, None
+    if cfg.tags_heard:
+        try:   # bleak and cryptography: only a panel that scans needs them (its own extra does not)
+            from firmware.panel.tags_heard import TagsHeardService, load_tags
+        except ImportError as e:
+            raise PanelConfigError([("tags_heard", f"needs the Bluetooth packages ({e.name} is not "
+                                     "installed): install them on the panel's Pi, or set "
+                                     "tags_heard = false")], config_path) from None
+        tags, heard_service = load_tags(cfg.tags_file), TagsHeardService
     if factory is not None:
         for d in cfg.doors:   # a mock panel starts with its doors shut (the magnet at the contact)
             factory.pin(d.pin).drive_low()
     bus.start()
     doors.start()
-    run_until_stopped(lambda: bus.alive() and doors.alive(), f"panel for {cfg.household} running")
+    # a radio that fails is `scanning: false` on the bus and retried, never a stop of the panel
+    heard = (heard_service(bus, tags, clock, backend_kwargs={"adapter": cfg.ble_adapter}).start()
+             if heard_service is not None and tags is not None else None)
+    run_until_stopped(lambda: bus.alive() and doors.alive() and (heard is None or heard.alive()),
+                      f"panel for {cfg.household} running")
+    if heard is not None:
+        heard.stop()
     doors.stop()
     panel.close()
     bus.stop()
