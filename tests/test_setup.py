@@ -62,6 +62,9 @@ def test_a_panel_only_pi_installs_neither_scipy_nor_pyaudio_nor_bleak():
     panel = _exported("panel")
     assert {"gpiozero", "paho-mqtt", "pydantic"} <= panel
     assert not {"scipy", "pyaudio", "bleak", "numpy", "pyserial"} & panel
+    # a panel that also listens for the tags (PANEL_BLE=1) gets bleak, still no audio or scipy
+    listening = _exported("panel", "panel-ble")
+    assert {"bleak", "cryptography"} <= listening and not {"scipy", "pyaudio"} & listening
     caller = _exported("caller")
     assert {"pyserial", "gpsd-py3", "tomli-w"} <= caller and not {"scipy", "pyaudio", "bleak"} & caller
     # the hub runs numpy only (docs/audio.md); scipy is for simulation and evaluation
