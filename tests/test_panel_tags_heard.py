@@ -173,8 +173,11 @@ def test_a_panel_whose_bluetooth_stops_says_so_and_runs_on(rig, caplog):
     assert rig.heard.alive() and not rig.sent[-1].scanning and rig.sent[-1].heard == []
     assert rig.presence.presence()["a"] == "home"
     assert "Traceback" not in caplog.text
+    # the panel's light says so (a fault the household's guide explains), and clears
+    assert "ble.panel_radio" in [f.code for f in rig.hub.faults()]
     rig.panel_src.restore_adapter()
     assert _advance(rig.clock, 150, step=1.0, until=lambda: rig.sent[-1].scanning and rig.sent[-1].heard)
+    assert wait_until(lambda: "ble.panel_radio" not in [f.code for f in rig.hub.faults()], 10)
 
 
 class _Sink:

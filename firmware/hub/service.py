@@ -384,7 +384,7 @@ class Hub:
             doors = sorted(self._panel_doors)
         if changed:   # a clean stop too: either way the panel hears and reads its doors no more
             if m.payload != "online":
-                self._panel_scanning = None
+                self._panel_ble(None)
             self._panel_receiver(m.payload == "online", doors)
 
     def faults(self) -> list[schemas.Fault]:
@@ -491,18 +491,22 @@ class Hub:
         if n <= 10 or n % 1000 == 0:     # a panel with a wrong clock sends 30 a minute
             log.warning("panel/tags_heard dropped: it %s (%d of this kind)", reason, n)
 
-    def _panel_ble(self, scanning: bool) -> None:
-        """The panel's radio down: departures are the hub's radio's alone meanwhile. Logged when
-        it changes (mqtt/faults.py has no fault class for it yet: docs/ble.md)."""
+    def _panel_ble(self, scanning: bool | None) -> None:
+        """The panel's radio down: departures are the hub's radio's alone meanwhile, a fault
+        `ble.panel_radio` on the panel's light (the hub's: only it knows what the panel's
+        summaries say). None: the panel is offline, which `service.offline` already says."""
         if scanning == self._panel_scanning:
             return
         first = self._panel_scanning is None
         self._panel_scanning = scanning
-        if not scanning:
+        if scanning is False:
             log.warning("the panel's Bluetooth is not scanning; departures rest on the hub's own "
                         "radio until it does")
-        elif not first:
+        elif scanning and not first:
             log.info("the panel's Bluetooth scans again")
+        self.sensor_faults("panel_ble", [] if scanning is not False else [schemas.Fault(
+            code="ble.panel_radio", service="hub", since=self.clock.wall(),
+            reason="the panel's Bluetooth is not scanning")])
 
     def _sound_fresh(self) -> bool:
         """Sound numbers arrived in the last SOUND_STALE_S (real seconds: the microphone runs in
