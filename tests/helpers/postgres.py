@@ -106,6 +106,12 @@ def running_server() -> Iterator[PgServer]:
     if bin_dir is None:
         pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb; "
                     "bootstrap installs Debian's postgresql).")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("PostgreSQL refuses to run as root and there is no `postgres` user "
+                        "to run it as (Debian's postgresql package creates it).")
     root = Path(tempfile.mkdtemp(prefix="org-pg-"))
     passfile_dir = Path(tempfile.mkdtemp(prefix="org-pgpass-"))
     server = PgServer(bin_dir, root, passfile_dir)
