@@ -75,12 +75,15 @@ class PgDb:
                                "on a command line.")
         self.url, self.name = url, describe(url)
         self._c: psycopg.Connection[Any] | None = None
+        self._closed = False
         with self.transaction() as db:
             db.run("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
             for stmt in SCHEMA:
                 db.run(stmt)
 
     def _conn(self) -> psycopg.Connection[Any]:
+        if self._closed:   # a thread still running after close() must not open it again
+            raise StorageError(f"the connection to the {self.name} was closed.")
         if self._c is None or self._c.closed or self._c.broken:
             if self._c is not None:
                 self._c.close()
@@ -122,5 +125,6 @@ class PgDb:
         self.run("LOCK TABLE access IN SHARE ROW EXCLUSIVE MODE")
 
     def close(self) -> None:
+        self._closed = True
         if self._c is not None:
             self._c.close()
