@@ -11,6 +11,7 @@ from a household the organisation does not know is counted and logged with its r
 stored, never a crash.
 
     python -m org.service --config DIR/service.toml --key age.key --db org.sqlite3
+    python -m org.service ... --db 'postgresql://care@db.example/care?passfile=/etc/timeout-org/pgpass'
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from mqtt.schemas import AccessNotice, Sealed, now_utc
 from mqtt.seal import SealError, unseal
 from mqtt.shared import ConsentChange, SharedTimeout, SharedTopics, Wipe, restrict
 from org.keys import KeyFileError, load_key
-from org.store import Access, OrgStore
+from org.store import Access, OrgStore, db_location
 
 log = logging.getLogger("org.service")
 
@@ -418,12 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, required=True,
                    help="service.toml from `timeout-hub org-broker-config`")
     p.add_argument("--key", type=Path, required=True, help="the organisation's age key file (0600)")
-    p.add_argument("--db", type=Path, required=True, help="the SQLite store")
+    p.add_argument("--db", type=db_location, required=True,
+                   help="the store: a SQLite file, or a postgresql:// URL without a password "
+                        "(passfile= or PGPASSFILE holds it; docs/care.md)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         link, key = load_link(args.config), load_key(args.key)
-        store = OrgStore(args.db)
+        store = OrgStore.open(args.db)
     except (ServiceConfigError, KeyFileError, sqlite3.Error, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

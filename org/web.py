@@ -8,7 +8,7 @@ back to the household's access log (R6).
 
     python -m org.web add-worker NAME --accounts FILE      (password from the terminal or stdin)
     python -m org.web assign NAME HOUSEHOLD --db FILE
-    python -m org.web serve --db FILE --accounts FILE [--bind ADDR --port N --cert C --key K]
+    python -m org.web serve --db FILE|URL --accounts FILE [--bind ADDR --port N --cert C --key K]
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 from org.accounts import Accounts, AccountsError
-from org.store import Access, OrgStore
+from org.store import Access, OrgStore, db_location
 
 log = logging.getLogger("org.web")
 
@@ -292,9 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         a = sub.add_parser(cmd, help=f"{cmd} a household to a care worker")
         a.add_argument("name")
         a.add_argument("household")
-        a.add_argument("--db", type=Path, required=True, help="the organisation's store")
+        a.add_argument("--db", type=db_location, required=True,
+                       help="the organisation's store: a SQLite file or a postgresql:// URL")
     sv = sub.add_parser("serve", help="serve the page")
-    sv.add_argument("--db", type=Path, required=True)
+    sv.add_argument("--db", type=db_location, required=True,
+                    help="a SQLite file, or a postgresql:// URL without a password (docs/care.md)")
     sv.add_argument("--accounts", type=Path, required=True)
     sv.add_argument("--bind", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8443)
@@ -312,13 +314,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("assign", "unassign"):
             if not HOUSEHOLD_RE.fullmatch(args.household):
                 raise AccountsError(f"{args.household!r} is not a household id")
-            store = OrgStore(args.db)
+            store = OrgStore.open(args.db)
             (store.assign if args.command == "assign" else store.unassign)(args.name, args.household)
             print(f"{args.household} {'assigned to' if args.command == 'assign' else 'no longer assigned to'} "
                   f"{args.name}")
             store.close()
         else:
-            store = OrgStore(args.db)
+            store = OrgStore.open(args.db)
             # Each view is written to the store's access log; the organisation's service
             # (org/service.py, its own process) sends every entry from there to the household's
             # org/access within a second, so this page never logs in to the broker itself.
