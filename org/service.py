@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sqlite3
 import sys
 import threading
@@ -245,6 +244,11 @@ class OrgService:
             log.info("retention: %d summaries past their household's retention dropped", dropped)
         return dropped
 
+    def alive(self) -> bool:
+        """Its own threads run (the systemd watchdog is fed only then); the broker may be away:
+        the client reconnects by itself and nothing is lost meanwhile."""
+        return bool(getattr(self, "_threads", None)) and all(t.is_alive() for t in self._threads)
+
     def wipe_departed(self) -> list[str]:
         """A household removed from the organisation (`org-broker-config --remove`) has left: its
         shared data goes at once (R11), and the organisation's access log keeps that it was
@@ -344,8 +348,10 @@ class OrgService:
         c.loop_start()
         self._client = c
         _running = self
-        threading.Thread(target=self._daily, name="org-retention", daemon=True).start()
-        threading.Thread(target=self._mirror, name="org-access-mirror", daemon=True).start()
+        self._threads = [threading.Thread(target=self._daily, name="org-retention", daemon=True),
+                         threading.Thread(target=self._mirror, name="org-access-mirror", daemon=True)]
+        for t in self._threads:
+            t.start()
         return self
 
     def stop(self) -> None:
@@ -424,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(passfile= or PGPASSFILE holds it; docs/care.md)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from core.sdnotify import run_until_stopped, stop_on_signals
+    stop_on_signals()   # a SIGTERM while it starts is a clean stop
     try:
         link, key = load_link(args.config), load_key(args.key)
         store = OrgStore.open(args.db)
@@ -433,10 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     known = KnownHouseholds(link.households)
     service = OrgService(store, key, known=known.__contains__, prefix=link.prefix,
                          link=link, registry=known).start()
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
+    run_until_stopped(service.alive, f"the organisation's service on {link.host}:{link.port} "
+                                     f"({len(store.households())} households in the store)")
     service.stop()
     store.close()
     return 0

@@ -328,11 +328,14 @@ def main(argv: list[str] | None = None) -> int:
                                  cert=args.cert, key=args.key)
             log.info("care worker's page on %s://%s:%d/", "https" if args.cert else "http",
                      args.bind, server.server_address[1])
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                pass
+            from core.sdnotify import run_until_stopped
+            thread = threading.Thread(target=server.serve_forever, name="care-web-main", daemon=True)
+            thread.start()
+            try:   # READY, then the watchdog while the page's thread serves, until SIGTERM
+                run_until_stopped(thread.is_alive, f"care worker's page on port "
+                                                   f"{server.server_address[1]}")
             finally:
+                server.shutdown()
                 server.server_close()
                 store.close()
     except (AccountsError, ValueError, OSError, ssl.SSLError) as e:

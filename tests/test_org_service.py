@@ -312,3 +312,41 @@ def test_a_household_removed_from_the_organisation_is_wiped_and_an_unreadable_li
     assert store.summaries(TWO) == [] and len(store.summaries(ONE)) == 1
     assert [(a.household, a.action) for a in store.access_log(TWO)] == [(TWO, "wipe")]
     assert s.wipe_departed() == []                     # once
+
+
+@pytest.mark.parametrize("which", ["service", "web"])
+def test_the_organisations_processes_notify_systemd_and_stop_cleanly(tmp_path: Path, which: str):
+    """Their units are Type=notify with a watchdog: READY when running, WATCHDOG while their own
+    threads are (the broker may be away: the service reconnects by itself), exit 0 on SIGTERM."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    if which == "service":
+        write_org_broker_config(tmp_path / "org", host="127.0.0.1", port=1, add=(ONE,))
+        create_key(tmp_path / "age.key")
+        argv = ["org.service", "--config", str(tmp_path / "org" / "service.toml"),
+                "--key", str(tmp_path / "age.key"), "--db", str(tmp_path / "org.sqlite3")]
+    else:
+        accounts = tmp_path / "workers.json"
+        subprocess.run([sys.executable, "-m", "org.web", "add-worker", "worker-1", "--accounts",
+                        str(accounts)], input="a long enough passphrase\n" * 2, text=True,
+                       capture_output=True, cwd=root, check=True, timeout=60)
+        argv = ["org.web", "serve", "--db", str(tmp_path / "org.sqlite3"), "--accounts",
+                str(accounts), "--port", "0"]
+    sock_path = tmp_path / "notify.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(str(sock_path))
+    s.settimeout(30)
+    p = subprocess.Popen([sys.executable, "-m", *argv], cwd=root, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"})
+    try:
+        got: set[str] = set()
+        while not {"READY=1", "WATCHDOG=1"} <= got:
+            got.add(s.recv(256).decode())
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0, p.stderr.read() if p.stderr else ""
+        s.close()
