@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dsp.detector import Baseline, Second
+from dsp.detector import Baseline, Second, score
 
 WEIGHTS_PATH = Path(__file__).with_name("shout_weights.json")
 # what the network sees, in this order (dB or semitones over the household's baseline where
 # relative): F0 over the lowest and over the highest normal voice, the tilt, the speech level, the
-# modulation and articulation, the voiced share of the step
-FEATURES = ("f0_over_lowest", "f0_over_highest", "tilt", "level", "modulation", "articulation", "voiced")
+# modulation and articulation, the voiced share of the step, and the hand-set fuzzy AND's own score
+# (so the network can keep what it gets right and learn where it is wrong)
+FEATURES = ("f0_over_lowest", "f0_over_highest", "tilt", "level", "modulation", "articulation", "voiced",
+            "fuzzy")
 
 
 def features(s: Second, b: Baseline) -> np.ndarray:
@@ -30,7 +32,7 @@ def features(s: Second, b: Baseline) -> np.ndarray:
     art = s.articulation_db if math.isfinite(s.articulation_db) else 0.0
     return np.array([s.f0_st - b.lowest_voice, s.f0_st - voices[-1], s.hi_ratio_db - b.hi_ratio_db,
                      s.speech_db - b.speech_db, s.modulation_db, min(art, 12.0),
-                     s.voiced_frames / max(s.frames, 1)])
+                     s.voiced_frames / max(s.frames, 1), score(s, b)])
 
 
 @dataclass(frozen=True)
