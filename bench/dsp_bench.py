@@ -53,14 +53,18 @@ print(json.dumps({"base": base, "peak": hwm(), "frames": frames, "scipy": "scipy
 """
 
 
-def _cpu(audio: np.ndarray) -> tuple[float, float]:
+def _cpu(audio: np.ndarray, scorer=None) -> tuple[float, float]:
+    """Best of three ms per audio second: the pipeline (with `scorer` when given: a learnt score,
+    dsp/learnt.py) and the level meter alone."""
+    from dsp.detector import ShoutDetector
     from dsp.levels import LevelMeter
     from dsp.pipeline import SoundPipeline
     seconds = len(audio) / 16000
     blocks = [audio[i:i + 1600] for i in range(0, len(audio), 1600)]
     best_p = best_m = float("inf")
     for _ in range(3):   # best of three: the machine is shared
-        p = SoundPipeline(16000, calibrate_seconds=10)
+        p = SoundPipeline(16000, calibrate_seconds=10,
+                          detector=None if scorer is None else ShoutDetector(scorer=scorer))
         t0 = time.process_time()
         for b in blocks:
             p.process(b)
@@ -166,6 +170,45 @@ def _loso() -> bool:
     print(f"LOSO worst tuning fold: {'ok' if w.meets() else 'MISSED'} "
           "(issue 19, open: printed, not yet judged in the total)")
     return w.meets()
+
+
+def episodes_with(scorer, calibrate_s: float):
+    """Episodes of a clip through the real pipeline with `scorer` (None: the default detector)."""
+    from dsp.detector import ShoutDetector
+    from dsp.pipeline import SoundPipeline
+    from sim.evalset import CAL_OFFSET_DB
+
+    def run(c) -> list[tuple[float, float | None]]:
+        p = SoundPipeline(c.fs, calibrate_seconds=int(calibrate_s), calibration_offset_db=CAL_OFFSET_DB,
+                          detector=None if scorer is None else ShoutDetector(scorer=scorer))
+        for i in range(0, len(c.audio), c.fs // 10):
+            p.process(c.audio[i:i + c.fs // 10])
+        p.finish()
+        return [(e.start_s, e.end_s) for e in p.episodes]
+    return run
+
+
+def compare_learnt(cache_dir: Path | None = None) -> None:
+    """The learnt score (dsp/learnt.py, `python -m sim.train_detector`) beside the default detector,
+    both through the real pipeline: the LOSO tuning folds (worst fold), the original development
+    seeds (the targets), and the CPU on the same audio in the same run. Tuning clips only."""
+    from dsp import learnt
+    from sim import evalset, loso
+    from sim.sound_eval import evaluate
+    from sim.sound_eval import summarise as summ
+    model = learnt.load()
+    clips = loso.tuning_clips(loso.build(cache_dir=cache_dir))
+    sets = {sd: evalset.build(seed=sd, cache_dir=cache_dir) for sd in DEV_SEEDS}
+    audio = np.concatenate([c.audio for c in sets[DEV_SEEDS[0]][:6]]).astype(np.float32)
+    for label, scorer in (("default detector", None), ("learnt score", model)):
+        _, lines = loso.report(clips, episodes_with(scorer, loso.CALIBRATE_S), label)
+        print("\n".join(lines))
+        dev = summ([r for sd in DEV_SEEDS for r in evaluate(sets[sd], episodes_with(scorer, evalset.CALIBRATE_S))])
+        p95 = percentile(dev.latencies, 95) if dev.latencies else float("inf")
+        cpu, meter = _cpu(audio, scorer)
+        met = dev.recall >= RECALL_TARGET and dev.false_episodes == 0 and p95 <= ONSET_TARGET_S
+        print(f"{label}: development seeds {_seeds(DEV_SEEDS)} {_line(dev)}; targets {'met' if met else 'MISSED'}"
+              f"; CPU {cpu:.2f} ms per audio second (level meter {meter:.2f})")
 
 
 def _seeds(seeds: tuple[int, ...]) -> str:

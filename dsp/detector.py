@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -417,16 +418,18 @@ class Verdict:
 class ShoutDetector:
     def __init__(self, baseline: Baseline | None = None, *, threshold: float = 0.5,
                  window_s: float = 10, need_s: float = 4, release_s: float = 1,
-                 step_s: float = STEP_S, weights: Weights = Weights()):
+                 step_s: float = STEP_S, weights: Weights = Weights(),
+                 scorer: Callable[[Second, Baseline, Weights], float] = score):
         self.baseline = baseline or Baseline()
         self.threshold, self.step_s, self.weights = threshold, step_s, weights
+        self.scorer = scorer     # the fuzzy AND, or a learnt score (dsp/learnt.py)
         self.rule = Sustained(step_s, window_s, need_s, release_s)
         self.episode: Episode | None = None
         self.episodes: list[Episode] = []
 
     def step(self, t: float, s: Second) -> Verdict:
         """Judge one step (the last second of sound, ending at t)."""
-        sc = score(s, self.baseline, self.weights)
+        sc = self.scorer(s, self.baseline, self.weights)
         change = self.rule.step(sc >= self.threshold)
         v = Verdict(t=t, shout=sc, episode=None)
         if change == "start":

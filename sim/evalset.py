@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -267,9 +268,12 @@ def _cached(key: str, cache_dir: Path | None, make: Callable[[], np.ndarray]) ->
         arr = np.load(path)
     else:
         arr = np.asarray(make(), np.float32)
-        if path is not None:
+        if path is not None:   # written whole, then renamed: a reader never sees half a file
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, arr)
+            part = path.with_suffix(f".{os.getpid()}.part")
+            with part.open("wb") as f:
+                np.save(f, arr)
+            os.replace(part, path)
     _MEM[h] = arr
     return arr
 

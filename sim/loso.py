@@ -16,6 +16,7 @@ end of a change, printed apart.
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,20 @@ TEST_S = 20.0
 NEAR_M, FAR_M = (1.0, 2.0), (4.0, 6.0)
 HELD_OUT = ("speech:flite", "laugh:laugh-rec-b")
 NEGATIVE_KINDS = ("loud-speech", "tv", "laughter", "music", "door-slam", "vacuum", "alert")
-_VERSION = "loso-1"       # part of the clip cache key: bump when a clip's recipe changes
+_VERSION = "loso-2"       # part of the clip cache key: bump when a clip's recipe changes
+
+
+def _recipe_hash() -> str:
+    """A digest of the code a clip is made with (this module, the sources, the scenes, the
+    synthesis): a cached clip from another version of the recipe is never served (issue 19: a
+    cached build and a fresh one differed)."""
+    h = hashlib.sha1()
+    for mod in ("loso.py", "sound_sources.py", "evalset.py", "synth.py"):
+        h.update((Path(__file__).with_name(mod)).read_bytes())
+    return h.hexdigest()[:12]
+
+
+_RECIPE = _recipe_hash()
 
 
 @dataclass(frozen=True)
@@ -176,7 +190,9 @@ def build(seed: int = 0, n_raised: int = 2, sources: Sequence[str] = S.SPEECH_SO
                 continue
             home = homes[i % len(homes)]
             rng = np.random.default_rng([seed, si, i, 2])
-            key = f"{_VERSION}:{seed}:{source}:{i}:{kind}:{tag}:{far}:{home.name}"
+            # everything the clip is drawn from: the source's position `si` seeds it too (a build of
+            # fewer sources draws other clips under the same source name), and the recipe's code
+            key = f"{_VERSION}:{_RECIPE}:{seed}:{si}:{source}:{i}:{kind}:{tag}:{far}:{home.name}"
 
             def make(source=source, home=home, kind=kind, tag=tag, far=far, rng=rng) -> np.ndarray:
                 c = _clip(source, home, kind, tag, far, rng, cache_dir)
