@@ -36,7 +36,7 @@ enabled_has() { case " $ENABLE " in *" $1 "*) return 0;; esac; return 1; }
 # the venv's extras: the share service needs the hub's (pyrage)
 # PANEL_BLE=1: the panel also listens for the tags (bleak; docs/ble.md, "A second receiver")
 EXTRAS=$( (for s in $ENABLE; do [ "$s" = share ] && echo hub || echo "$s"; done
-           [ -n "${PANEL_BLE:-}" ] && echo panel-ble) | sort -u | tr '\n' ' ')
+           if [ -n "${PANEL_BLE:-}" ]; then echo panel-ble; fi) | sort -u | tr '\n' ' ')
 
 if [ -z "$D" ]; then
   [ "$(id -u)" -eq 0 ] || fail "run as root (sudo make install), or give DESTDIR=DIR for a package build"
