@@ -77,22 +77,6 @@ def _cpu(audio: np.ndarray, scorer=None) -> tuple[float, float]:
     return best_p, best_m
 
 
-def _cpu_alone(audio: np.ndarray) -> tuple[float, float]:
-    """`_cpu` in a process of its own: process_time counts every thread of a process, and by the
-    time the sound part runs, the earlier parts of `make bench` have left threads of theirs
-    (bus clients, the caller's modem) that would be billed to the detector."""
-    with tempfile.TemporaryDirectory() as tmp:
-        np.save(Path(tmp) / "audio.npy", audio)
-        out = subprocess.run([sys.executable, "-c", "import json, sys, numpy as np; "
-                              "from bench.dsp_bench import _cpu; "
-                              "print(json.dumps(_cpu(np.load(sys.argv[1]))))",
-                              str(Path(tmp) / "audio.npy")],
-                             cwd=Path(__file__).resolve().parent.parent, check=True,
-                             capture_output=True, text=True).stdout
-    cpu_ms, meter_ms = json.loads(out.splitlines()[-1])
-    return float(cpu_ms), float(meter_ms)
-
-
 def _rss(mode: str) -> dict:
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, mode], cwd=root, check=True,
@@ -120,7 +104,7 @@ def run() -> bool:
           f"{sum(not c.positive for c in held)} negative; built in {time.monotonic() - t0:.1f} s")
 
     audio = np.concatenate([c.audio for c in sets[DEV_SEEDS[0]][:6]]).astype(np.float32)
-    cpu_ms, meter_ms = _cpu_alone(audio)
+    cpu_ms, meter_ms = _cpu(audio)
     good = cpu_ms <= CPU_TARGET_MS
     ok &= good
     print(f"CPU per 1 s of 16 kHz audio: {cpu_ms:.2f} ms (real-time factor {cpu_ms / 1000:.4f}; "
