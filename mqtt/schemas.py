@@ -346,12 +346,15 @@ class ShareStatus(Envelope):
 AVAILABILITY = ("online", "offline", "stopped")
 
 
+SealedKind = Literal["timeout", "topics", "consent", "wipe", "access"]
+
+
 class Sealed(Envelope):
     """What travels on `share/summary`: an age ciphertext only the care organisation opens
     (mqtt/seal.py, R11); the broker and the bridge see the household and the kind, nothing else."""
 
     household: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")
-    kind: Literal["timeout", "topics", "consent", "wipe", "access"]
+    kind: SealedKind
     age: str = Field(min_length=1, max_length=65536, description="base64 of the age ciphertext")
 
 

@@ -8,15 +8,15 @@ them. The plaintext is one `mqtt.shared` summary (or a control message such as a
 from __future__ import annotations
 
 import base64
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import pyrage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from core.errors import HubError
-from mqtt.schemas import Sealed
+from mqtt.schemas import Sealed, SealedKind
 
-Kind = Literal["timeout", "topics", "consent", "wipe", "access"]
+Kind = SealedKind   # one list of kinds: the contract's
 __all__ = ["Kind", "SealError", "Sealed", "identity", "recipient", "seal", "unseal"]
 M = TypeVar("M", bound=BaseModel)
 
