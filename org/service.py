@@ -114,12 +114,10 @@ class KnownHouseholds:
         except OSError:
             return False
         if stamp != self._stamp:
-            try:
-                self._known = frozenset(json.loads(self.path.read_text())["households"])
-                self._stamp = stamp
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                log.error("the households list %s cannot be read: %s", self.path, e)
+            known = self.snapshot()
+            if known is None:
                 return False
+            self._known, self._stamp = known, stamp
         return household in self._known
 
     def snapshot(self) -> frozenset[str] | None:
