@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from dsp.features import Frames
+from dsp.quantiles import percentile
 
 MIN_VOICED = 0.16            # of a step's frames voiced (160 ms a second) before effort is judged
 STEP_S = 0.5                 # judged every half second (over the last second): onset resolution
@@ -127,15 +128,15 @@ class Second:
 
 
 def _modulation(lv: np.ndarray) -> float:
-    loud = lv[lv > np.percentile(lv, 10) + 3.0]    # above the room (its quietest frames)
+    loud = lv[lv > percentile(lv, 10) + 3.0]    # above the room (its quietest frames)
     return float(np.std(loud)) if len(loud) > 4 else 0.0
 
 
 def _bands(fr: Frames, voiced: np.ndarray, context: Frames) -> tuple[np.ndarray, np.ndarray]:
     """The voiced frames' low (0.1-1 kHz) and high (1-5 kHz) band energies less the room's (the
     quietest tenth of the last MODULATION_S in each band: mostly low, traffic, hum, ventilation)."""
-    n_lo = 10.0 ** (np.percentile(context.low_db, 10) / 10.0)
-    n_hi = 10.0 ** (np.percentile(context.high_db, 10) / 10.0)
+    n_lo = 10.0 ** (percentile(context.low_db, 10) / 10.0)
+    n_hi = 10.0 ** (percentile(context.high_db, 10) / 10.0)
     lo = np.maximum(10.0 ** (fr.low_db[voiced] / 10.0) - n_lo, 0.0)
     hi = np.maximum(10.0 ** (fr.high_db[voiced] / 10.0) - n_hi, 0.0)
     return lo, hi
@@ -161,7 +162,7 @@ def summarise(fr: Frames, context: Frames | None = None) -> Second:
     """One step's numbers from its frames; the modulation over `context` (the frames of the last
     MODULATION_S, ending with these) when given."""
     lv = fr.level_db
-    room = np.percentile(lv, 10)                   # the quietest frames: the room
+    room = percentile(lv, 10)                   # the quietest frames: the room
     voiced = fr.voiced & (lv > room + 6.0)         # not the room's own hum
     n = int(voiced.sum())
     level = 10 * math.log10(float(np.mean(10 ** (lv / 10))) + 1e-12)
@@ -175,7 +176,7 @@ def summarise(fr: Frames, context: Frames | None = None) -> Second:
             art = _articulation(lo_e, hi_e)
         else:   # over the last MODULATION_S: its voiced frames as loud as this step's speech
             cl = context.level_db
-            near = context.voiced & (cl > max(np.percentile(cl, 10) + 6.0, speech - ARTICULATION_NEAR_DB))
+            near = context.voiced & (cl > max(percentile(cl, 10) + 6.0, speech - ARTICULATION_NEAR_DB))
             art = _articulation(*_bands(context, near, context))
     else:
         speech = f0 = hi = art = math.nan
