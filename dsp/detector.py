@@ -51,6 +51,10 @@ VOICE_REF_Q = 0.5                    # each voice's reference: its median
 HIGH_VOICE_FLOOR_Q = 0.1             # the higher voice's normal range starts at its 10th percentile
 LOWEST_VOICE_Q = 0.25                # one voice: the lowest normal voice is taken at this quantile
 HIST_SEED_S = 30.0                   # below this, the histogram is the mean of all it heard
+# a step of speech this close to the normal level and scoring ~0 is calm talk: between fits of
+# laughter it counts against an episode (`Sustained`), CALM_WEIGHT yes-steps each
+CALM_ABOVE_DB = 4.0
+CALM_WEIGHT = 1.0
 ARTICULATION_NEAR_DB = 10.0          # the articulation is measured on frames this close to the step's speech
 
 
@@ -324,9 +328,15 @@ class Weights:
     laughing or a whistle, and a much *steeper* tilt than normal is a loudspeaker (TV) or a far
     talker, not effort. Chosen on evaluation set seed 0 and checked on seed 1 (docs/evaluation.md);
     the modulation ramp was chosen looking at seeds 0 and 1 (over 2 s; kept over 4 s). The
-    articulation ramp was chosen on the development seeds 0-3 (docs/evaluation.md, protocol)."""
+    articulation ramp was chosen on the development seeds 0-3 (docs/evaluation.md, protocol). The
+    level ramp and the calm counter-evidence (`Sustained`) were chosen on the leave-one-source-out
+    tuning folds of three LOSO seeds and the development seeds 0-3 (docs/sound.md), never on the
+    held-out sources or seeds 4-5."""
 
-    level: tuple[float, float] = (8.0, 12.0)
+    # over the normal speech level: a raised voice 4-6 m away arrives only +4-9 dB over normal talk
+    # at the calibration's 1-2.5 m (issue 19; 8-12 dB missed every far talker); loud normal speech
+    # close to the hub passes it too, and is held back by its normal pitch and tilt
+    level: tuple[float, float] = (4.0, 7.0)
     f0: tuple[float, float] = (4.0, 6.0)
     f0_too_high: tuple[float, float] = (15.0, 17.0)
     hi_ratio: tuple[float, float] = (3.0, 5.0)
@@ -380,11 +390,19 @@ class Episode:
 
 class Sustained:
     """The episode rule, for any per-step yes/no: on when `need_s` of the last `window_s` said yes,
-    off again only when at most `release_s` of them do (hysteresis)."""
+    off again only when at most `release_s` of them do (hysteresis).
 
-    def __init__(self, step_s: float, window_s: float = 10, need_s: float = 4, release_s: float = 1):
+    Normal speech heard between the yes-steps counts against starting (`calm`, `calm_weight` steps
+    each): an argument is raised voices turn after turn, while laughter comes in fits with calm
+    talk between them. Only calm steps after the window's first yes count, so the calm talk
+    before an argument does not delay it (issue 19: laughter at +10 dB was an episode)."""
+
+    def __init__(self, step_s: float, window_s: float = 10, need_s: float = 4, release_s: float = 1,
+                 calm_weight: float = 0.0):
         self.need, self.release_at = round(need_s / step_s), round(release_s / step_s)
         self._recent: deque[bool] = deque(maxlen=round(window_s / step_s))
+        self._calm: deque[bool] = deque(maxlen=round(window_s / step_s))
+        self.calm_weight = calm_weight
         self.on = False
 
     @property
@@ -392,13 +410,17 @@ class Sustained:
         """Nothing in the window: safe to learn from."""
         return not any(self._recent)
 
-    def step(self, yes: bool) -> str | None:
-        """"start", "end" or None."""
+    def step(self, yes: bool, calm: bool = False) -> str | None:
+        """"start", "end" or None; `calm`: this step was plainly normal speech."""
         self._recent.append(yes)
+        self._calm.append(calm)
         n = sum(self._recent)
         if not self.on and n >= self.need:
-            self.on = True
-            return "start"
+            first = self._recent.index(True)
+            against = sum(c for i, c in enumerate(self._calm) if i > first)
+            if n - self.calm_weight * against >= self.need:
+                self.on = True
+                return "start"
         if self.on and n <= self.release_at:
             self.on = False
             return "end"
@@ -420,18 +442,20 @@ class ShoutDetector:
     def __init__(self, baseline: Baseline | None = None, *, threshold: float = 0.5,
                  window_s: float = 10, need_s: float = 4, release_s: float = 1,
                  step_s: float = STEP_S, weights: Weights = Weights(),
-                 scorer: Callable[[Second, Baseline, Weights], float] = score):
+                 scorer: Callable[[Second, Baseline, Weights], float] = score,
+                 calm_weight: float = CALM_WEIGHT):
         self.baseline = baseline or Baseline()
         self.threshold, self.step_s, self.weights = threshold, step_s, weights
         self.scorer = scorer     # the fuzzy AND, or a learnt score (dsp/learnt.py)
-        self.rule = Sustained(step_s, window_s, need_s, release_s)
+        self.rule = Sustained(step_s, window_s, need_s, release_s, calm_weight)
         self.episode: Episode | None = None
         self.episodes: list[Episode] = []
 
     def step(self, t: float, s: Second) -> Verdict:
         """Judge one step (the last second of sound, ending at t)."""
         sc = self.scorer(s, self.baseline, self.weights)
-        change = self.rule.step(sc >= self.threshold)
+        calm = s.voiced_enough and sc < 0.1 and s.speech_db - self.baseline.speech_db < CALM_ABOVE_DB
+        change = self.rule.step(sc >= self.threshold, calm)
         v = Verdict(t=t, shout=sc, episode=None)
         if change == "start":
             self.episode = Episode(start_s=t)

@@ -38,6 +38,11 @@ if NFFT < WIN + _LAG_HI:
 # the window's own autocorrelation, to undo its taper on long lags (Boersma 1993)
 _wr = np.fft.irfft(np.abs(np.fft.rfft(_window, NFFT)) ** 2, NFFT)[:_LAG_HI + 1]
 _wr = _wr / _wr[0]
+# a periodicity at a lag below this (above ~700 Hz: past the voice range with a margin) that is
+# TONE_SHARE as strong as the voice-range peak makes the frame a tone, not voiced (`_tone`)
+TONE_LAG_HI = _LAG_LO - 3
+TONE_SHARE = 0.9
+SUBHARMONIC_SHARE = 0.9   # a shorter lag this close to the best peak is the period (`frames`)
 _freqs = np.fft.rfftfreq(NFFT, 1.0 / FS)
 _low = (_freqs >= LOW_BAND[0]) & (_freqs < LOW_BAND[1])
 _high = (_freqs >= HIGH_BAND[0]) & (_freqs < HIGH_BAND[1])
@@ -82,6 +87,19 @@ def frame_view(x: np.ndarray) -> np.ndarray:
                                            writeable=False)
 
 
+def _tone(r: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """Frames whose periodicity is a tone above the voice range (a phone's ring, an alarm's beep):
+    the autocorrelation swings negative and back up to (almost) the voice-range peak within a
+    lag shorter than a voice's period. The voice-range search alone reads such a tone as one of
+    its subharmonics (a 1074 Hz ring as 216 or 533 Hz, a 4.1 kHz beep as 410 Hz), a voice with a
+    high pitch. A voice's autocorrelation falls from lag 0 to its first zero over a quarter of
+    its dominant period and does not come back this high before a whole period."""
+    short = r[:, 1:TONE_LAG_HI]
+    swung = np.minimum.accumulate(short, axis=1) < 0.0
+    high = short >= np.maximum(VOICED_R, TONE_SHARE * peak)[:, None]
+    return (swung & high).any(axis=1)
+
+
 def frames(raw: np.ndarray) -> Frames:
     """Features of every frame of `raw` (16 kHz)."""
     fr = frame_view(np.ascontiguousarray(raw, dtype=np.float64))
@@ -90,17 +108,19 @@ def frames(raw: np.ndarray) -> Frames:
     level = 10.0 * np.log10((power * _a_power).sum(axis=1) + 1e-12)
     ac = np.fft.irfft(power, NFFT, axis=1)[:, :_LAG_HI + 1]
     energy = ac[:, 0] + 1e-12
-    r = ac[:, _LAG_LO:_LAG_HI + 1] / energy[:, None] / _wr[_LAG_LO:_LAG_HI + 1]
-    best = np.argmax(r, axis=1)
-    peak = r[np.arange(len(r)), best]
-    # octave-error guard: prefer half the lag (one octave up) when it is almost as periodic
-    half = (best + _LAG_LO) // 2 - _LAG_LO
-    ok_half = half >= 0
-    half_val = np.where(ok_half, r[np.arange(len(r)), np.clip(half, 0, None)], -1.0)
-    use_half = ok_half & (half_val >= 0.9 * peak)
-    lag = np.where(use_half, (best + _LAG_LO) // 2, best + _LAG_LO).astype(np.float64)
-    voicing = np.clip(np.maximum(peak, np.where(use_half, half_val, peak)), 0.0, 1.0)
-    f0 = np.where(voicing >= VOICED_R, FS / lag, np.nan)
+    r_all = ac / energy[:, None] / _wr
+    r = r_all[:, _LAG_LO:]
+    rows = np.arange(len(r))
+    peak = r[rows, np.argmax(r, axis=1)]
+    # the period is the shortest lag that is a local peak almost as periodic as the best: a steady
+    # voice is as periodic at two, three or five periods (the window correction even favours the
+    # long lags), and taking the best lag read a 440 Hz voice as 147 Hz
+    inner = r[:, 1:-1]
+    near_best = (inner >= r[:, :-2]) & (inner >= r[:, 2:]) & (inner >= SUBHARMONIC_SHARE * peak[:, None])
+    first = np.where(near_best.any(axis=1), np.argmax(near_best, axis=1) + 1, np.argmax(r, axis=1))
+    lag = (first + _LAG_LO).astype(np.float64)
+    voicing = np.clip(peak, 0.0, 1.0)
+    f0 = np.where((voicing >= VOICED_R) & ~_tone(r_all, voicing), FS / lag, np.nan)
 
     lo = power[:, _low].sum(axis=1) + 1e-12
     hi = power[:, _high].sum(axis=1) + 1e-12
