@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Seed 2: a development seed (docs/evaluation.md), but not seed 0, the one the detector's weights
 # were chosen on (docs/sound.md), so these tests do not grade the detector on its own tuning clips.
-# Seeds 4-5 are held out: run once at the end of a change, never in a test (a failing test would
+# Seeds 4-7 are held out: run once at the end of a change, never in a test (a failing test would
 # show their clips and invite tuning on them).
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
