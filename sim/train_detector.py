@@ -32,7 +32,7 @@ import numpy as np
 from scipy import optimize
 
 from dsp import learnt
-from dsp.detector import Baseline, Second, ShoutDetector, Sustained, Verdict, Weights, score
+from dsp.detector import CALM_ABOVE_DB, CALM_WEIGHT, Baseline, Second, ShoutDetector, Sustained, Verdict, Weights, score
 from dsp.pipeline import SoundPipeline
 from sim import evalset as E
 from sim import loso
@@ -210,10 +210,11 @@ def train(tr: Sequence[Track], hidden: int, l2: float, share: float = 0.5, seed:
 # ----------------------------------------------------------------------------- scoring
 
 def episodes(k: Track, p: np.ndarray, threshold: float) -> loso.Episodes:
-    """The episode rule over a track's steps, as ShoutDetector applies it."""
-    rule, out = Sustained(0.5), []
-    for t, yes in zip(k.t, (p >= threshold) & k.voiced, strict=True):
-        change = rule.step(bool(yes))
+    """The episode rule over a track's steps, as ShoutDetector applies it (calm talk included)."""
+    rule, out = Sustained(0.5, calm_weight=CALM_WEIGHT), []
+    calm = k.voiced & (p < 0.1) & (k.x[:, learnt.FEATURES.index("level")] < CALM_ABOVE_DB)
+    for t, yes, c in zip(k.t, (p >= threshold) & k.voiced, calm, strict=True):
+        change = rule.step(bool(yes), bool(c))
         if change == "start":
             out.append([float(t), None])
         elif change == "end":
