@@ -132,7 +132,7 @@ class Second:
 
 
 def _modulation(lv: np.ndarray) -> float:
-    loud = lv[lv > percentile(lv, 10) + 3.0]    # above the room (its quietest frames)
+    loud = lv[lv > percentile(lv, 10) + 3.0]       # above the room (its quietest frames)
     return float(np.std(loud)) if len(loud) > 4 else 0.0
 
 
@@ -166,7 +166,7 @@ def summarise(fr: Frames, context: Frames | None = None) -> Second:
     """One step's numbers from its frames; the modulation over `context` (the frames of the last
     MODULATION_S, ending with these) when given."""
     lv = fr.level_db
-    room = percentile(lv, 10)                   # the quietest frames: the room
+    room = percentile(lv, 10)                      # the quietest frames: the room
     voiced = fr.voiced & (lv > room + 6.0)         # not the room's own hum
     n = int(voiced.sum())
     level = 10 * math.log10(float(np.mean(10 ** (lv / 10))) + 1e-12)
@@ -331,7 +331,7 @@ class Weights:
     articulation ramp was chosen on the development seeds 0-3 (docs/evaluation.md, protocol). The
     level ramp and the calm counter-evidence (`Sustained`) were chosen on the leave-one-source-out
     tuning folds of three LOSO seeds and the development seeds 0-3 (docs/sound.md), never on the
-    held-out sources or seeds 4-5."""
+    held-out sources or seeds 4-7."""
 
     # over the normal speech level: a raised voice 4-6 m away arrives only +4-9 dB over normal talk
     # at the calibration's 1-2.5 m (issue 19; 8-12 dB missed every far talker); loud normal speech
