@@ -35,8 +35,16 @@ def stop_on_signals() -> threading.Event:
     calls it before it starts anything (firmware/cli.py does for every service), so a stop that
     comes during start-up is a clean stop too."""
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: _stop.set())
+        signal.signal(sig, _on_signal)
     return _stop
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    # A Python signal handler runs in the main thread between two bytecodes, possibly while that
+    # thread holds `_stop`'s own lock (entering or leaving `_stop.wait()` in `run_until_stopped`):
+    # setting it here would wait for that lock forever. A thread of its own sets it as soon as
+    # the main thread lets go (a SIGTERM left a service hanging 20 s and more in CI).
+    threading.Thread(target=_stop.set, name="stop-signal", daemon=True).start()
 
 
 def run_until_stopped(alive: Callable[[], bool], banner: str) -> None:
