@@ -55,6 +55,7 @@ HIST_SEED_S = 30.0                   # below this, the histogram is the mean of 
 # laughter it counts against an episode (`Sustained`), CALM_WEIGHT yes-steps each
 CALM_ABOVE_DB = 4.0
 CALM_WEIGHT = 1.0
+NORMAL_SCORE = 0.1                   # a step scoring below this is plainly not shouting
 ARTICULATION_NEAR_DB = 10.0          # the articulation is measured on frames this close to the step's speech
 
 
@@ -388,6 +389,12 @@ class Episode:
                 "peak": round(self.peak, 3)}
 
 
+def is_calm(voiced: bool, score: float, above_normal_db: float) -> bool:
+    """Calm talk (`Sustained`'s counter-evidence): voiced, plainly not shouting, at most
+    CALM_ABOVE_DB over the normal speech level. Works on arrays too (sim/train_detector.py)."""
+    return voiced & (score < NORMAL_SCORE) & (above_normal_db < CALM_ABOVE_DB)
+
+
 class Sustained:
     """The episode rule, for any per-step yes/no: on when `need_s` of the last `window_s` said yes,
     off again only when at most `release_s` of them do (hysteresis).
@@ -454,7 +461,7 @@ class ShoutDetector:
     def step(self, t: float, s: Second) -> Verdict:
         """Judge one step (the last second of sound, ending at t)."""
         sc = self.scorer(s, self.baseline, self.weights)
-        calm = s.voiced_enough and sc < 0.1 and s.speech_db - self.baseline.speech_db < CALM_ABOVE_DB
+        calm = is_calm(s.voiced_enough, sc, s.speech_db - self.baseline.speech_db)
         change = self.rule.step(sc >= self.threshold, calm)
         v = Verdict(t=t, shout=sc, episode=None)
         if change == "start":
@@ -468,7 +475,7 @@ class ShoutDetector:
             v.ended, self.episode = self.episode, None
         v.episode = self.episode
         # learn only from plainly normal speech, never during or near shouting
-        if sc < 0.1 and self.rule.quiet and s.voiced_enough:
+        if sc < NORMAL_SCORE and self.rule.quiet and s.voiced_enough:
             self.baseline.learn(s, new_seconds=self.step_s)
         return v
 

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import optimize
 
 from dsp import learnt
-from dsp.detector import CALM_ABOVE_DB, CALM_WEIGHT, Baseline, Second, ShoutDetector, Sustained, Verdict, Weights, score
+from dsp.detector import CALM_WEIGHT, Baseline, Second, ShoutDetector, Sustained, Verdict, Weights, is_calm, score
 from dsp.pipeline import SoundPipeline
 from sim import evalset as E
 from sim import loso
@@ -212,7 +212,7 @@ def train(tr: Sequence[Track], hidden: int, l2: float, share: float = 0.5, seed:
 def episodes(k: Track, p: np.ndarray, threshold: float) -> loso.Episodes:
     """The episode rule over a track's steps, as ShoutDetector applies it (calm talk included)."""
     rule, out = Sustained(0.5, calm_weight=CALM_WEIGHT), []
-    calm = k.voiced & (p < 0.1) & (k.x[:, learnt.FEATURES.index("level")] < CALM_ABOVE_DB)
+    calm = is_calm(k.voiced, p, k.x[:, learnt.FEATURES.index("level")])
     for t, yes, c in zip(k.t, (p >= threshold) & k.voiced, calm, strict=True):
         change = rule.step(bool(yes), bool(c))
         if change == "start":

@@ -63,3 +63,13 @@ def test_a_raised_voice_from_across_the_room_counts():
     assert D.score(raised(6.0), b) >= 0.5
     assert D.score(raised(2.0), b) < 0.5                        # about the normal level: not raised
     assert D.score(raised(6.0, f0_rise=0.0), b) == 0.0          # loud, but the normal pitch
+
+
+def test_calm_is_voiced_plainly_normal_speech_near_the_normal_level():
+    assert D.is_calm(True, 0.0, 2.0)
+    assert not D.is_calm(True, 0.0, 6.0)          # loud: not calm talk
+    assert not D.is_calm(True, 0.3, 2.0)          # some evidence of shouting
+    assert not D.is_calm(False, 0.0, 2.0)         # a pause says nothing
+    # the trainer's replay (sim/train_detector.py) asks the same of whole tracks
+    got = D.is_calm(np.array([True, True, False]), np.array([0.0, 0.3, 0.0]), np.array([2.0, 2.0, 2.0]))
+    assert got.tolist() == [True, False, False]
