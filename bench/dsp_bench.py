@@ -163,10 +163,14 @@ def _loso() -> bool:
     print(f"leave-one-source-out (sim/loso.py): {len(clips)} clips of {loso.CALIBRATE_S} s calibration + "
           f"{loso.TEST_S:.0f} s test, built in {time.monotonic() - t0:.1f} s; targets on the worst tuning "
           "fold: recall >= 0.9 near and far, onset p95 <= 5 s, >= 95 % of each negative kind quiet")
-    w, lines = loso.report(clips, loso.detector_episodes, "detector", held_out=True, names=False)
+    recs = loso.record_all(clips)
+    w, lines = loso.report(clips, lambda c: recs[c.name].episodes, "detector", held_out=True, names=False)
     print("\n".join(lines))
     print("\n".join(loso.report(loso.tuning_clips(clips), loso.level_episodes,
                                 "level only (LAeq >= 70 dB(A), same rule)", names=False)[1]))
+    # why the onset target is where it is: what the 4-s rule costs even a perfect judge of each
+    # step, and what shorter rules cost the detector in negatives (docs/sound.md)
+    print("\n".join(loso.floor_report(clips, recs)))
     print(f"LOSO worst tuning fold: {'ok' if w.meets() else 'MISSED'} "
           "(issue 19, open: printed, not yet judged in the total)")
     return w.meets()

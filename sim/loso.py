@@ -12,7 +12,9 @@ voices (a synthesiser the project never used) and the second group of recorded l
 Their clips are in no tuning fold, `tuning_clips` never returns them, and they are run once at the
 end of a change, printed apart.
 
-    python -m sim.loso            # the per-fold table, detector beside the level-only baseline
+    python -m sim.loso            # the per-fold table of the detector
+    python -m sim.loso --baseline --floor   # beside the level-only baseline, and the episode
+                                            # rule's own floor on the onset (sim/episode_rule.py)
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim import episode_rule as R
 from sim import evalset as E
 from sim import sound_sources as S
 from sim import synth
@@ -347,6 +350,12 @@ def table(scores: Sequence[FoldScore]) -> list[str]:
     return lines
 
 
+def worst_row(label: str, w: Worst) -> str:
+    return (f"  {label:26s} {_f(w.recall_near):>9s} {_f(w.recall_far):>9s} "
+            f"{'p95 ' + _f(w.onset_p95, '{:.1f}'):>15s}  "
+            + " ".join(f"{_f(w.quiet[k]):>6s}" for k in NEGATIVE_KINDS))
+
+
 def report(clips: Sequence[Clip], episodes: Callable[[Clip], Episodes], label: str,
            held_out: bool = False, names: bool = True) -> tuple[Worst, list[str]]:
     """The per-fold table for the tuning folds (and the held-out ones when asked), the worst
@@ -359,9 +368,7 @@ def report(clips: Sequence[Clip], episodes: Callable[[Clip], Episodes], label: s
     lines = [f"{label}: fraction found (near {NEAR_M[0]:g}-{NEAR_M[1]:g} m, far {FAR_M[0]:g}-{FAR_M[1]:g} m), "
              "onset after raised speech begins, fraction of negatives without an episode per kind"]
     lines += table(tune)
-    lines.append(f"  {'WORST tuning fold':26s} {_f(w.recall_near):>9s} {_f(w.recall_far):>9s} "
-                 f"{'p95 ' + _f(w.onset_p95, '{:.1f}'):>15s}  "
-                 + " ".join(f"{_f(w.quiet[k]):>6s}" for k in NEGATIVE_KINDS))
+    lines.append(worst_row("WORST tuning fold", w))
     if names:
         missed = sorted({m for s in tune for m in s.missed})
         false = sorted({m for s in tune for m in s.false})
@@ -374,18 +381,48 @@ def report(clips: Sequence[Clip], episodes: Callable[[Clip], Episodes], label: s
     return w, lines
 
 
+def record_all(clips: Iterable[Clip]) -> dict[str, R.Recorded]:
+    """Each clip through the real pipeline once, its steps kept for replays (sim/episode_rule.py)."""
+    return {c.name: R.record(c.audio, c.fs, CALIBRATE_S, E.CAL_OFFSET_DB) for c in clips}
+
+
+def floor_report(clips: Sequence[Clip], recs: dict[str, R.Recorded],
+                 needs: Sequence[float] = (4.0, 3.0, 2.0)) -> list[str]:
+    """The episode rule's own floor on the onset (a perfect judge of each step, tuning clips), and
+    the worst tuning fold of the real detector under each shorter rule (replayed on its steps)."""
+    from dsp.detector import ShoutDetector
+    tune = tuning_clips(clips)
+    raised = [(recs[c.name], c.raised_from or 0.0) for c in tune if c.positive]
+    lines = ["the episode rule's floor: onset after raised speech begins when every voiced step of it "
+             f"says yes ({len(raised)} raised tuning clips)"]
+    lines += [f"  {f.line()}" for f in R.floors(raised, needs)]
+    lines.append("the detector under each rule, worst tuning fold (replayed on the same steps):")
+    lines.append(f"  {'rule':26s} {'near':>9s} {'far':>9s} {'onset':>15s}  "
+                 + " ".join(f"{k[:6]:>6s}" for k in NEGATIVE_KINDS))
+    for n in needs:
+        w, _ = report(tune, lambda c, n=n: R.replay(recs[c.name], lambda b: ShoutDetector(b, need_s=n)),
+                      "", names=False)
+        lines.append(worst_row(f"{n:g} s of 10 s", w))
+    return lines
+
+
 def main(argv: list[str]) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="python -m sim.loso")
     ap.add_argument("--cache", type=Path, default=None, help="keep rendered clips here")
     ap.add_argument("--held-out", action="store_true", help="also run the held-out folds (once, at the end)")
     ap.add_argument("--baseline", action="store_true", help="also the level-only baseline")
+    ap.add_argument("--floor", action="store_true",
+                    help="also the episode rule's floor on the onset, and the detector under shorter rules")
     a = ap.parse_args(argv)
     clips = build(cache_dir=a.cache)
     if not a.held_out:
         clips = tuning_clips(clips)
-    w, lines = report(clips, detector_episodes, "detector", held_out=a.held_out)
+    recs = record_all(clips)
+    w, lines = report(clips, lambda c: recs[c.name].episodes, "detector", held_out=a.held_out)
     print("\n".join(lines))
+    if a.floor:
+        print("\n".join(floor_report(clips, recs)))
     if a.baseline:
         print("\n".join(report(clips, level_episodes, "level only (LAeq >= 70 dB(A), same rule)",
                                held_out=a.held_out, names=False)[1]))

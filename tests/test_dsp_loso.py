@@ -70,3 +70,34 @@ def test_two_builds_of_the_same_clips_give_the_same_audio(tmp_path):
     fresh = build(two, None)
     again = build(two, tmp_path)                 # all from the cache
     assert len(fresh) == 6 and fresh == cached == again
+
+
+def test_replaying_the_recorded_steps_gives_the_pipelines_own_episodes(small_fold):
+    """The floor report replays rules on recorded steps (sim/episode_rule.py): its figures are the
+    detector's only if a replay finds exactly what the pipeline found."""
+    from dsp.detector import ShoutDetector
+    from sim import episode_rule
+    recs = loso.record_all(small_fold)
+    found = 0
+    for c in small_fold:
+        assert recs[c.name].episodes == loso.detector_episodes(c), c.name
+        assert episode_rule.replay(recs[c.name], lambda b: ShoutDetector(b)) == recs[c.name].episodes
+        found += bool(recs[c.name].episodes)
+    assert found >= 1
+
+
+def test_no_judge_of_the_steps_starts_an_episode_before_the_rules_floor(small_fold):
+    """With every voiced step of raised speech saying yes, the 4-s rule still waits ~4 s from the
+    first raised utterance (longer across pauses); a 2-s rule half that. The real detector, under
+    the same rule, is never earlier than that floor."""
+    from sim import episode_rule
+    raised = [c for c in small_fold if c.positive]
+    recs = loso.record_all(raised)
+    assert len(raised) == 4
+    for c in raised:
+        r, rf = recs[c.name], c.raised_from
+        four, two = episode_rule.floor_onset(r, rf, 4.0), episode_rule.floor_onset(r, rf, 2.0)
+        assert 3.5 <= four <= 8.0 and 1.5 <= two <= 4.0 and two < four, (c.name, four, two)
+        onsets = [a - rf for a, _ in r.episodes if a > rf]
+        if onsets:
+            assert onsets[0] >= four, (c.name, onsets[0], four)
