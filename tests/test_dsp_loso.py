@@ -84,6 +84,8 @@ def test_replaying_the_recorded_steps_gives_the_pipelines_own_episodes(small_fol
         assert episode_rule.replay(recs[c.name], lambda b: ShoutDetector(b)) == recs[c.name].episodes
         found += bool(recs[c.name].episodes)
     assert found >= 1
+    # the evidence's own delay, the rule's wait taken out: never negative, and finite once found
+    assert 0.0 <= loso.beyond_floor(small_fold, recs) < loso.TEST_S
 
 
 def test_no_judge_of_the_steps_starts_an_episode_before_the_rules_floor(small_fold):
