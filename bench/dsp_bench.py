@@ -178,18 +178,16 @@ def _loso() -> bool:
 
 def episodes_with(scorer, calibrate_s: float):
     """Episodes of a clip through the real pipeline with `scorer` (None: the default detector)."""
+    from dsp.detect_cli import run as through_pipeline
     from dsp.detector import ShoutDetector
-    from dsp.pipeline import SoundPipeline
     from sim.evalset import CAL_OFFSET_DB
 
-    def run(c) -> list[tuple[float, float | None]]:
-        p = SoundPipeline(c.fs, calibrate_seconds=int(calibrate_s), calibration_offset_db=CAL_OFFSET_DB,
-                          detector=None if scorer is None else ShoutDetector(scorer=scorer))
-        for i in range(0, len(c.audio), c.fs // 10):
-            p.process(c.audio[i:i + c.fs // 10])
-        p.finish()
+    def episodes(c) -> list[tuple[float, float | None]]:
+        _, p = through_pipeline(c.audio, c.fs, calibrate_seconds=int(calibrate_s),
+                                calibration_offset_db=CAL_OFFSET_DB,
+                                detector=None if scorer is None else ShoutDetector(scorer=scorer))
         return [(e.start_s, e.end_s) for e in p.episodes]
-    return run
+    return episodes
 
 
 def compare_learnt(cache_dir: Path | None = None) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import HubError
+from dsp.detector import ShoutDetector
 from dsp.pipeline import SUPPORTED_RATES, SoundPipeline
 from dsp.resample import resample
 
@@ -39,10 +40,11 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
 
 
 def run(x: np.ndarray, fs: int, *, calibrate_seconds: int = 0,
-        calibration_offset_db: float | None = None):
-    """Every per-second Frame of `x` and the pipeline (for its episodes and baseline)."""
+        calibration_offset_db: float | None = None, detector: ShoutDetector | None = None):
+    """Every per-second Frame of `x` and the pipeline (for its episodes and baseline); `detector`:
+    another than the default one (the evaluation's recorders, a learnt score)."""
     p = SoundPipeline(fs, calibrate_seconds=calibrate_seconds,
-                      calibration_offset_db=calibration_offset_db)
+                      calibration_offset_db=calibration_offset_db, detector=detector)
     n = max(1, int(fs * BLOCK_S))
     frames = []
     for i in range(0, len(x), n):

@@ -57,13 +57,9 @@ class _Recorder(ShoutDetector):
 
 
 def record(audio: np.ndarray, fs: int, calibrate_s: int, calibration_offset_db: float) -> Recorded:
-    from dsp.pipeline import SoundPipeline
+    from dsp.detect_cli import run
     det = _Recorder()
-    p = SoundPipeline(fs, calibrate_seconds=calibrate_s, calibration_offset_db=calibration_offset_db,
-                      detector=det)
-    for i in range(0, len(audio), fs // 10):
-        p.process(audio[i:i + fs // 10])
-    p.finish()
+    run(audio, fs, calibrate_seconds=calibrate_s, calibration_offset_db=calibration_offset_db, detector=det)
     return Recorded(det.calibrated if det.calibrated is not None else copy.deepcopy(det.baseline),
                     det.seen, det.end_s, [(e.start_s, e.end_s) for e in det.episodes])
 

@@ -289,21 +289,29 @@ def run_episodes(clips: Iterable[Clip], episodes: Callable[[Clip], Episodes]) ->
     return {c.name: episodes(c) for c in clips}
 
 
+def onset(c: Clip, episodes: Episodes) -> float | None:
+    """Seconds from the first raised utterance to the first episode that starts after it (and
+    after the calibration); None: raised speech found no episode."""
+    rf = c.raised_from or 0.0
+    hit = [a for a, _ in episodes if a > CALIBRATE_S and a >= rf]
+    return min(hit) - rf if hit else None
+
+
 def score_fold(f: Fold, eps: dict[str, Episodes]) -> FoldScore:
     s = FoldScore(f.source, f.held_out)
     near, far, neg = [0, 0], [0, 0], {}
     for c in f.test:
-        e = [a for a, _ in eps[c.name] if a > CALIBRATE_S]
         if c.positive:
-            hit = [a for a in e if a >= (c.raised_from or 0.0)]
             box = far if c.far else near
             box[1] += 1
-            if hit:
+            on = onset(c, eps[c.name])
+            if on is not None:
                 box[0] += 1
-                s.onsets.append(min(hit) - (c.raised_from or 0.0))
+                s.onsets.append(on)
             else:
                 s.missed.append(c.name)
         else:
+            e = [a for a, _ in eps[c.name] if a > CALIBRATE_S]
             q, n = neg.get(c.kind, (0, 0))
             neg[c.kind] = (q + (not e), n + 1)
             if e:
@@ -415,21 +423,17 @@ BEYOND_FLOOR_TARGET_S = 3.0   # proposed in place of "<= 5 s after raised speech
 def beyond_floor(tune: Sequence[Clip], recs: dict[str, R.Recorded], need_s: float = 4.0) -> float:
     """The worst tuning fold's p95 of (detector onset - the rule's floor) over the raised clips it
     found: how late the evidence is, the rule's own wait taken out."""
-    worst_p95 = float("nan")
+    p95s = []
     for f in folds(tune):
         d = []
         for c in f.test:
-            if not c.positive:
-                continue
-            rf = c.raised_from or 0.0
-            hit = [a for a, _ in recs[c.name].episodes if a >= rf and a > CALIBRATE_S]
-            floor = R.floor_onset(recs[c.name], rf, need_s)
-            if hit and floor < float("inf"):
-                d.append(min(hit) - rf - floor)
+            on = onset(c, recs[c.name].episodes) if c.positive else None
+            floor = R.floor_onset(recs[c.name], c.raised_from or 0.0, need_s) if on is not None else 0.0
+            if on is not None and floor < float("inf"):
+                d.append(on - floor)
         if d:
-            p = float(np.percentile(d, 95))
-            worst_p95 = p if worst_p95 != worst_p95 else max(worst_p95, p)
-    return worst_p95
+            p95s.append(float(np.percentile(d, 95)))
+    return max(p95s, default=float("nan"))
 
 
 def main(argv: list[str]) -> int:

@@ -32,8 +32,8 @@ import numpy as np
 from scipy import optimize
 
 from dsp import learnt
+from dsp.detect_cli import run
 from dsp.detector import CALM_WEIGHT, Baseline, Second, ShoutDetector, Sustained, Verdict, Weights, is_calm, score
-from dsp.pipeline import SoundPipeline
 from sim import evalset as E
 from sim import loso
 
@@ -83,11 +83,7 @@ class _Recorder(ShoutDetector):
 
 def _record(audio: np.ndarray, fs: int, calibrate_s: int, offset_db: float):
     det = _Recorder()
-    p = SoundPipeline(fs, calibrate_seconds=calibrate_s, calibration_offset_db=offset_db, detector=det)
-    n = fs // 10
-    for i in range(0, len(audio), n):
-        p.process(audio[i:i + n])
-    p.finish()
+    run(audio, fs, calibrate_seconds=calibrate_s, calibration_offset_db=offset_db, detector=det)
     t = np.array([r[0] for r in det.rows])
     x = np.array([r[1] for r in det.rows]).reshape(len(t), 7)   # the fuzzy score is added by _x
     return t, x, np.array([r[2] for r in det.rows], bool), np.array([r[3] for r in det.rows])
